@@ -1,0 +1,88 @@
+"""The light GRU (Li-GRU; Ravanelli, Brakel, Omologo & Bengio 2018, "Light gated recurrent units for speech
+recognition"): no reset gate, a ReLU candidate, and normalization of the input projections.
+
+    a_t = Norm(W x_t)                  [a_z; a_h], normalized over the valid frames (batch norm in the paper)
+    z_t = sigma(a_z + U_z h_{t-1})
+    c_t = ReLU(a_h + U_h h_{t-1})
+    h_t = z_t * h_{t-1} + (1 - z_t) * c_t
+
+weight_ih_l{k} = [W_z; W_h] (2H, I) and weight_hh_l{k} = [U_z; U_h] (2H, H). The normalization supplies the
+shift, so there is no bias unless normalization="none". Batch norm statistics are taken over valid frames
+only (padding does not leak in); at inference it uses its running statistics, frame by frame, so streaming
+gives the same result as a whole utterance.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from gruasr.errors import ConfigError
+from gruasr.models.recurrent import Parts, RecurrentStack, masked_loop, register
+
+NORMALIZATIONS = ("batchnorm", "layernorm", "none")
+
+
+@register
+class LiGRU(RecurrentStack):
+    """Multi-layer Li-GRU; `normalization` is "batchnorm" (the paper's), "layernorm" or "none"."""
+
+    kind = "ligru"
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bidirectional: bool = False,
+        dropout: float = 0.0,
+        backend: str | None = None,
+        bias: bool = True,
+        normalization: str = "batchnorm",
+    ) -> None:
+        if normalization not in NORMALIZATIONS:
+            raise ConfigError(f"LiGRU: normalization must be one of {list(NORMALIZATIONS)}, got {normalization!r}")
+        self.normalization = normalization
+        self.norms: nn.ModuleDict | dict[str, nn.Module] = {}  # replaced once nn.Module is initialised
+        super().__init__(input_size, hidden_size, num_layers, bidirectional, dropout, backend, bias)
+
+    def _init_direction(self, layer: int, suffix: str, input_size: int) -> None:
+        if not isinstance(self.norms, nn.ModuleDict):
+            self.norms = nn.ModuleDict()
+        hidden = self.hidden_size
+        self._add_weight(f"weight_ih_l{layer}{suffix}", 2 * hidden, input_size)
+        self._add_weight(f"weight_hh_l{layer}{suffix}", 2 * hidden, hidden)
+        if self.normalization == "batchnorm":
+            self.norms[f"l{layer}{suffix}"] = nn.BatchNorm1d(2 * hidden, momentum=0.05)
+        elif self.normalization == "layernorm":
+            self.norms[f"l{layer}{suffix}"] = nn.LayerNorm(2 * hidden)
+        elif self.bias:
+            self._add_weight(f"bias_ih_l{layer}{suffix}", 2 * hidden)
+
+    def _normalize(self, gi: Tensor, key: str, mask: Tensor | None) -> Tensor:
+        norm = self.norms[key] if key in self.norms else None
+        if norm is None:
+            return gi
+        if isinstance(norm, nn.BatchNorm1d):
+            if mask is None:
+                return norm(gi.reshape(-1, gi.shape[-1])).reshape(gi.shape)
+            valid = mask[:, :, None]  # (T, B, 1): statistics over valid frames only
+            return torch.zeros_like(gi).masked_scatter(valid, norm(gi[mask]))
+        return norm(gi)
+
+    def _run_direction(
+        self, seq: Tensor, state: Parts, layer: int, suffix: str, mask: Tensor | None
+    ) -> tuple[Tensor, Parts]:
+        hidden = self.hidden_size
+        w_hh = self.weight("weight_hh", layer, suffix)
+        gi = F.linear(seq, self.weight("weight_ih", layer, suffix), self.param("bias_ih", layer, suffix))
+        gi = self._normalize(gi, f"l{layer}{suffix}", mask)  # (T, B, 2H)
+
+        def step(g: Tensor, h: Parts) -> Parts:
+            a = g + F.linear(h[0], w_hh)  # (B, 2H)
+            z = torch.sigmoid(a[:, :hidden])
+            cand = torch.relu(a[:, hidden:])
+            return (torch.lerp(cand, h[0], z),)  # z * h + (1 - z) * cand
+
+        return masked_loop(step, gi, state, mask)
