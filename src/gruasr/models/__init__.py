@@ -7,4 +7,15 @@ from gruasr.models.mingru import MinGRU
 from gruasr.models.recurrent import RecurrentStack, available, recurrent
 from gruasr.models.rnn import RNN
 
-__all__ = ["GRU", "GRUCell", "LSTM", "LiGRU", "MinGRU", "RNN", "RecurrentStack", "available", "gru_cell", "recurrent"]
+__all__ = [
+    "GRU",
+    "GRUCell",
+    "LSTM",
+    "LiGRU",
+    "MinGRU",
+    "RNN",
+    "RecurrentStack",
+    "available",
+    "gru_cell",
+    "recurrent",
+]

@@ -50,7 +50,7 @@ class GRUSequence(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(  # type: ignore[override]
+    def forward(
         ctx: Any, gi: Tensor, h0: Tensor, w_hh: Tensor, b_hh: Tensor | None, mask: Tensor | None
     ) -> tuple[Tensor, Tensor]:
         steps, batch, _ = gi.shape
@@ -192,4 +192,3 @@ class GRUCell(nn.Module):
         elif h.shape != (x.shape[0], self.hidden_size):
             raise ShapeError(f"GRUCell expects h of shape {(x.shape[0], self.hidden_size)}, got {tuple(h.shape)}")
         return gru_cell(x, h, self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)
-

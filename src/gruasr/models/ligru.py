@@ -44,12 +44,12 @@ class LiGRU(RecurrentStack):
         if normalization not in NORMALIZATIONS:
             raise ConfigError(f"LiGRU: normalization must be one of {list(NORMALIZATIONS)}, got {normalization!r}")
         self.normalization = normalization
-        self.norms: nn.ModuleDict | dict[str, nn.Module] = {}  # replaced once nn.Module is initialised
         super().__init__(input_size, hidden_size, num_layers, bidirectional, dropout, backend, bias)
 
+    def _init_submodules(self) -> None:
+        self.norms = nn.ModuleDict()
+
     def _init_direction(self, layer: int, suffix: str, input_size: int) -> None:
-        if not isinstance(self.norms, nn.ModuleDict):
-            self.norms = nn.ModuleDict()
         hidden = self.hidden_size
         self._add_weight(f"weight_ih_l{layer}{suffix}", 2 * hidden, input_size)
         self._add_weight(f"weight_hh_l{layer}{suffix}", 2 * hidden, hidden)
@@ -61,7 +61,7 @@ class LiGRU(RecurrentStack):
             self._add_weight(f"bias_ih_l{layer}{suffix}", 2 * hidden)
 
     def _normalize(self, gi: Tensor, key: str, mask: Tensor | None) -> Tensor:
-        norm = self.norms[key] if key in self.norms else None
+        norm = self.norms.get(key)
         if norm is None:
             return gi
         if isinstance(norm, nn.BatchNorm1d):

@@ -35,9 +35,7 @@ def log_g(v: Tensor) -> Tensor:
     return torch.where(v >= 0, torch.log(F.relu(v) + 0.5), -F.softplus(-v))
 
 
-def mingru_scan(
-    k: Tensor, v: Tensor, h0: Tensor, mask: Tensor | None = None, chunk: int = 32
-) -> tuple[Tensor, Tensor]:
+def mingru_scan(k: Tensor, v: Tensor, h0: Tensor, mask: Tensor | None = None, chunk: int = 32) -> tuple[Tensor, Tensor]:
     """Parallel log-space scan. k, v (T, B, H) gate and candidate pre-activations, h0 (B, H), mask (T, B).
 
     Returns hs (T, B, H) and h_last (B, H). At padded steps the state is carried: log(1 - z) = 0 and the

@@ -91,16 +91,18 @@ class RecurrentStack(nn.Module):
         bias: bool = True,
     ) -> None:
         super().__init__()
-        for name, value in (("input_size", input_size), ("hidden_size", hidden_size), ("num_layers", num_layers)):
+        for name, value in (
+            ("input_size", input_size),
+            ("hidden_size", hidden_size),
+            ("num_layers", num_layers),
+        ):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{type(self).__name__}: {name} must be a positive int, got {value!r}")
         if not 0.0 <= float(dropout) < 1.0:
             raise ConfigError(f"{type(self).__name__}: dropout must be in [0, 1), got {dropout!r}")
         backend = self.backends[0] if backend is None else backend
         if backend not in self.backends:
-            raise ConfigError(
-                f"{type(self).__name__}: backend must be one of {list(self.backends)}, got {backend!r}"
-            )
+            raise ConfigError(f"{type(self).__name__}: backend must be one of {list(self.backends)}, got {backend!r}")
         self.input_size = input_size
         self.hidden_size = hidden_size
         self.num_layers = num_layers
@@ -109,6 +111,7 @@ class RecurrentStack(nn.Module):
         self.backend = backend
         self.bias = bool(bias)
         self._fused_cache: dict[str, nn.Module] = {}  # a plain dict: not a submodule, not in the state dict
+        self._init_submodules()
         for layer in range(num_layers):
             layer_in = input_size if layer == 0 else hidden_size * self.num_directions
             for suffix in self.suffixes:
@@ -116,6 +119,9 @@ class RecurrentStack(nn.Module):
         self.reset_parameters()
 
     # -- what a subclass provides ------------------------------------------------------------------------
+
+    def _init_submodules(self) -> None:
+        """Create containers the directions fill (e.g. LiGRU's norms); called before _init_direction."""
 
     def _init_direction(self, layer: int, suffix: str, input_size: int) -> None:
         """Register the parameters of one direction of one layer."""
@@ -227,7 +233,8 @@ class RecurrentStack(nn.Module):
     # -- checks at the boundary --------------------------------------------------------------------------
 
     def _reference_weight(self) -> Tensor:
-        return next(iter(self._parameters.values()))  # type: ignore[arg-type]
+        weight: Tensor = self.weight("weight_ih", 0)
+        return weight
 
     def _check_input(self, x: Tensor) -> None:
         name = type(self).__name__
@@ -278,9 +285,7 @@ class RecurrentStack(nn.Module):
                 got = tuple(part.shape) if isinstance(part, Tensor) else type(part).__name__
                 raise ShapeError(f"{name}: state must have shape {shape}, got {got}")
             if part.dtype != x.dtype or part.device != x.device:
-                raise ShapeError(
-                    f"{name}: state is {part.dtype} on {part.device}, x is {x.dtype} on {x.device}"
-                )
+                raise ShapeError(f"{name}: state is {part.dtype} on {part.device}, x is {x.dtype} on {x.device}")
         return parts
 
     # -- the fused backend -------------------------------------------------------------------------------
@@ -305,7 +310,7 @@ class RecurrentStack(nn.Module):
 
     def _forward_fused(self, x: Tensor, lengths: Tensor | None, init: Parts) -> tuple[Tensor, Tensor | None, State]:
         template = self._fused_template()
-        params = dict(self.named_parameters(recurse=False))
+        params: dict[str, Tensor] = dict(self.named_parameters(recurse=False))
         hx: State = init[0] if self.state_parts == 1 else init
         with warnings.catch_warnings():
             # cuDNN wants one flat weight buffer and copies ours into one: correct, merely a warning.

@@ -1,6 +1,6 @@
 """The plain (Elman) recurrent network with tanh, in torch.nn.RNN's form and parameter layout.
 
-    h_t = tanh(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)
+h_t = tanh(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)
 """
 
 from __future__ import annotations
