@@ -29,6 +29,7 @@ class LiGRU(RecurrentStack):
     """Multi-layer Li-GRU; `normalization` is "batchnorm" (the paper's), "layernorm" or "none"."""
 
     kind = "ligru"
+    norms: nn.ModuleDict
 
     def __init__(
         self,
@@ -61,9 +62,9 @@ class LiGRU(RecurrentStack):
             self._add_weight(f"bias_ih_l{layer}{suffix}", 2 * hidden)
 
     def _normalize(self, gi: Tensor, key: str, mask: Tensor | None) -> Tensor:
-        norm = self.norms.get(key)
-        if norm is None:
+        if key not in self.norms:
             return gi
+        norm = self.norms[key]
         if isinstance(norm, nn.BatchNorm1d):
             if mask is None:
                 return norm(gi.reshape(-1, gi.shape[-1])).reshape(gi.shape)
