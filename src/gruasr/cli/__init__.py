@@ -1,0 +1,1 @@
+"""The `gruasr` command line."""

@@ -1,0 +1,66 @@
+"""The one entry point, `gruasr`: thin subcommands over library calls. Results to stdout, progress to stderr."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from gruasr import GruAsrError, __version__
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from gruasr.demo import run_demo
+
+    result = run_demo(updates=args.updates)
+    return 0 if max(result.parity.values()) < 1e-9 else 1
+
+
+def _cmd_units(args: argparse.Namespace) -> int:
+    from gruasr.models import available, recurrent
+
+    print(f"{'unit':8} {'backends':24} {'parameters':>10}  (input {args.input_size}, hidden {args.hidden_size})")
+    for name in available():
+        unit = recurrent(name, input_size=args.input_size, hidden_size=args.hidden_size)
+        count = sum(p.numel() for p in unit.parameters())
+        print(f"{name:8} {','.join(unit.backends):24} {count:>10}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gruasr", description="Speech recognition built around gated recurrent units, for telephone speech."
+    )
+    parser.add_argument("--version", action="version", version=f"gruasr {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    demo = sub.add_parser("demo", help="show the GRU matching torch.nn.GRU and learning a sequence task")
+    demo.add_argument("--updates", type=int, default=400, help="training updates for the sequence task")
+    demo.set_defaults(func=_cmd_demo)
+
+    units = sub.add_parser("units", help="list the recurrent units, their backends and parameter counts")
+    units.add_argument("--input-size", type=int, default=80)
+    units.add_argument("--hidden-size", type=int, default=256)
+    units.set_defaults(func=_cmd_units)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        code: int = args.func(args)
+    except GruAsrError as err:
+        print(f"gruasr {args.command}: error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"gruasr {args.command}: interrupted", file=sys.stderr)
+        return 130
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

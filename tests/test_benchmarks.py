@@ -1,0 +1,29 @@
+"""The benchmarks run (smoke mode) and write the JSON they promise. Timings are never asserted here."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_recurrent_speed_quick_writes_json(tmp_path):
+    out = tmp_path / "speed.json"
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "recurrent_speed.py"), "--quick", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    report = json.loads(out.read_text())
+    variants = {row["variant"] for row in report["rows"]}
+    assert {"torch.nn.GRU", "gru/reference", "gru/fused", "mingru/scan", "ligru/reference"} <= variants
+    for row in report["rows"]:
+        assert row["train_s"] > 0 and row["infer_s"] > 0
+        if row["variant"] == "torch.nn.GRU":
+            assert row["train_ratio"] == 1.0
+    assert "x nn.GRU" in done.stdout
