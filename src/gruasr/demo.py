@@ -106,7 +106,7 @@ def train_recall(
     return {
         "accuracy_before": before,
         "accuracy_after": accuracy(),
-        "loss": float(loss),
+        "loss": loss.item(),
         "seconds": time.perf_counter() - start,
     }
 
