@@ -4,12 +4,13 @@ Everything is decoded to float32 in [-1, 1], shaped (channels, samples): a stere
 signal per call leg. Decoding goes through libsndfile (python-soundfile); headerless raw PCM is read with numpy
 from an explicit `RawFormat` (rate, sample width, byte order), because a raw file says nothing about itself.
 
-Every failure to read (missing, empty, truncated, corrupt, unsupported, absurdly large) raises AudioFormatError
-naming the file and the reason; nothing else escapes, and nothing larger than `max_seconds` is allocated.
+Every failure to read (missing, empty, truncated, corrupt, unsupported, implausible, too long) raises AudioFormatError
+naming the file and the reason; nothing else escapes. Memory follows the audio decoded, never a header's claims.
 """
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,8 +25,23 @@ from gruasr.errors import AudioFormatError
 MAX_SECONDS = 4 * 3600.0
 #: suffixes read as headerless PCM (they need a RawFormat)
 RAW_SUFFIXES = (".raw", ".pcm", ".sw", ".ul", ".al")
+#: sample rates (Hz) outside this range are refused as implausible: a corrupt header could otherwise ask the
+#: resampler for a 2 GHz -> 8 kHz filter, or turn a few frames at 1 Hz into hours of audio
+MIN_SAMPLE_RATE = 1000
+MAX_SAMPLE_RATE = 768_000
+#: frames decoded per block: memory follows the audio actually in the file, never a length its header claims
+_BLOCK_VALUES = 1 << 20
 
 Encoding = Literal["pcm", "ulaw", "alaw", "float"]
+
+
+def _check_rate(rate: object, what: str) -> None:
+    if isinstance(rate, bool) or not isinstance(rate, (int, np.integer)):
+        raise AudioFormatError(f"{what}: sample rate must be an integer number of Hz, got {rate!r}")
+    if not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
+        raise AudioFormatError(
+            f"{what}: sample rate {rate} Hz is outside the plausible {MIN_SAMPLE_RATE}..{MAX_SAMPLE_RATE} Hz"
+        )
 
 
 @dataclass(frozen=True)
@@ -39,8 +55,12 @@ class RawFormat:
     encoding: Encoding = "pcm"
 
     def __post_init__(self) -> None:
-        if self.sample_rate <= 0:
-            raise AudioFormatError(f"raw audio: sample_rate must be positive, got {self.sample_rate}")
+        for name in ("sample_rate", "sample_width", "channels"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+                raise AudioFormatError(f"raw audio: {name} must be an integer, got {value!r}")
+            object.__setattr__(self, name, int(value))
+        _check_rate(self.sample_rate, "raw audio")
         if self.channels <= 0:
             raise AudioFormatError(f"raw audio: channels must be positive, got {self.channels}")
         if self.byte_order not in ("little", "big"):
@@ -52,7 +72,8 @@ class RawFormat:
             raise AudioFormatError(
                 f"raw audio: {self.encoding} needs sample_width in {allowed[self.encoding]}, got {self.sample_width}"
             )
-
+        if self.sample_width == 1:  # one byte has no byte order: keep one canonical value, so parse(spec) == self
+            object.__setattr__(self, "byte_order", "little")
 
     @classmethod
     def parse(cls, spec: str, sample_rate: int, channels: int = 1) -> RawFormat:
@@ -146,20 +167,49 @@ def _raw_info(path: Path, raw: RawFormat) -> AudioInfo:
     return AudioInfo(raw.sample_rate, raw.channels, size // frame_bytes, "RAW", f"{raw.encoding}{8 * raw.sample_width}")
 
 
+def _wav_truncation(path: Path, size: int) -> str | None:
+    """Why a RIFF/WAVE file is cut short, or None. libsndfile silently reads whatever part of the 'data' chunk is
+    present; a partial upload or copy should fail loudly instead. A declared size of 0 or 0xFFFFFFFF is the
+    placeholder recorders leave when they write to a pipe, so it means "to the end of the file", not truncation."""
+    with path.open("rb") as f:
+        head = f.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return None
+        offset = 12
+        for _ in range(1024):  # bounded: a corrupt chunk list cannot keep us walking
+            f.seek(offset)
+            chunk = f.read(8)
+            if len(chunk) < 8:
+                return None
+            declared = int.from_bytes(chunk[4:], "little")
+            if chunk[:4] == b"data":
+                present = size - offset - 8
+                if declared not in (0, 0xFFFFFFFF) and declared > present:
+                    return f"truncated: the data chunk declares {declared} bytes, the file holds {present}"
+                return None
+            offset += 8 + declared + (declared & 1)  # chunks are padded to an even size
+    return None
+
+
 def audio_info(path: str | os.PathLike[str], raw: RawFormat | None = None) -> AudioInfo:
-    """Read a file's header (no samples). Raw PCM needs `raw`; other formats are recognised by content."""
+    """Read a file's header (no samples). Raw PCM needs `raw`; other formats are recognised by content.
+    Raises AudioFormatError for anything unreadable, an implausible rate, no samples, or a truncated WAV."""
     path = Path(path)
     if raw is not None or is_raw(path):
         if raw is None:
             raise AudioFormatError(f"{path}: headerless raw audio needs a RawFormat (rate, width, byte order)")
         return _raw_info(path, raw)
-    _check_file(path)
+    size = _check_file(path)
     try:
         info = sf.info(str(path))
+        truncation = _wav_truncation(path, size)
     except Exception as err:  # libsndfile reports corrupt input with several exception types
         raise AudioFormatError(f"{path}: not readable audio ({_reason(err)})") from None
-    if info.samplerate <= 0 or info.channels <= 0:
-        raise AudioFormatError(f"{path}: header declares {info.samplerate} Hz and {info.channels} channels")
+    if info.channels <= 0:
+        raise AudioFormatError(f"{path}: header declares {info.channels} channels")
+    _check_rate(info.samplerate, str(path))
+    if truncation:
+        raise AudioFormatError(f"{path}: {truncation}")
     if info.frames <= 0:
         raise AudioFormatError(f"{path}: no audio samples")
     return AudioInfo(int(info.samplerate), int(info.channels), int(info.frames), info.format, info.subtype)
@@ -179,7 +229,8 @@ def _decode_raw(data: bytes, raw: RawFormat) -> np.ndarray:
         out = ulaw_decode(codes) if raw.encoding == "ulaw" else alaw_decode(codes)
     elif raw.encoding == "float":
         order = "<" if raw.byte_order == "little" else ">"
-        out = np.frombuffer(data, dtype=f"{order}f{raw.sample_width}").astype(np.float32)
+        with np.errstate(over="ignore"):  # a float64 beyond float32's range becomes inf, refused by the caller
+            out = np.frombuffer(data, dtype=f"{order}f{raw.sample_width}").astype(np.float32)
     elif raw.sample_width == 1:  # 8-bit PCM is unsigned, centred on 128
         out = (np.frombuffer(data, dtype=np.uint8).astype(np.float32) - 128.0) / 128.0
     elif raw.sample_width == 3:
@@ -195,6 +246,46 @@ def _decode_raw(data: bytes, raw: RawFormat) -> np.ndarray:
     return out.reshape(-1, raw.channels)
 
 
+def _seconds(path: Path, name: str, value: object, allow_zero: bool) -> float:
+    number = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+    seconds = float(value) if number else math.nan  # type: ignore[arg-type]
+    if not math.isfinite(seconds) or seconds < 0 or (seconds == 0 and not allow_zero):
+        sign = ">=" if allow_zero else ">"
+        raise AudioFormatError(f"{path}: bad segment: {name} must be finite seconds {sign} 0, got {value!r}")
+    return seconds
+
+
+def _read_raw(path: Path, raw: RawFormat, first: int, count: int) -> np.ndarray:
+    """Frames [first, first + count) of a headerless file -> float32 (channels, n)."""
+    width = raw.sample_width * raw.channels
+    with path.open("rb") as f:
+        f.seek(first * width)
+        data = f.read(count * width)
+    return _decode_raw(data[: len(data) - len(data) % width], raw).T
+
+
+def _read_sndfile(path: Path, info: AudioInfo, first: int, count: int) -> np.ndarray:
+    """Decode frames [first, first + count) in blocks -> float32 (channels, n). The list of blocks grows with
+    the audio really decoded, so a header that claims hours of audio in a few bytes allocates nothing."""
+    blocks: list[np.ndarray] = [np.zeros((info.channels, 0), np.float32)]
+    got = 0
+    try:
+        with sf.SoundFile(str(path)) as f:
+            if first:
+                f.seek(first)
+            while got < count:
+                chunk = f.read(min(_BLOCK_VALUES // info.channels + 1, count - got), dtype="float32", always_2d=True)
+                if chunk.shape[0] == 0:
+                    break
+                blocks.append(chunk.T)  # (channels, n)
+                got += chunk.shape[0]
+    except Exception as err:
+        raise AudioFormatError(f"{path}: cannot decode ({_reason(err)})") from None
+    if got < count and info.format != "MP3":  # libsndfile only estimates an MP3's length
+        raise AudioFormatError(f"{path}: truncated or corrupt: {count} frames expected from {first}, {got} decoded")
+    return np.concatenate(blocks, axis=1)
+
+
 def load_audio(
     path: str | os.PathLike[str],
     *,
@@ -207,40 +298,38 @@ def load_audio(
     """Decode a file to float32 (channels, n); optionally a segment [start, start + duration) in seconds, and
     resampled to `sample_rate` Hz. Raises AudioFormatError for anything unreadable or longer than max_seconds."""
     path = Path(path)
+    start = _seconds(path, "start", start, allow_zero=True)
+    if duration is not None:
+        duration = _seconds(path, "duration", duration, allow_zero=False)
+    if not max_seconds > 0:
+        raise AudioFormatError(f"{path}: max_seconds must be > 0, got {max_seconds!r}")
+    if sample_rate is not None:
+        _check_rate(sample_rate, f"{path}: requested")
     info = audio_info(path, raw)
-    if start < 0 or (duration is not None and duration <= 0):
-        raise AudioFormatError(f"{path}: bad segment start={start} duration={duration}")
     first = int(round(start * info.sample_rate))
-    count = info.frames - first if duration is None else int(round(duration * info.sample_rate))
-    if first >= info.frames or count <= 0:
+    if first >= info.frames:
         raise AudioFormatError(f"{path}: segment starts at {start:.3f} s, beyond the audio's {info.duration:.3f} s")
-    count = min(count, info.frames - first)
+    count = (
+        info.frames - first if duration is None else min(int(round(duration * info.sample_rate)), info.frames - first)
+    )
+    if count <= 0:
+        raise AudioFormatError(f"{path}: segment of {duration} s is shorter than one sample at {info.sample_rate} Hz")
     if count / info.sample_rate > max_seconds:
         raise AudioFormatError(
             f"{path}: {count / info.sample_rate:.0f} s of audio is over the {max_seconds:.0f} s limit for one read"
         )
-    if raw is not None:  # (a raw suffix without a RawFormat was refused by audio_info)
-        width = raw.sample_width * raw.channels
-        with path.open("rb") as f:
-            f.seek(first * width)
-            data = f.read(count * width)
-        frames = _decode_raw(data, raw)
-    else:
-        try:
-            frames = sf.read(str(path), start=first, frames=count, dtype="float32", always_2d=True)[0]
-        except Exception as err:
-            raise AudioFormatError(f"{path}: cannot decode ({_reason(err)})") from None
-    if frames.shape[0] == 0:
+    samples = _read_raw(path, raw, first, count) if raw is not None else _read_sndfile(path, info, first, count)
+    if samples.shape[1] == 0:
         raise AudioFormatError(f"{path}: no audio samples could be decoded")
-    if not np.all(np.isfinite(frames)):
+    if not np.all(np.isfinite(samples)):
         raise AudioFormatError(f"{path}: contains NaN or infinite samples")
-    samples = np.ascontiguousarray(frames.T, dtype=np.float32)  # (channels, n)
+    samples = np.ascontiguousarray(samples, dtype=np.float32)  # (channels, n)
     rate = info.sample_rate
     if sample_rate is not None and sample_rate != rate:
         from gruasr.audio.resample import resample
 
-        samples = resample(samples, rate, sample_rate)
-        rate = sample_rate
+        samples = resample(samples, rate, int(sample_rate))
+        rate = int(sample_rate)
     return Audio(samples, rate)
 
 
@@ -256,20 +345,56 @@ _SUBTYPES = {
 }
 
 
+_PCM_BITS = {"pcm8": 8, "pcm16": 16, "pcm24": 24, "pcm32": 32}
+
+
+def _wav_values(data: np.ndarray, encoding: str) -> np.ndarray:
+    """Float samples in [-1, 1] -> the values to hand libsndfile, so that load_audio reads back the nearest level.
+    Given floats, libsndfile scales them to 32 bits and drops the low bits: it truncates toward minus infinity,
+    an error of up to one step and a DC bias of half a step; integers it writes as they are. Its G.711 encoder
+    rounds differently from the reference at some decision levels (~380 of the 65536 inputs for mu-law); handed
+    a code's own level, it writes that code, so ulaw/alaw files hold the ITU-T G.711 reference codes."""
+    from gruasr.audio.g711 import alaw2lin, alaw_encode, ulaw2lin, ulaw_encode
+
+    if encoding in ("ulaw", "alaw"):
+        return ulaw2lin(ulaw_encode(data)) if encoding == "ulaw" else alaw2lin(alaw_encode(data))
+    if encoding == "float":
+        return data.astype(np.float32)
+    bits = _PCM_BITS[encoding]
+    full = 2.0 ** (bits - 1)
+    levels = np.clip(np.round(data * full), -full, full - 1)
+    if bits <= 16:  # libsndfile writes the top byte of a short as PCM_U8
+        return (levels * 2.0 ** (16 - bits)).astype(np.int16)
+    return (levels * 2.0 ** (32 - bits)).astype(np.int32)  # and the top 3 bytes of an int as PCM_24
+
+
 def save_wav(
     path: str | os.PathLike[str], samples: np.ndarray, sample_rate: int, encoding: WavEncoding = "pcm16"
 ) -> Path:
-    """Write float samples (n,) or (channels, n) in [-1, 1] as a WAV file; written atomically (temp + rename)."""
+    """Write float samples (n,) or (channels, n) in [-1, 1] (values outside are clipped) as a WAV file, written
+    atomically (temp file + rename). PCM samples are rounded to the nearest level, so audio read with load_audio
+    saves back bit-exactly; ulaw/alaw files hold the ITU-T G.711 reference codes (gruasr.audio.g711)."""
     path = Path(path)
-    data = np.asarray(samples, dtype=np.float32)
+    if encoding not in _SUBTYPES:
+        raise AudioFormatError(f"save_wav: encoding must be one of {list(_SUBTYPES)}, got {encoding!r}")
+    _check_rate(sample_rate, f"save_wav {path}")
+    try:
+        data = np.asarray(samples, dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise AudioFormatError(f"save_wav: samples are not numbers ({err})") from None
     if data.ndim == 1:
         data = data[None, :]
     if data.ndim != 2 or data.shape[1] == 0:
         raise AudioFormatError(f"save_wav expects samples (n,) or (channels, n), got shape {np.shape(samples)}")
-    if encoding not in _SUBTYPES:
-        raise AudioFormatError(f"save_wav: encoding must be one of {list(_SUBTYPES)}, got {encoding!r}")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if not np.all(np.isfinite(data)):
+        raise AudioFormatError("save_wav: samples contain NaN or infinite values")
+    frames = _wav_values(np.clip(data, -1.0, 1.0), encoding)
     tmp = path.with_name(f".{path.name}.tmp")
-    sf.write(str(tmp), np.clip(data, -1.0, 1.0).T, sample_rate, subtype=_SUBTYPES[encoding], format="WAV")
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        sf.write(str(tmp), frames.T, int(sample_rate), subtype=_SUBTYPES[encoding], format="WAV")
+        os.replace(tmp, path)
+    except Exception as err:
+        tmp.unlink(missing_ok=True)
+        raise AudioFormatError(f"save_wav {path}: cannot write ({_reason(err)})") from None
     return path
