@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from gruasr import GruAsrError, __version__
+from gruasr.cli.data import add_data_parser
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -42,6 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
     units.add_argument("--input-size", type=int, default=80)
     units.add_argument("--hidden-size", type=int, default=256)
     units.set_defaults(func=_cmd_units)
+
+    add_data_parser(sub)
     return parser
 
 

@@ -1,0 +1,133 @@
+"""`gruasr data ...`: import corpora into manifests (an4, fsdd, kaldi, folder) and summarise manifests (stats).
+
+Each subcommand is a thin wrapper over gruasr.data.corpora / gruasr.data.stats. Importers check every file,
+write the good utterances and list the bad ones (stdout and rejected.tsv) instead of stopping at the first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from gruasr.data.corpora.check import CheckLimits, ImportReport
+
+#: rejected utterances printed to stdout at most; the full list is in the rejected.tsv file
+SHOW_REJECTED = 50
+
+
+def _limits(args: argparse.Namespace) -> CheckLimits:
+    from gruasr.data.corpora.check import CheckLimits
+
+    return CheckLimits(args.min_duration, args.max_duration, args.sample_rate, decode=not args.headers_only)
+
+
+def _print_report(report: ImportReport) -> int:
+    for name, count in report.counts.items():
+        print(f"wrote {report.out / name}: {count:,} utterances, {report.seconds[name] / 3600:.3f} h")
+    for note in report.notes:
+        print(note)
+    print(f"rejected: {len(report.rejected):,} (listed in {report.rejected_path})")
+    for bad in report.rejected[:SHOW_REJECTED]:
+        print(f"  {bad.id}\t{bad.audio or '-'}\t{bad.reason}")
+    if len(report.rejected) > SHOW_REJECTED:
+        print(f"  ... and {len(report.rejected) - SHOW_REJECTED:,} more")
+    return 0
+
+
+def _cmd_an4(args: argparse.Namespace) -> int:
+    from gruasr.data.corpora.an4 import import_an4
+
+    dev = args.dev_speaker if args.dev_speaker else args.dev_speakers
+    return _print_report(import_an4(args.src, args.out, _limits(args), dev))
+
+
+def _cmd_fsdd(args: argparse.Namespace) -> int:
+    from gruasr.data.corpora.fsdd import import_fsdd
+
+    numbers = {
+        "train": args.numbers_train,
+        "dev": args.numbers_dev,
+        "test": args.numbers_test,
+        "holdout": args.numbers_holdout,
+    }
+    report = import_fsdd(args.src, args.out, _limits(args), args.seed, numbers, args.holdout_speaker)
+    return _print_report(report)
+
+
+def _cmd_kaldi(args: argparse.Namespace) -> int:
+    from gruasr.data.corpora.kaldi import import_kaldi
+
+    return _print_report(import_kaldi(args.src, args.out, _limits(args), args.root))
+
+
+def _cmd_folder(args: argparse.Namespace) -> int:
+    from gruasr.data.corpora.folder import import_folder
+
+    return _print_report(import_folder(args.src, args.out, args.tsv, _limits(args)))
+
+
+def _cmd_stats(args: argparse.Namespace) -> int:
+    from gruasr.data.stats import format_stats, manifest_stats
+
+    stats = manifest_stats(args.manifest, top=args.top, bins=args.bins)
+    print(json.dumps(stats.to_dict(), indent=2, ensure_ascii=False) if args.json else format_stats(stats))
+    return 1 if stats.unreadable else 0
+
+
+def _check_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("file checks (failing files are listed in rejected.tsv, not imported)")
+    group.add_argument("--min-duration", type=float, default=0.1, metavar="S", help="shortest usable utterance")
+    group.add_argument("--max-duration", type=float, default=60.0, metavar="S", help="longest usable utterance")
+    group.add_argument("--sample-rate", type=int, default=None, metavar="HZ", help="reject files at other rates")
+    group.add_argument("--headers-only", action="store_true", help="read headers only; do not decode samples")
+
+
+def add_data_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register `data` and its subcommands on the top-level subparsers."""
+    data = sub.add_parser("data", help="import corpora into manifests; summarise a manifest")
+    corpora = data.add_subparsers(dest="data_command", metavar="SUBCOMMAND", required=True)
+
+    an4 = corpora.add_parser("an4", help="CMU AN4 -> train/dev/test.jsonl (dev: whole training speakers)")
+    an4.add_argument("--src", required=True, help="the an4 folder (holding etc/ and wav/)")
+    an4.add_argument("--out", required=True, help="output folder")
+    an4.add_argument("--dev-speakers", type=int, default=7, metavar="N", help="training speakers held out as dev")
+    an4.add_argument("--dev-speaker", action="append", metavar="NAME", help="hold out this speaker (repeatable)")
+    _check_options(an4)
+    an4.set_defaults(func=_cmd_an4)
+
+    fsdd = corpora.add_parser("fsdd", help="Free Spoken Digit Dataset -> digits and synthesized phone numbers")
+    fsdd.add_argument("--src", required=True, help="the fsdd folder (holding recordings/)")
+    fsdd.add_argument("--out", required=True, help="output folder")
+    fsdd.add_argument("--seed", type=int, default=0, help="seed for the synthesized numbers")
+    fsdd.add_argument("--numbers-train", type=int, default=2000, metavar="N", help="numbers from training takes")
+    fsdd.add_argument("--numbers-dev", type=int, default=200, metavar="N", help="numbers from dev takes")
+    fsdd.add_argument("--numbers-test", type=int, default=200, metavar="N", help="numbers from test takes")
+    fsdd.add_argument("--numbers-holdout", type=int, default=200, metavar="N", help="numbers from the held-out speaker")
+    fsdd.add_argument("--holdout-speaker", metavar="NAME", help="leave this speaker out of train/dev/test entirely")
+    _check_options(fsdd)
+    fsdd.set_defaults(func=_cmd_fsdd)
+
+    kaldi = corpora.add_parser("kaldi", help="Kaldi data folder (wav.scp, text, segments, utt2spk) -> manifest")
+    kaldi.add_argument("--src", required=True, help="the Kaldi data folder")
+    kaldi.add_argument("--out", required=True, help="output manifest (.jsonl)")
+    kaldi.add_argument("--root", default=None, help="folder relative wav.scp paths start from (default: current)")
+    _check_options(kaldi)
+    kaldi.set_defaults(func=_cmd_kaldi)
+
+    folder = corpora.add_parser("folder", help="audio folder + transcripts TSV, or LibriSpeech layout -> manifest")
+    folder.add_argument("--src", required=True, help="the audio folder")
+    folder.add_argument("--tsv", default=None, help="transcripts: path<TAB>text[<TAB>speaker], optional header")
+    folder.add_argument("--out", required=True, help="output manifest (.jsonl)")
+    _check_options(folder)
+    folder.set_defaults(func=_cmd_folder)
+
+    stats = corpora.add_parser(
+        "stats", help="hours, speakers, durations and words of a manifest (exit 1 if some audio is unreadable)"
+    )
+    stats.add_argument("manifest", help="a .jsonl manifest")
+    stats.add_argument("--json", action="store_true", help="machine-readable JSON on stdout")
+    stats.add_argument("--top", type=int, default=10, metavar="N", help="most frequent words to list")
+    stats.add_argument("--bins", type=int, default=10, metavar="N", help="duration histogram bins")
+    stats.set_defaults(func=_cmd_stats)
