@@ -27,3 +27,25 @@ def test_recurrent_speed_quick_writes_json(tmp_path):
         if row["variant"] == "torch.nn.GRU":
             assert row["train_ratio"] == 1.0
     assert "x nn.GRU" in done.stdout
+
+
+def test_loader_speed_quick_writes_json(tmp_path, data_dir):
+    out = tmp_path / "loader.json"
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "loader_speed.py"),
+            "--quick",
+            "--data",
+            str(data_dir),
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["workers"] for r in rows] == [0, 1, 2]
+    assert all(r["audio_s"] == rows[0]["audio_s"] > 0 for r in rows)  # every worker count serves the same audio
