@@ -30,20 +30,11 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
+from gruasr.environment import device_name
 from gruasr.features import Fbank, FbankConfig, StreamingFbank
 
 RATE = 8000
 CONFIG = FbankConfig(sample_rate=RATE, num_mel_bins=80)
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def load_real(data: Path, fsdd: int, an4: int) -> list[np.ndarray]:
@@ -196,7 +187,7 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     meta = {
         "device": str(device),
-        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name(),
+        "device_name": device_name(device),
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
         "python": platform.python_version(),

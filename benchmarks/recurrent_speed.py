@@ -24,6 +24,7 @@ from rich.console import Console
 from rich.table import Table
 from torch import nn
 
+from gruasr.environment import device_name
 from gruasr.models import recurrent
 
 INPUT = 80
@@ -45,16 +46,6 @@ VARIANTS = [  # (label, unit, backend); None unit = torch.nn.GRU itself, the bas
     ("mingru/scan", "mingru", "scan"),
     ("mingru/sequential", "mingru", "sequential"),
 ]
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def _sync(device: torch.device) -> None:
@@ -160,7 +151,7 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     meta = {
         "device": str(device),
-        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name(),
+        "device_name": device_name(device),
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
         "python": platform.python_version(),

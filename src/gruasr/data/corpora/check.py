@@ -168,6 +168,22 @@ def write_split(report: ImportReport, path: Path, utts: Sequence[Utterance]) -> 
     report.add(path.name, utts)
 
 
+def finish_import(
+    out: Path, utts: Sequence[Utterance], rejected: list[Rejected], limits: CheckLimits | None, label: str
+) -> ImportReport:
+    """Check `utts`, write the good ones to the manifest `out` and the rejected ones beside it
+    (`<stem>.rejected.tsv`); an import with nothing usable is an error."""
+    checked = check_utterances(utts, limits or CheckLimits(), label)
+    rejected = rejected + checked.rejected
+    if not checked.good:
+        raise ConfigError(f"{label}: no usable utterances ({len(rejected)} rejected)")
+    report = ImportReport(out.parent)
+    write_split(report, out, checked.good)
+    report.rejected = rejected
+    report.rejected_path = write_rejected(out.with_name(f"{out.stem}.rejected.tsv"), rejected)
+    return report
+
+
 def require_dir(path: str | Path, what: str) -> Path:
     path = Path(path)
     if not path.is_dir():

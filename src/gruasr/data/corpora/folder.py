@@ -18,10 +18,8 @@ from gruasr.data.corpora.check import (
     CheckLimits,
     ImportReport,
     Rejected,
-    check_utterances,
+    finish_import,
     require_dir,
-    write_rejected,
-    write_split,
 )
 from gruasr.data.corpora.text import normalize_transcript
 from gruasr.data.manifest import Utterance
@@ -135,12 +133,4 @@ def import_folder(
         else:
             seen.add(utt.id)
             unique.append(utt)
-    checked = check_utterances(unique, limits or CheckLimits(), f"folder {src.name}")
-    rejected += checked.rejected
-    if not checked.good:
-        raise ConfigError(f"{src}: no usable utterances ({len(rejected)} rejected)")
-    report = ImportReport(out.parent)
-    write_split(report, out, checked.good)
-    report.rejected = rejected
-    report.rejected_path = write_rejected(out.with_name(f"{out.stem}.rejected.tsv"), rejected)
-    return report
+    return finish_import(out, unique, rejected, limits, f"folder {src}")

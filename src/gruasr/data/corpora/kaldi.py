@@ -19,10 +19,8 @@ from gruasr.data.corpora.check import (
     CheckLimits,
     ImportReport,
     Rejected,
-    check_utterances,
+    finish_import,
     require_dir,
-    write_rejected,
-    write_split,
 )
 from gruasr.data.corpora.text import normalize_transcript
 from gruasr.data.manifest import Utterance
@@ -132,12 +130,4 @@ def import_kaldi(
         if utt_id not in segments and utt_id not in listed:
             rejected.append(Rejected(utt_id, "", "transcript without audio (not in wav.scp or segments)"))
 
-    checked = check_utterances(utts, limits or CheckLimits(), f"Kaldi {src.name}")
-    rejected += checked.rejected
-    if not checked.good:
-        raise ConfigError(f"Kaldi data folder {src}: no usable utterances ({len(rejected)} rejected)")
-    report = ImportReport(out.parent)
-    write_split(report, out, checked.good)
-    report.rejected = rejected
-    report.rejected_path = write_rejected(out.with_name(f"{out.stem}.rejected.tsv"), rejected)
-    return report
+    return finish_import(out, utts, rejected, limits, f"Kaldi data folder {src}")
