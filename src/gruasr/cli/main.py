@@ -8,6 +8,8 @@ from collections.abc import Sequence
 
 from gruasr import GruAsrError, __version__
 from gruasr.cli.data import add_data_parser
+from gruasr.cli.recognize import add_recognize_parsers
+from gruasr.cli.train import add_train_parsers
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -45,6 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
     units.set_defaults(func=_cmd_units)
 
     add_data_parser(sub)
+    add_train_parsers(sub)
+    add_recognize_parsers(sub)
     return parser
 
 

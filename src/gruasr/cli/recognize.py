@@ -1,0 +1,103 @@
+"""`gruasr eval` and `gruasr transcribe`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from gruasr.errors import GruAsrError
+
+if TYPE_CHECKING:
+    from gruasr.recognizer import Recognizer
+
+
+def _recognizer(args: argparse.Namespace) -> Recognizer:
+    from gruasr.decoding.beam import BeamConfig
+    from gruasr.recognizer import DecodeOptions, load_model
+
+    beam = BeamConfig(beam_size=args.beam, lm_weight=args.lm_weight, word_bonus=args.word_bonus)
+    options = DecodeOptions(method="greedy" if args.greedy else "beam", beam=beam, use_lm=not args.no_lm)
+    return load_model(args.model, lm=args.lm, lexicon=args.lexicon, options=options)
+
+
+def _add_decoding(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", help="model directory (default: the bundled telephone model)")
+    parser.add_argument("--lm", help="ARPA language model (default: the model's lm.arpa, if any)")
+    parser.add_argument("--lexicon", help="word list limiting the output (default: the model's, or the LM's words)")
+    parser.add_argument("--no-lm", action="store_true", help="beam search without LM and lexicon")
+    parser.add_argument("--greedy", action="store_true", help="greedy (best path) decoding")
+    parser.add_argument("--beam", type=int, default=16, help="beam size")
+    parser.add_argument("--lm-weight", type=float, default=0.5, help="LM weight (alpha)")
+    parser.add_argument("--word-bonus", type=float, default=1.0, help="bonus per word (beta)")
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from gruasr.audio.telephony import TelephoneChannel
+    from gruasr.evaluation.evaluate import evaluate
+    from gruasr.evaluation.report import write_report
+
+    recognizer = _recognizer(args)
+    channel = None
+    if args.channel or args.snr is not None or args.packet_loss:
+        codec = None if args.channel in (None, "none") else args.channel
+        channel = TelephoneChannel(
+            codec=codec, snr_db=args.snr, packet_loss=args.packet_loss, output_rate=recognizer.sample_rate
+        )
+    report = evaluate(recognizer, args.manifest, channel, seed=args.seed, limit=args.limit)
+    report.info = {
+        "manifest": str(args.manifest),
+        "model": str(recognizer.bundle.path),
+        "decoding": "greedy" if args.greedy else ("beam" if args.no_lm or recognizer.lm is None else "beam+lm"),
+        "channel": {"codec": args.channel, "snr_db": args.snr, "packet_loss": args.packet_loss} if channel else None,
+    }
+    data = write_report(report, Path(args.out))
+    for ident, reason in report.failed:
+        print(f"failed: {ident}: {reason}", file=sys.stderr)
+    print(f"CER {100 * data['cer']:.2f}%  SER {100 * data['ser']:.2f}%  RTF {data['rtf']:.4f}  -> {args.out}")
+    print(report.counts().summary_line())
+    return 1 if report.failed else 0
+
+
+def _cmd_transcribe(args: argparse.Namespace) -> int:
+    recognizer = _recognizer(args)
+    failed = 0
+    for path in args.files:
+        try:
+            results = recognizer.transcribe_file(path)
+        except GruAsrError as err:
+            print(f"gruasr transcribe: {path}: {err}", file=sys.stderr)
+            failed += 1
+            continue
+        for result in results:
+            if args.json:
+                obj: dict[str, object] = {"audio": path, **result.hypothesis.to_dict()}
+                if len(results) > 1:
+                    obj["channel"] = result.channel
+                print(json.dumps(obj), flush=True)
+            else:
+                label = f"[channel {result.channel}] " if len(results) > 1 else ""
+                print(f"{path}: {label}{result.text}" if len(args.files) > 1 else f"{label}{result.text}", flush=True)
+    return 1 if failed else 0
+
+
+def add_recognize_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register `eval` and `transcribe` on the top-level subparsers."""
+    ev = sub.add_parser("eval", help="decode a manifest and score it (WER, CER, SER, RTF, per speaker)")
+    ev.add_argument("--manifest", required=True)
+    ev.add_argument("--out", required=True, help="folder for wer-summary.txt, recogs.txt, errs.txt, report.json")
+    ev.add_argument("--channel", choices=["ulaw", "alaw", "none"], help="pass the audio through a telephone line")
+    ev.add_argument("--snr", type=float, help="add white noise at this SNR (dB) on the line")
+    ev.add_argument("--packet-loss", type=float, default=0.0, help="fraction of 20 ms packets lost on the line")
+    ev.add_argument("--seed", type=int, default=0, help="seed of the simulated line")
+    ev.add_argument("--limit", type=int, default=0, help="only the first N utterances")
+    _add_decoding(ev)
+    ev.set_defaults(func=_cmd_eval)
+
+    tr = sub.add_parser("transcribe", help="transcribe audio files (any format and rate; one result per channel)")
+    tr.add_argument("files", nargs="+", metavar="FILE")
+    tr.add_argument("--json", action="store_true", help="one JSON object per input (and channel) per line")
+    _add_decoding(tr)
+    tr.set_defaults(func=_cmd_transcribe)

@@ -1,0 +1,31 @@
+"""What decoding returns: the text, and each word with its start and end time (seconds) and a confidence."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Word:
+    word: str
+    start: float  # seconds from the start of the audio
+    end: float
+    conf: float  # in [0, 1]
+
+    def to_dict(self) -> dict[str, float | str]:
+        return {
+            "word": self.word,
+            "start": round(self.start, 3),
+            "end": round(self.end, 3),
+            "conf": round(self.conf, 4),
+        }
+
+
+@dataclass(frozen=True)
+class Hypothesis:
+    text: str
+    words: tuple[Word, ...] = field(default_factory=tuple)
+    score: float = 0.0  # log-probability (acoustic, plus weighted LM when fused)
+
+    def to_dict(self) -> dict[str, object]:
+        return {"text": self.text, "words": [w.to_dict() for w in self.words]}

@@ -1,0 +1,1 @@
+"""Scoring recognition output: alignments, error rates, reports."""

@@ -1,0 +1,69 @@
+"""Error rates over a test set: WER, CER, sentence error rate, and the counts behind them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from gruasr.evaluation.align import align, edit_distance
+
+
+@dataclass
+class ErrorCounts:
+    """Accumulated word and character errors; add utterances with `add`."""
+
+    words: int = 0
+    sub: int = 0
+    dels: int = 0
+    ins: int = 0
+    chars: int = 0
+    char_errors: int = 0
+    sentences: int = 0
+    sentence_errors: int = 0
+
+    def add(self, ref: str, hyp: str) -> None:
+        a = align(ref.split(), hyp.split())
+        self.words += len(ref.split())
+        self.sub += a.sub
+        self.dels += a.dels
+        self.ins += a.ins
+        self.chars += len(ref)
+        self.char_errors += edit_distance(list(ref), list(hyp))
+        self.sentences += 1
+        self.sentence_errors += int(ref.split() != hyp.split())
+
+    @property
+    def errors(self) -> int:
+        return self.sub + self.dels + self.ins
+
+    @property
+    def wer(self) -> float:
+        return self.errors / self.words if self.words else float(self.errors > 0)
+
+    @property
+    def cer(self) -> float:
+        return self.char_errors / self.chars if self.chars else float(self.char_errors > 0)
+
+    @property
+    def ser(self) -> float:
+        return self.sentence_errors / self.sentences if self.sentences else 0.0
+
+    def summary_line(self) -> str:
+        """The line `gruasr eval` prints last: `WER X.XX% [E / N, S sub, D del, I ins]`."""
+        return (
+            f"WER {100 * self.wer:.2f}% [{self.errors} / {self.words}, {self.sub} sub, {self.dels} del, {self.ins} ins]"
+        )
+
+
+@dataclass
+class Scored:
+    counts: ErrorCounts = field(default_factory=ErrorCounts)
+    by_speaker: dict[str, ErrorCounts] = field(default_factory=dict)
+
+
+def score(pairs: Iterable[tuple[str, str]]) -> ErrorCounts:
+    """ErrorCounts of (reference, hypothesis) pairs."""
+    counts = ErrorCounts()
+    for ref, hyp in pairs:
+        counts.add(ref, hyp)
+    return counts

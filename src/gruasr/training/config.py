@@ -1,0 +1,265 @@
+"""The training recipe: one TOML file, frozen dataclasses per section, `--set section.key=value` overrides.
+
+Unknown sections or keys are errors, so a typo cannot silently fall back to a default. The resolved config
+(after overrides) is written next to every run as `config.json`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from gruasr.data.augment import AugmentConfig
+from gruasr.errors import ConfigError
+from gruasr.features.config import FbankConfig
+from gruasr.features.specaugment import SpecAugmentConfig
+from gruasr.models.ctc_model import ModelConfig
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Manifests (paths relative to the working directory) and how much of each to use."""
+
+    train: tuple[str, ...] = ()
+    dev: tuple[str, ...] = ()
+    #: times each training manifest is used per epoch (same length as `train`; default 1 each)
+    repeat: tuple[int, ...] = ()
+    #: utterances longer than this (seconds) are left out of training
+    max_duration: float = 20.0
+    #: at most this many utterances per manifest (0: all); for quick runs
+    limit: int = 0
+
+    def __post_init__(self) -> None:
+        if self.repeat and len(self.repeat) != len(self.train):
+            raise ConfigError(f"data.repeat has {len(self.repeat)} entries for {len(self.train)} train manifests")
+        if any(r < 0 for r in self.repeat):
+            raise ConfigError("data.repeat entries must be >= 0")
+
+
+@dataclass(frozen=True)
+class AugmentSection:
+    """Waveform augmentation, precomputed as `variants` copies of every training utterance (epoch e uses copy
+    e mod variants), so augmentation costs nothing per epoch on a CPU; SpecAugment runs on every batch."""
+
+    variants: int = 3
+    speeds: tuple[float, ...] = (0.9, 1.0, 1.1)
+    telephone_prob: float = 0.0
+    codecs: tuple[str, ...] = ("ulaw", "alaw")
+    packet_loss: tuple[float, float] = (0.0, 0.05)
+    noise_prob: float = 0.0
+    snr_db: tuple[float, float] = (10.0, 40.0)
+    gain_db: tuple[float, float] = (0.0, 0.0)
+
+    def __post_init__(self) -> None:
+        if self.variants < 1:
+            raise ConfigError(f"augment.variants must be >= 1, got {self.variants}")
+        self.to_augment()  # validates the rest
+
+    def to_augment(self) -> AugmentConfig:
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "variants"}
+        return AugmentConfig(**fields)
+
+
+@dataclass(frozen=True)
+class DevChannel:
+    """The line the dev audio goes through (fixed seed), so model selection sees telephone audio."""
+
+    codec: str | None = "ulaw"
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    epochs: int = 30
+    #: padded audio seconds per batch, and utterances per batch at most
+    max_seconds: float = 240.0
+    max_batch: int = 64
+    lr: float = 2e-3
+    weight_decay: float = 1e-2
+    betas: tuple[float, float] = (0.9, 0.98)
+    warmup_steps: int = 300
+    #: the learning rate decays (cosine) from lr to lr * final_lr_ratio at the last step
+    final_lr_ratio: float = 0.05
+    grad_clip: float = 5.0
+    #: average the weights of the last N epoch checkpoints at the end (1: no averaging)
+    average_last: int = 5
+    #: stop when dev WER has not improved for this many epochs (0: never)
+    patience: int = 0
+    #: also checkpoint every N optimizer steps inside an epoch (0: only at epoch ends)
+    checkpoint_every: int = 0
+    num_workers: int = 2
+    deterministic: bool = False
+    #: mixed precision (bfloat16) on a GPU; ignored on a CPU
+    amp: bool = True
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.max_batch < 1 or self.max_seconds <= 0 or self.lr <= 0:
+            raise ConfigError("train: epochs, max_batch, max_seconds and lr must be positive")
+        if not 0 < self.final_lr_ratio <= 1:
+            raise ConfigError(f"train.final_lr_ratio must be in (0, 1], got {self.final_lr_ratio}")
+        if self.average_last < 1:
+            raise ConfigError(f"train.average_last must be >= 1, got {self.average_last}")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    sample_rate: int = 8000
+    seed: int = 1
+    data: DataConfig = field(default_factory=DataConfig)
+    features: FbankConfig = field(default_factory=FbankConfig)
+    augment: AugmentSection = field(default_factory=AugmentSection)
+    specaugment: SpecAugmentConfig = field(default_factory=SpecAugmentConfig)
+    dev_channel: DevChannel = field(default_factory=DevChannel)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: OptimConfig = field(default_factory=OptimConfig)
+
+    def __post_init__(self) -> None:
+        if self.features.sample_rate != self.sample_rate:
+            raise ConfigError(
+                f"features.sample_rate ({self.features.sample_rate}) must equal sample_rate ({self.sample_rate})"
+            )
+        if self.model.input_dim != self.features.dim:
+            raise ConfigError(
+                f"model.input_dim ({self.model.input_dim}) must equal the feature dimension ({self.features.dim})"
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        return _plain(dataclasses.asdict(self))
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _convert(kind: Any, value: Any, where: str) -> Any:
+    """Turn TOML/JSON values into the field's declared type (lists into tuples, ints into floats, tables into
+    dataclasses), with a clear error when they do not fit."""
+    origin = typing.get_origin(kind)
+    if dataclasses.is_dataclass(kind) and isinstance(kind, type):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where} must be a table, got {value!r}")
+        return build(kind, value, where)
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(kind)
+        if value is None and type(None) in options:
+            return None
+        errors = []
+        for option in options:
+            if option is type(None):
+                continue
+            try:
+                return _convert(option, value, where)
+            except ConfigError as err:
+                errors.append(str(err))
+        raise ConfigError(errors[0] if errors else f"{where}: bad value {value!r}")
+    if origin is tuple:
+        args = typing.get_args(kind)
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"{where} must be a list, got {value!r}")
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_convert(args[0], v, f"{where}[{i}]") for i, v in enumerate(value))
+        if len(value) != len(args):
+            raise ConfigError(f"{where} must have {len(args)} entries, got {len(value)}")
+        return tuple(_convert(a, v, f"{where}[{i}]") for i, (a, v) in enumerate(zip(args, value, strict=True)))
+    if origin is dict or kind is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where} must be a table, got {value!r}")
+        return dict(value)
+    if kind is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{where} must be a number, got {value!r}")
+        return float(value)
+    if kind is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where} must be an integer, got {value!r}")
+        return value
+    if kind is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where} must be true or false, got {value!r}")
+        return value
+    if kind is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where} must be a string, got {value!r}")
+        return value
+    if kind is Any:
+        return value
+    raise ConfigError(f"{where}: unsupported type {kind!r}")
+
+
+def build(cls: type[T], data: dict[str, Any], where: str = "config") -> T:
+    """Build dataclass `cls` from a mapping; unknown keys are errors, missing keys take defaults."""
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ConfigError(f"{where}: unknown keys {unknown} (known: {sorted(names)})")
+    kwargs = {k: _convert(hints[k], v, f"{where}.{k}") for k, v in data.items()}
+    try:
+        return cls(**kwargs)
+    except TypeError as err:
+        raise ConfigError(f"{where}: {err}") from None
+
+
+def _set(tree: dict[str, Any], dotted: str, raw: str) -> None:
+    keys = dotted.split(".")
+    if not all(keys):
+        raise ConfigError(f"--set needs section.key=value, got {dotted!r}")
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw  # a bare word is a string
+    node = tree
+    for key in keys[:-1]:
+        node = node.setdefault(key, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"--set {dotted}: {key} is not a section")
+    node[keys[-1]] = value
+
+
+def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] = ()) -> TrainConfig:
+    """Read a TOML recipe (None: all defaults) and apply `section.key=value` overrides (TOML values)."""
+    tree: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file not found: {path}")
+        try:
+            tree = tomllib.loads(path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as err:
+            raise ConfigError(f"{path}: not valid TOML ({err})") from None
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"--set needs section.key=value, got {item!r}")
+        key, raw = item.split("=", 1)
+        _set(tree, key.strip(), raw.strip())
+    # Features follow the top-level sample rate unless they say otherwise.
+    # Features follow the top-level sample rate, and the model's input the features, unless told otherwise.
+    rate = tree.get("sample_rate", TrainConfig.sample_rate)
+    features = tree.setdefault("features", {})
+    if not isinstance(features, dict):
+        raise ConfigError("config.features must be a table")
+    features.setdefault("sample_rate", rate)
+    model = tree.setdefault("model", {})
+    if isinstance(model, dict):
+        model.setdefault("input_dim", build(FbankConfig, features, "config.features").dim)
+    return build(TrainConfig, tree, "config")
+
+
+def config_from_json(text: str) -> TrainConfig:
+    return build(TrainConfig, json.loads(text), "config")

@@ -1,0 +1,336 @@
+"""`gruasr train`: the CTC training loop, with exact resume, dev-based selection and checkpoint averaging.
+
+RUN_DIR after a run:
+    config.json               the resolved recipe
+    checkpoints/epoch-NNN/    a loadable model + trainer state, one per epoch (the last `average_last` kept,
+                              and the best on dev); checkpoints/step/ holds the latest mid-epoch one
+    model/                    the selected model (best epoch or the average of the last N, whichever is better
+                              on dev), ready for `--model`
+    summary.json              per-epoch loss, dev WER/CER, learning rate and time; the selection
+    tb/                       TensorBoard logs
+
+Exactness of resume: the only randomness is the sampler (seeded by seed and epoch), SpecAugment (seeded by
+seed and the batch's keys), the cached augmentation (seeded by seed, variant and utterance) and dropout (the
+torch RNG, saved in every checkpoint). A run killed at any point and resumed with --resume from its last
+checkpoint therefore produces the same weights as an uninterrupted run (on CPU; a test proves it).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import random
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any, cast
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from gruasr.data.augment import AugmentConfig
+from gruasr.data.tokens import TokenTable
+from gruasr.decoding.greedy import greedy_batch
+from gruasr.environment import environment
+from gruasr.errors import ConfigError
+from gruasr.evaluation.metrics import ErrorCounts
+from gruasr.features import GlobalCMVN, SpecAugment
+from gruasr.models.ctc_model import SUBSAMPLING, CTCModel
+from gruasr.training.checkpoint import load_checkpoint, save_checkpoint, save_model
+from gruasr.training.config import TrainConfig
+from gruasr.training.data import BatchMaker, Corpus, EpochPlan, build_corpus, estimate_cmvn, read_utterances
+from gruasr.training.schedule import learning_rate
+
+FRAME_SECONDS = 0.01
+
+
+def seed_everything(seed: int, deterministic: bool) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    if deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def _progress(console: Console) -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+    )
+
+
+@dataclasses.dataclass
+class DevSet:
+    corpus: Corpus
+    cmvn: GlobalCMVN
+
+    def evaluate(self, model: CTCModel, tokens: TokenTable, device: torch.device, batch: int = 32) -> ErrorCounts:
+        """Greedy WER/CER on the dev set (eval mode, no augmentation)."""
+        model.eval()
+        counts = ErrorCounts()
+        feats = self.corpus.features[0]
+        order = np.argsort([f.shape[0] for f in feats])
+        with torch.inference_mode():
+            for start in range(0, len(order), batch):
+                idx = order[start : start + batch].tolist()
+                lengths = torch.tensor([feats[i].shape[0] for i in idx])
+                x = torch.zeros(len(idx), int(lengths.max()), feats[idx[0]].shape[1])
+                for b, i in enumerate(idx):
+                    x[b, : lengths[b]] = self.cmvn(feats[i])
+                log_probs, out_lengths, _ = model(x.to(device), lengths)
+                hyps = greedy_batch(log_probs, out_lengths, tokens, SUBSAMPLING * FRAME_SECONDS)
+                for i, hyp in zip(idx, hyps, strict=True):
+                    counts.add(self.corpus.utts[i].text, hyp.text)
+        return counts
+
+
+class Trainer:
+    def __init__(self, config: TrainConfig, out: Path, console: Console | None = None) -> None:
+        self.config = config
+        self.out = out
+        self.console = console or Console(stderr=True)
+        self.device = pick_device(config.train.device)
+        self.tokens = TokenTable()
+        if config.model.vocab_size != len(self.tokens):
+            raise ConfigError(f"model.vocab_size must be {len(self.tokens)} for the character tokens")
+        if not config.data.train or not config.data.dev:
+            raise ConfigError("data.train and data.dev must each name at least one manifest")
+
+    # -- set-up ------------------------------------------------------------------------------------------
+
+    def prepare(self) -> None:
+        cfg = self.config
+        train_sets = read_utterances(cfg.data.train, self.tokens, cfg.data.max_duration, cfg.data.limit)
+        dev_sets = read_utterances(cfg.data.dev, self.tokens, None, cfg.data.limit)
+        repeats = cfg.data.repeat or tuple(1 for _ in train_sets)
+        train_utts = [u for s in train_sets for u in s]
+        dev_utts = [u for s in dev_sets for u in s]
+        augment = cfg.augment.to_augment()
+        dev_line = AugmentConfig(
+            speeds=(1.0,),
+            telephone_prob=1.0 if cfg.dev_channel.codec else 0.0,
+            codecs=(cfg.dev_channel.codec,) if cfg.dev_channel.codec else (),
+            packet_loss=(0.0, 0.0),
+        )
+        with _progress(self.console) as progress:
+            self.train = build_corpus(
+                train_utts, self.tokens, cfg, augment, cfg.augment.variants, cfg.seed, progress, "training features"
+            )
+            dev = build_corpus(dev_utts, self.tokens, cfg, dev_line, 1, cfg.dev_channel.seed, progress, "dev features")
+        self.cmvn = estimate_cmvn(self.train)
+        self.dev = DevSet(dev, self.cmvn)
+        plan = EpochPlan.from_repeats([len(s) for s in train_sets], repeats)
+        spec = SpecAugment(cfg.specaugment)
+        self.batches = BatchMaker(self.train, plan, self.cmvn, spec, cfg.seed)
+        self.sampler = self.batches.sampler(cfg)
+        self.steps_per_epoch = len(self.sampler.batches(0))
+        self.total_steps = self.steps_per_epoch * cfg.train.epochs
+        seconds = sum(f.shape[0] for f in self.train.features[0]) * FRAME_SECONDS
+        self.console.print(
+            f"train: {len(train_utts)} utterances ({seconds / 3600:.2f} h per variant, {cfg.augment.variants} "
+            f"variants), {len(plan.order)} per epoch in {self.steps_per_epoch} batches; dev: {len(dev_utts)}"
+        )
+
+    def build_model(self) -> None:
+        cfg = self.config
+        self.model = CTCModel(cfg.model).to(self.device)
+        decay: list[torch.nn.Parameter] = []
+        no_decay: list[torch.nn.Parameter] = []
+        for name, p in self.model.named_parameters():
+            (no_decay if p.dim() < 2 or "norm" in name else decay).append(p)
+        self.optimizer = torch.optim.AdamW(
+            [{"params": decay, "weight_decay": cfg.train.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+            lr=cfg.train.lr,
+            betas=cfg.train.betas,
+        )
+        self.console.print(
+            f"model: {cfg.model.unit} {cfg.model.num_layers}x{cfg.model.hidden_size}"
+            f"{' bidirectional' if cfg.model.bidirectional else ''}, {self.model.num_parameters():,} parameters, "
+            f"on {self.device}"
+        )
+
+    # -- checkpoints -------------------------------------------------------------------------------------
+
+    def _bundle_args(self, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "features": self.config.features,
+            "cmvn": self.cmvn,
+            "tokens": self.tokens,
+            "extra": {"training": self.config.to_dict(), "environment": environment(self.device), **(extra or {})},
+        }
+
+    def _checkpoint(self, name: str, state: dict[str, Any]) -> None:
+        save_checkpoint(self.out / "checkpoints" / name, self._bundle_args(), self.optimizer, state)
+
+    def latest_checkpoint(self) -> Path | None:
+        best: tuple[int, Path] | None = None
+        root = self.out / "checkpoints"
+        for folder in root.glob("*") if root.is_dir() else []:
+            meta = folder / "trainer.json"
+            if folder.name.startswith(".") or not meta.is_file():
+                continue
+            step = int(json.loads(meta.read_text())["trainer"]["step"])
+            if best is None or step > best[0]:
+                best = (step, folder)
+        return best[1] if best else None
+
+    def _prune(self, history: list[dict[str, Any]], best_epoch: int) -> None:
+        keep = {f"epoch-{e:03d}" for e in range(len(history) - self.config.train.average_last, len(history))}
+        keep.add(f"epoch-{best_epoch:03d}")
+        for folder in (self.out / "checkpoints").glob("epoch-*"):
+            if folder.name not in keep:
+                shutil.rmtree(folder, ignore_errors=True)
+
+    # -- the loop ----------------------------------------------------------------------------------------
+
+    def run(self, resume: bool = False) -> dict[str, Any]:
+        cfg = self.config
+        self.out.mkdir(parents=True, exist_ok=True)
+        latest = self.latest_checkpoint()
+        if latest is not None and not resume:
+            raise ConfigError(f"{self.out} already holds checkpoints: use --resume, or another --out")
+        (self.out / "config.json").write_text(cfg.to_json() + "\n")
+        seed_everything(cfg.seed, cfg.train.deterministic)
+        self.prepare()
+        self.build_model()
+        state: dict[str, Any] = {"epoch": 0, "batch": 0, "step": 0, "history": [], "best": None}
+        if resume and latest is not None:
+            state = load_checkpoint(latest, self.model, self.optimizer)
+            self.console.print(f"resumed from {latest.name}: epoch {state['epoch']}, batch {state['batch']}")
+        from torch.utils.tensorboard import SummaryWriter
+
+        writer = SummaryWriter(str(self.out / "tb"))
+        try:
+            self._epochs(state, writer)
+        finally:
+            writer.close()
+        return self.finish(state)
+
+    def _epochs(self, state: dict[str, Any], writer: Any) -> None:
+        cfg = self.config
+        clip = cfg.train.grad_clip
+        use_amp = cfg.train.amp and self.device.type == "cuda"
+        while state["epoch"] < cfg.train.epochs:
+            epoch = state["epoch"]
+            if cfg.train.patience and state["best"] and epoch - state["best"]["epoch"] > cfg.train.patience:
+                self.console.print(f"early stop: no dev improvement for {cfg.train.patience} epochs")
+                break
+            self.sampler.durations = self.batches.durations(epoch)
+            self.sampler.set_epoch(epoch, start_batch=state["batch"])
+            self.model.train()
+            started, loss_sum, loss_count = time.perf_counter(), 0.0, 0
+            with _progress(self.console) as progress:
+                job = progress.add_task(f"epoch {epoch + 1}/{cfg.train.epochs}", total=self.steps_per_epoch)
+                progress.update(job, completed=state["batch"])
+                for keys in self.sampler:
+                    batch = self.batches(keys)
+                    lr = learning_rate(
+                        state["step"], cfg.train.lr, cfg.train.warmup_steps, self.total_steps, cfg.train.final_lr_ratio
+                    )
+                    for group in self.optimizer.param_groups:
+                        group["lr"] = lr
+                    x = cast(torch.Tensor, batch["features"]).to(self.device)
+                    with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
+                        log_probs, out_lengths, _ = self.model(x, cast(torch.Tensor, batch["lengths"]))
+                    loss = F.ctc_loss(
+                        log_probs.float().transpose(0, 1),
+                        cast(torch.Tensor, batch["targets"]).to(self.device),
+                        out_lengths,
+                        cast(torch.Tensor, batch["target_lengths"]),
+                        blank=self.tokens.blank,
+                        reduction="mean",
+                        zero_infinity=True,
+                    )
+                    self.optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    norm = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip))
+                    if math.isfinite(norm):
+                        self.optimizer.step()
+                    state["step"] += 1
+                    state["batch"] += 1
+                    loss_sum += loss.item()
+                    loss_count += 1
+                    writer.add_scalar("train/loss", loss.item(), state["step"])
+                    writer.add_scalar("train/lr", lr, state["step"])
+                    writer.add_scalar("train/grad_norm", norm, state["step"])
+                    label = f"epoch {epoch + 1}/{cfg.train.epochs} loss {loss.item():.3f} lr {lr:.2e}"
+                    progress.update(job, advance=1, description=label)
+                    if cfg.train.checkpoint_every and state["step"] % cfg.train.checkpoint_every == 0:
+                        self._checkpoint("step", state)
+            dev = self.dev.evaluate(self.model, self.tokens, self.device)
+            record = {
+                "epoch": epoch,
+                "loss": loss_sum / max(loss_count, 1),
+                "dev_wer": dev.wer,
+                "dev_cer": dev.cer,
+                "lr": self.optimizer.param_groups[0]["lr"],
+                "seconds": time.perf_counter() - started,
+            }
+            state["history"].append(record)
+            if state["best"] is None or dev.wer < state["best"]["wer"]:
+                state["best"] = {"epoch": epoch, "wer": dev.wer}
+            writer.add_scalar("dev/wer", dev.wer, epoch)
+            writer.add_scalar("dev/cer", dev.cer, epoch)
+            self.console.print(
+                f"epoch {epoch + 1}: loss {record['loss']:.3f}  dev WER {100 * dev.wer:.2f}%  CER {100 * dev.cer:.2f}%"
+                f"  ({record['seconds']:.0f} s)"
+            )
+            state["epoch"], state["batch"] = epoch + 1, 0
+            self._checkpoint(f"epoch-{epoch:03d}", state)
+            shutil.rmtree(self.out / "checkpoints" / "step", ignore_errors=True)
+            self._prune(state["history"], state["best"]["epoch"])
+
+    def finish(self, state: dict[str, Any]) -> dict[str, Any]:
+        """Select best-on-dev between the best epoch and the average of the last N; write RUN/model."""
+        from gruasr.training.average import average_checkpoints
+
+        history, best = state["history"], state["best"]
+        candidates: dict[str, dict[str, torch.Tensor]] = {}
+        best_folder = self.out / "checkpoints" / f"epoch-{best['epoch']:03d}"
+        candidates[f"best epoch {best['epoch'] + 1}"] = average_checkpoints([best_folder])
+        recent = history[-self.config.train.average_last :]
+        last = [self.out / "checkpoints" / f"epoch-{r['epoch']:03d}" for r in recent]
+        last = [f for f in last if f.is_dir()]
+        if len(last) > 1:
+            candidates[f"average of last {len(last)}"] = average_checkpoints(last)
+        results = {}
+        for name, weights in candidates.items():
+            self.model.load_state_dict(weights)
+            results[name] = self.dev.evaluate(self.model, self.tokens, self.device).wer
+        chosen = min(results, key=lambda k: results[k])
+        self.model.load_state_dict(candidates[chosen])
+        summary = {
+            "history": history,
+            "best_epoch": best["epoch"],
+            "selection": {"candidates": results, "chosen": chosen, "dev_wer": results[chosen]},
+            "parameters": self.model.num_parameters(),
+            "environment": environment(self.device),
+            "command": " ".join(sys.argv),
+        }
+        save_model(self.out / "model", **self._bundle_args(summary))
+        (self.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        self.console.print(f"selected {chosen}: dev WER {100 * results[chosen]:.2f}%; model in {self.out / 'model'}")
+        return summary
+
+
+def train(config: TrainConfig, out: str | Path, resume: bool = False, console: Console | None = None) -> dict[str, Any]:
+    """Run (or resume) a training recipe into `out`; returns the summary."""
+    return Trainer(config, Path(out), console).run(resume)

@@ -1,0 +1,120 @@
+"""The recognizer and the eval / transcribe commands, on a tiny trained model and real audio."""
+
+from __future__ import annotations
+
+import ast
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from gruasr.audio import load_audio, save_wav
+from gruasr.cli.main import main
+from gruasr.decoding.lm import build_arpa
+from gruasr.recognizer import DecodeOptions, load_model, segment_bounds
+
+
+def test_eval_writes_reports_and_prints_wer_last(tiny_model, test_manifest, tmp_path, capsys):
+    out = tmp_path / "eval"
+    code = main(["eval", "--manifest", str(test_manifest), "--model", str(tiny_model), "--out", str(out), "--greedy"])
+    assert code == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[-1].startswith("WER ") and "sub," in lines[-1] and "ins]" in lines[-1]
+    report = json.loads((out / "report.json").read_text())
+    assert {"wer", "cer", "ser", "words", "sub", "del", "ins", "rtf"} <= set(report)
+    assert report["words"] == 4 and report["utterances"] == 4 and report["rtf"] > 0
+    assert report["decoding"] == "greedy"
+    for name in ("wer-summary.txt", "recogs.txt", "errs.txt"):
+        assert (out / name).read_text().strip()
+
+
+def test_eval_through_a_telephone_line_with_an_lm(tiny_model, test_manifest, tmp_path, capsys):
+    text = tmp_path / "text.txt"
+    text.write_text("one\ntwo\nthree\nfour five\nsix seven eight nine zero\n")
+    lm = build_arpa(text, 2, tmp_path / "lm.arpa")
+    out = tmp_path / "eval"
+    args = ["eval", "--manifest", str(test_manifest), "--model", str(tiny_model), "--out", str(out)]
+    assert main([*args, "--lm", str(lm), "--channel", "ulaw", "--snr", "20", "--packet-loss", "0.02"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["decoding"] == "beam+lm"
+    assert report["channel"] == {"codec": "ulaw", "snr_db": 20.0, "packet_loss": 0.02}
+    words = {
+        w
+        for line in (out / "recogs.txt").read_text().splitlines()
+        if "hyp=" in line
+        for w in ast.literal_eval(line.split("hyp=")[1])
+    }
+    assert words <= {"one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "zero"}  # lexicon
+
+
+def test_eval_lists_unreadable_audio_and_scores_the_rest(tiny_model, test_manifest, tmp_path, capsys):
+    lines = test_manifest.read_text().splitlines()
+    broken = json.loads(lines[0])
+    broken["id"], broken["audio"] = "broken", str(tmp_path / "missing.wav")
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text("\n".join([*lines, json.dumps(broken)]) + "\n")
+    code = main(["eval", "--manifest", str(manifest), "--model", str(tiny_model), "--out", str(tmp_path / "e")])
+    assert code == 1
+    report = json.loads((tmp_path / "e" / "report.json").read_text())
+    assert report["utterances"] == 4 and report["failed"][0]["id"] == "broken"
+    assert "failed: broken" in capsys.readouterr().err
+
+
+def test_transcribe_json_per_channel_any_rate_and_bad_files(tiny_model, test_manifest, tmp_path, capsys):
+    first = json.loads(test_manifest.read_text().splitlines()[0])["audio"]
+    mono = load_audio(first).channel(0)
+    stereo = tmp_path / "stereo.wav"
+    save_wav(stereo, np.stack([mono, mono[::-1].copy()]), 8000, encoding="ulaw")
+    wideband = tmp_path / "wide.flac"
+    import soundfile
+
+    soundfile.write(wideband, load_audio(first, sample_rate=16000).channel(0), 16000)
+    garbage = tmp_path / "garbage.wav"
+    garbage.write_bytes(b"RIFF....WAVEfmt junk")
+    code = main(["transcribe", "--model", str(tiny_model), "--json", str(stereo), str(garbage), str(wideband)])
+    captured = capsys.readouterr()
+    assert code == 1  # the bad file fails the run, after the good ones are done
+    rows = [json.loads(line) for line in captured.out.strip().splitlines()]
+    assert [(r["audio"], r.get("channel")) for r in rows] == [(str(stereo), 0), (str(stereo), 1), (str(wideband), None)]
+    for row in rows:
+        assert isinstance(row["text"], str)
+        for word in row["words"]:
+            assert {"word", "start", "end", "conf"} <= set(word) and 0 <= word["start"] <= word["end"]
+    assert "garbage.wav" in captured.err
+
+
+def test_long_recordings_are_cut_at_quiet_points_and_decoded_in_pieces(tiny_model, test_manifest, tmp_path):
+    takes = [load_audio(json.loads(line)["audio"]).channel(0) for line in test_manifest.read_text().splitlines()]
+    pause = np.zeros(4000, dtype=np.float32)
+    long = np.concatenate([x for t in takes * 6 for x in (t, pause)])  # ~ 24 takes, 60+ s
+    bounds = segment_bounds(long, 8000, 10.0)
+    assert bounds[0][0] == 0 and bounds[-1][1] == len(long)
+    assert all(b - a <= 80000 for a, b in bounds) and all(
+        bounds[i][1] == bounds[i + 1][0] for i in range(len(bounds) - 1)
+    )
+    path = tmp_path / "long.wav"
+    save_wav(path, long, 8000)
+    asr = load_model(tiny_model, options=DecodeOptions(method="greedy"))
+    asr.segment_seconds = 10.0
+    whole = asr.transcribe(long, 8000)
+    from_file = asr.transcribe_file(path)[0]
+    assert from_file.duration == pytest.approx(len(long) / 8000)
+    times = [w.start for w in from_file.hypothesis.words]
+    assert times == sorted(times) and (not times or times[-1] <= from_file.duration)
+    assert isinstance(whole.text, str)
+
+
+def test_missing_model_is_a_clear_error(tmp_path, capsys):
+    assert main(["transcribe", "--model", str(tmp_path / "nope"), str(tmp_path / "x.wav")]) == 1
+    assert "model not found" in capsys.readouterr().err
+
+
+def test_model_directory_lm_is_used_by_default(tiny_model, tmp_path):
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_model, folder)
+    (tmp_path / "t.txt").write_text("one two\n")
+    build_arpa(tmp_path / "t.txt", 2, folder / "lm.arpa")
+    asr = load_model(folder)
+    assert asr.lm is not None and asr.lexicon is not None and asr.lexicon.words == {"one", "two"}
+    assert load_model(folder, options=DecodeOptions(use_lm=False)).decode is not None

@@ -1,0 +1,60 @@
+"""The TOML recipe: defaults, overrides, and clear errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gruasr import ConfigError
+from gruasr.training.config import config_from_json, load_config
+from gruasr.training.schedule import learning_rate
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize("name", ["telephone.toml", "tiny.toml"])
+def test_shipped_recipes_load(name):
+    config = load_config(ROOT / "configs" / name)
+    assert config.model.input_dim == config.features.num_mel_bins
+    assert config_from_json(config.to_json()) == config  # the resolved config reads back to the same recipe
+
+
+def test_overrides_are_typed_toml_values():
+    config = load_config(None, ["train.epochs=3", "model.unit=lstm", "augment.speeds=[1.0]", "train.lr=1e-3"])
+    assert config.train.epochs == 3 and config.model.unit == "lstm"
+    assert config.augment.speeds == (1.0,) and config.train.lr == 1e-3
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["train.epoch=3"], "unknown keys"),
+        (["trian.epochs=3"], "unknown keys"),
+        (["train.epochs=three"], "must be an integer"),
+        (["model.unit=transformer"], "model.unit"),
+        (["augment.noise_prob=2.0"], "noise_prob"),
+        (["features.num_mel_bins=40", "model.input_dim=80"], "input_dim"),
+        (["data.train=['a']", "data.repeat=[1, 2]"], "repeat"),
+        (["train.epochs"], "section.key=value"),
+    ],
+)
+def test_bad_settings_are_refused(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(None, overrides)
+
+
+def test_missing_or_broken_file(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "none.toml")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[train\nepochs = 1")
+    with pytest.raises(ConfigError, match="TOML"):
+        load_config(bad)
+
+
+def test_schedule_warms_up_then_decays_to_the_floor():
+    rates = [learning_rate(s, 1.0, 10, 110, 0.1) for s in range(120)]
+    assert rates[0] == pytest.approx(0.1) and rates[9] == pytest.approx(1.0)
+    assert all(a >= b for a, b in zip(rates[10:], rates[11:], strict=False))
+    assert rates[110] == pytest.approx(0.1) and rates[119] == pytest.approx(0.1)
