@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 TORCH  := torch==2.13.0
 export GRUASR_DATA ?= $(abspath ../shared/data)
 
-.PHONY: setup demo test bench lint clean
+.PHONY: setup demo test bench lint clean model
 
 setup: $(STAMP)
 
@@ -25,10 +25,21 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/recurrent_speed.py
+	$(PY) benchmarks/features_speed.py --threads 1
+	$(PY) benchmarks/loader_speed.py
+	$(PY) benchmarks/train_speed.py
+	$(PY) benchmarks/accuracy.py
+
+# The default model's recipe, end to end (about an hour on 2 CPU cores): manifests, training, bundling.
+model: $(STAMP)
+	$(VENV)/bin/gruasr data an4 --src $(GRUASR_DATA)/an4 --out data/an4
+	$(VENV)/bin/gruasr data fsdd --src $(GRUASR_DATA)/fsdd --out data/fsdd --numbers-train 800
+	$(VENV)/bin/gruasr train --config configs/telephone.toml --out runs/telephone
+	$(PY) scripts/bundle_model.py runs/telephone
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests benchmarks
-	$(VENV)/bin/ruff format --check src tests benchmarks
+	$(VENV)/bin/ruff check src tests benchmarks scripts
+	$(VENV)/bin/ruff format --check src tests benchmarks scripts
 	$(VENV)/bin/mypy src
 
 clean:

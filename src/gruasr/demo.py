@@ -1,5 +1,11 @@
-"""`gruasr demo`: show, in under a minute, that the GRU written from its equations is PyTorch's GRU, and learns.
+"""`gruasr demo`: the main job on built-in defaults, and the GRU demonstration for students.
 
+`gruasr demo` (what `make demo` runs): transcribes the sample phone call that ships with the package (two call
+legs, text-to-speech through the project's telephone channel) with the bundled model, and, when the corpora
+are found ($GRUASR_DATA or ../shared/data), evaluates the bundled model on the AN4 and FSDD test sets and
+prints the WER table.
+
+`gruasr demo --gru`: shows that the GRU written from its equations is PyTorch's GRU, and learns:
 1. Parity: our GRU and torch.nn.GRU with the same weights on a ragged float64 batch (2 bidirectional layers):
    the largest differences of outputs, final states and every gradient; the fused backend likewise.
 2. A tiny sequence task: delayed recall (output the symbol seen `delay` steps earlier), trained for a few
@@ -117,17 +123,12 @@ class DemoResult:
     recall: dict[str, float]
 
 
-def run_demo(updates: int = 400, console: Console | None = None) -> DemoResult:
+def run_gru_demo(updates: int = 400, console: Console | None = None) -> DemoResult:
     """Print the parity table and train the GRU on delayed recall; return the numbers."""
     console = console or Console()
     console.rule("[bold]gruasr demo: a GRU from its equations")
     parity = parity_report()
-    table = Table(title="our GRU vs torch.nn.GRU (float64, 2 bidirectional layers, ragged lengths)")
-    table.add_column("quantity")
-    table.add_column("largest |difference|", justify="right")
-    for name, value in parity.items():
-        table.add_row(name, f"{value:.2e}")
-    console.print(table)
+    console.print(parity_table(parity))
 
     task = RecallTask()
     console.print(
@@ -143,3 +144,71 @@ def run_demo(updates: int = 400, console: Console | None = None) -> DemoResult:
         f"({result['seconds']:.1f} s on {torch.get_num_threads()} threads)"
     )
     return DemoResult(parity=parity, recall=result)
+
+
+def parity_table(parity: dict[str, float]) -> Table:
+    table = Table(title="our GRU vs torch.nn.GRU (float64, 2 bidirectional layers, ragged lengths)")
+    table.add_column("quantity")
+    table.add_column("largest |difference|", justify="right")
+    for name, value in parity.items():
+        table.add_row(name, f"{value:.2e}")
+    return table
+
+
+def run_recognizer_demo(
+    console: Console | None = None, data: str | None = None, evaluate: bool = True
+) -> dict[str, float]:
+    """Transcribe the sample call with the bundled model; evaluate the test sets when the corpora are found.
+    Returns {set name: WER} (the sample call's legs included)."""
+    import json
+    import tempfile
+    from pathlib import Path
+
+    from gruasr.evaluation.metrics import ErrorCounts
+    from gruasr.evaluation.suite import find_data, prepare_test_sets, run_test_set
+    from gruasr.recognizer import load_model
+
+    console = console or Console()
+    status = Console(stderr=True)
+    console.rule("[bold]gruasr demo: a GRU recognizer for phone calls")
+    asr = load_model()
+    bundle = asr.bundle
+    console.print(
+        f"bundled model: {bundle.model.config.unit} {bundle.model.config.num_layers}x{bundle.model.config.hidden_size}"
+        f"{' bidirectional' if bundle.model.config.bidirectional else ''}, {bundle.model.num_parameters():,} "
+        f"parameters, {bundle.sample_rate} Hz; decoding: beam search with a word 3-gram LM and lexicon"
+    )
+    samples = Path(__file__).resolve().parent / "samples"
+    reference = json.loads((samples / "call.json").read_text())["text"]
+    results = asr.transcribe_file(samples / "call.wav")
+    wers: dict[str, float] = {}
+    table = Table(title=f"sample call {samples / 'call.wav'} (text-to-speech through a mu-law line)")
+    for column in ("leg", "reference", "recognized", "WER"):
+        table.add_column(column)
+    for result in results:
+        counts = ErrorCounts()
+        counts.add(reference[str(result.channel)], result.text)
+        wers[f"sample call, leg {result.channel}"] = counts.wer
+        table.add_row(str(result.channel), reference[str(result.channel)], result.text, f"{100 * counts.wer:.1f}%")
+    console.print(table)
+    folder = find_data(data)
+    if not evaluate:
+        return wers
+    if folder is None:
+        console.print("corpora not found (set GRUASR_DATA to the folder holding an4/ and fsdd/): no WER table")
+        return wers
+    with tempfile.TemporaryDirectory() as work:
+        sets = prepare_test_sets(folder, Path(work))
+        table = Table(title=f"bundled model on the test sets ({folder})")
+        for column in ("test set", "utterances", "words", "WER", "CER", "RTF"):
+            table.add_column(column, justify="left" if column == "test set" else "right")
+        for test in sets:
+            report = run_test_set(asr, test, status)
+            counts = report.counts()
+            wers[test.name] = counts.wer
+            table.add_row(
+                test.name, str(len(report.recogs)), str(counts.words), f"{100 * counts.wer:.2f}%",
+                f"{100 * counts.cer:.2f}%", f"{report.rtf:.3f}",
+            )  # fmt: skip
+    console.print(table)
+    return wers

@@ -46,7 +46,7 @@ def test_bad_arguments_give_a_clean_error(capsys):
 
 
 def test_demo_runs_and_reports_parity(capsys):
-    assert main(["demo", "--updates", "5"]) == 0
+    assert main(["demo", "--gru", "--updates", "5"]) == 0
     out = capsys.readouterr().out
     assert "reference: parameter gradients" in out and "fused: outputs" in out
     assert "GRU accuracy" in out

@@ -123,3 +123,15 @@ def test_arpa_errors_are_clear(tmp_path):
         NGramLM.from_arpa(tmp_path / "missing.arpa")
     with pytest.raises(ConfigError):
         build_kneser_ney([""], 2)
+
+
+def test_lm_build_command(tmp_path, capsys):
+    from gruasr.cli.main import main
+
+    text = tmp_path / "t.txt"
+    text.write_text("Yes NO\nyes\n")
+    assert main(["lm", "build", "--text", str(text), "--order", "2", "--out", str(tmp_path / "lm.arpa")]) == 0
+    lm = NGramLM.from_arpa(tmp_path / "lm.arpa")
+    assert lm.order == 2 and {"yes", "no"} <= lm.vocab  # lower-cased
+    assert main(["lm", "build", "--text", str(tmp_path / "none.txt"), "--out", str(tmp_path / "x.arpa")]) == 1
+    assert "not found" in capsys.readouterr().err

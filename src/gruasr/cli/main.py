@@ -13,10 +13,13 @@ from gruasr.cli.train import add_train_parsers
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from gruasr.demo import run_demo
+    from gruasr.demo import run_gru_demo, run_recognizer_demo
 
-    result = run_demo(updates=args.updates)
-    return 0 if max(result.parity.values()) < 1e-9 else 1
+    if args.gru:
+        result = run_gru_demo(updates=args.updates)
+        return 0 if max(result.parity.values()) < 1e-9 else 1
+    run_recognizer_demo(data=args.data, evaluate=not args.no_eval)
+    return 0
 
 
 def _cmd_units(args: argparse.Namespace) -> int:
@@ -37,8 +40,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"gruasr {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    demo = sub.add_parser("demo", help="show the GRU matching torch.nn.GRU and learning a sequence task")
-    demo.add_argument("--updates", type=int, default=400, help="training updates for the sequence task")
+    demo = sub.add_parser("demo", help="transcribe the sample call and evaluate the bundled model (--gru: the GRU)")
+    demo.add_argument("--gru", action="store_true", help="instead: our GRU vs torch.nn.GRU, and a sequence task")
+    demo.add_argument("--updates", type=int, default=400, help="with --gru: training updates for the sequence task")
+    demo.add_argument("--data", help="corpora folder (default: $GRUASR_DATA or ../shared/data)")
+    demo.add_argument("--no-eval", action="store_true", help="only the sample call, no test-set evaluation")
     demo.set_defaults(func=_cmd_demo)
 
     units = sub.add_parser("units", help="list the recurrent units, their backends and parameter counts")

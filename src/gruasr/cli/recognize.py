@@ -19,16 +19,28 @@ def _recognizer(args: argparse.Namespace) -> Recognizer:
     from gruasr.recognizer import DecodeOptions, load_model
 
     beam = BeamConfig(beam_size=args.beam, lm_weight=args.lm_weight, word_bonus=args.word_bonus)
-    options = DecodeOptions(method="greedy" if args.greedy else "beam", beam=beam, use_lm=not args.no_lm)
+    decoding = "greedy" if args.no_lm or args.greedy else args.decoding
+    options = DecodeOptions(method="greedy" if decoding == "greedy" else "beam", beam=beam, use_lm=decoding == "lm")
     return load_model(args.model, lm=args.lm, lexicon=args.lexicon, options=options)
+
+
+def _decoding_name(recognizer: Recognizer) -> str:
+    if recognizer.options.method == "greedy":
+        return "greedy"
+    return "beam+lm" if recognizer.options.use_lm and recognizer.lm is not None else "beam"
 
 
 def _add_decoding(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", help="model directory (default: the bundled telephone model)")
     parser.add_argument("--lm", help="ARPA language model (default: the model's lm.arpa, if any)")
     parser.add_argument("--lexicon", help="word list limiting the output (default: the model's, or the LM's words)")
-    parser.add_argument("--no-lm", action="store_true", help="beam search without LM and lexicon")
-    parser.add_argument("--greedy", action="store_true", help="greedy (best path) decoding")
+    parser.add_argument(
+        "--decoding", choices=["lm", "beam", "greedy"], default="lm",
+        help="lm: beam search with the LM and lexicon (when the model has them; the default); beam: without them; "
+        "greedy: best path",
+    )  # fmt: skip
+    parser.add_argument("--no-lm", action="store_true", help="greedy decoding, no LM (same as --decoding greedy)")
+    parser.add_argument("--greedy", action="store_true", help="same as --decoding greedy")
     parser.add_argument("--beam", type=int, default=16, help="beam size")
     parser.add_argument("--lm-weight", type=float, default=0.5, help="LM weight (alpha)")
     parser.add_argument("--word-bonus", type=float, default=1.0, help="bonus per word (beta)")
@@ -50,7 +62,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     report.info = {
         "manifest": str(args.manifest),
         "model": str(recognizer.bundle.path),
-        "decoding": "greedy" if args.greedy else ("beam" if args.no_lm or recognizer.lm is None else "beam+lm"),
+        "decoding": _decoding_name(recognizer),
         "channel": {"codec": args.channel, "snr_db": args.snr, "packet_loss": args.packet_loss} if channel else None,
     }
     data = write_report(report, Path(args.out))

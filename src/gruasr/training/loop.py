@@ -224,10 +224,33 @@ class Trainer:
             writer.close()
         return self.finish(state)
 
+    def step(self, batch: dict[str, Any], lr: float) -> tuple[float, float]:
+        """One optimizer step on a batch from BatchMaker; returns (CTC loss, gradient norm before clipping).
+        A step whose gradient is not finite is skipped (the loss is still returned)."""
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        use_amp = self.config.train.amp and self.device.type == "cuda"
+        x = cast(torch.Tensor, batch["features"]).to(self.device)
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
+            log_probs, out_lengths, _ = self.model(x, cast(torch.Tensor, batch["lengths"]))
+        loss = F.ctc_loss(
+            log_probs.float().transpose(0, 1),  # (T', B, V)
+            cast(torch.Tensor, batch["targets"]).to(self.device),
+            out_lengths,
+            cast(torch.Tensor, batch["target_lengths"]),
+            blank=self.tokens.blank,
+            reduction="mean",
+            zero_infinity=True,
+        )
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        norm = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.train.grad_clip))
+        if math.isfinite(norm):
+            self.optimizer.step()
+        return loss.item(), norm
+
     def _epochs(self, state: dict[str, Any], writer: Any) -> None:
         cfg = self.config
-        clip = cfg.train.grad_clip
-        use_amp = cfg.train.amp and self.device.type == "cuda"
         while state["epoch"] < cfg.train.epochs:
             epoch = state["epoch"]
             if cfg.train.patience and state["best"] and epoch - state["best"]["epoch"] > cfg.train.patience:
@@ -245,33 +268,15 @@ class Trainer:
                     lr = learning_rate(
                         state["step"], cfg.train.lr, cfg.train.warmup_steps, self.total_steps, cfg.train.final_lr_ratio
                     )
-                    for group in self.optimizer.param_groups:
-                        group["lr"] = lr
-                    x = cast(torch.Tensor, batch["features"]).to(self.device)
-                    with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
-                        log_probs, out_lengths, _ = self.model(x, cast(torch.Tensor, batch["lengths"]))
-                    loss = F.ctc_loss(
-                        log_probs.float().transpose(0, 1),
-                        cast(torch.Tensor, batch["targets"]).to(self.device),
-                        out_lengths,
-                        cast(torch.Tensor, batch["target_lengths"]),
-                        blank=self.tokens.blank,
-                        reduction="mean",
-                        zero_infinity=True,
-                    )
-                    self.optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    norm = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip))
-                    if math.isfinite(norm):
-                        self.optimizer.step()
+                    loss, norm = self.step(batch, lr)
                     state["step"] += 1
                     state["batch"] += 1
-                    loss_sum += loss.item()
+                    loss_sum += loss
                     loss_count += 1
-                    writer.add_scalar("train/loss", loss.item(), state["step"])
+                    writer.add_scalar("train/loss", loss, state["step"])
                     writer.add_scalar("train/lr", lr, state["step"])
                     writer.add_scalar("train/grad_norm", norm, state["step"])
-                    label = f"epoch {epoch + 1}/{cfg.train.epochs} loss {loss.item():.3f} lr {lr:.2e}"
+                    label = f"epoch {epoch + 1}/{cfg.train.epochs} loss {loss:.3f} lr {lr:.2e}"
                     progress.update(job, advance=1, description=label)
                     if cfg.train.checkpoint_every and state["step"] % cfg.train.checkpoint_every == 0:
                         self._checkpoint("step", state)

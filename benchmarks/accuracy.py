@@ -1,0 +1,78 @@
+"""The accuracy table: the bundled model (or --model) on the standard test sets, greedy and with the LM.
+
+    python benchmarks/accuracy.py [--model DIR] [--data DIR] [--out bench-results/accuracy.json]
+                                  [--holdout-model DIR --holdout-speaker NAME]
+
+Test sets (gruasr.evaluation.suite): AN4 test clean (16 kHz audio resampled to the model's 8 kHz), AN4 test
+through a 300-3400 Hz G.711 mu-law line, FSDD official test takes (isolated digits), and 200 FSDD "phone
+numbers" built from test takes only. With --holdout-model (a model trained without one FSDD speaker, e.g.
+`gruasr data fsdd --holdout-speaker theo` + training), also that speaker's phone numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from gruasr.data.corpora.fsdd import import_fsdd
+from gruasr.decoding.beam import BeamConfig
+from gruasr.environment import environment
+from gruasr.evaluation.suite import TestSet, find_data, prepare_test_sets, run_test_set
+from gruasr.recognizer import DecodeOptions, load_model
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", help="model directory (default: the bundled model)")
+    parser.add_argument("--data", help="corpora folder (default: $GRUASR_DATA or ../shared/data)")
+    parser.add_argument("--holdout-model", help="a model trained without --holdout-speaker")
+    parser.add_argument("--holdout-speaker", default="theo")
+    parser.add_argument("--beam", type=int, default=16)
+    parser.add_argument("--out", type=Path, default=Path("bench-results/accuracy.json"))
+    args = parser.parse_args()
+    data = find_data(args.data)
+    if data is None:
+        raise SystemExit("corpora not found: give --data or set GRUASR_DATA")
+    status = Console(stderr=True)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        runs: list[tuple[str | None, TestSet]] = [(args.model, t) for t in prepare_test_sets(data, work)]
+        if args.holdout_model:
+            import_fsdd(data / "fsdd", work / "holdout", numbers={"train": 0, "dev": 0, "test": 0, "holdout": 200},
+                        holdout_speaker=args.holdout_speaker)  # fmt: skip
+            name = f"FSDD unseen speaker ({args.holdout_speaker}) phone numbers"
+            runs.append((args.holdout_model, TestSet(name, work / "holdout" / "holdout_numbers.jsonl")))
+        for model, test in runs:
+            for method in ("greedy", "beam+lm"):
+                options = DecodeOptions(method="greedy" if method == "greedy" else "beam", beam=BeamConfig(args.beam))
+                asr = load_model(model, options=options)
+                status.print(f"{test.name}: {method}")
+                report = run_test_set(asr, test, status)
+                counts = report.counts()
+                rows.append({
+                    "test_set": test.name, "decoding": method, "model": str(asr.bundle.path),
+                    "utterances": len(report.recogs), "words": counts.words, "wer": counts.wer, "cer": counts.cer,
+                    "ser": counts.ser, "sub": counts.sub, "del": counts.dels, "ins": counts.ins, "rtf": report.rtf,
+                })  # fmt: skip
+    table = Table(title="accuracy (WER; for isolated digits, accuracy = 1 - WER)")
+    for col in ("test set", "decoding", "utterances", "WER", "CER", "RTF"):
+        table.add_column(col, justify="left" if col in ("test set", "decoding") else "right")
+    for r in rows:
+        table.add_row(
+            r["test_set"], r["decoding"], str(r["utterances"]), f"{100 * r['wer']:.2f}%", f"{100 * r['cer']:.2f}%",
+            f"{r['rtf']:.3f}",
+        )  # fmt: skip
+    Console(width=140).print(table)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"environment": environment(), "rows": rows}, indent=2) + "\n")
+    status.print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
