@@ -185,7 +185,9 @@ def load_model(
     device: str = "cpu",
 ) -> Recognizer:
     """A Recognizer from a model directory (None: the bundled telephone model). The directory's lm.arpa and
-    lexicon.txt are used unless `lm` / `lexicon` name others; options.use_lm=False decodes without them."""
+    lexicon.txt are used unless `lm` / `lexicon` name others; options.use_lm=False decodes without them.
+    Without `options`, the model's own decoding settings apply (model.json "decoding": beam size, LM weight
+    and word bonus tuned on dev, and whether the LM helps), else beam search with the LM."""
     folder = Path(path) if path is not None else BUNDLED
     if path is None and not (folder / "model.json").is_file():
         raise CheckpointError(f"the bundled model is missing from {folder}; give --model DIR")
@@ -197,4 +199,20 @@ def load_model(
         words: Lexicon | None = Lexicon.from_file(str(lex_path))
     else:
         words = Lexicon(language_model.vocab) if language_model is not None else None
-    return Recognizer(bundle, language_model, words, options)
+    return Recognizer(bundle, language_model, words, options or model_decoding(bundle.meta))
+
+
+def model_decoding(meta: dict[str, object], **overrides: object) -> DecodeOptions:
+    """The decoding options a model directory recommends (model.json "decoding"), with `overrides` applied:
+    method, use_lm, beam_size, lm_weight, word_bonus (None values are ignored)."""
+    saved = meta.get("decoding")
+    settings: dict[str, object] = dict(saved) if isinstance(saved, dict) else {}
+    settings.update({k: v for k, v in overrides.items() if v is not None})
+    beam = BeamConfig(
+        beam_size=int(settings.get("beam_size", 16)),  # type: ignore[call-overload]
+        lm_weight=float(settings.get("lm_weight", 0.5)),  # type: ignore[arg-type]
+        word_bonus=float(settings.get("word_bonus", 1.0)),  # type: ignore[arg-type]
+    )
+    return DecodeOptions(
+        method=str(settings.get("method", "beam")), beam=beam, use_lm=bool(settings.get("use_lm", True))
+    )

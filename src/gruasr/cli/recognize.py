@@ -15,13 +15,19 @@ if TYPE_CHECKING:
 
 
 def _recognizer(args: argparse.Namespace) -> Recognizer:
-    from gruasr.decoding.beam import BeamConfig
-    from gruasr.recognizer import DecodeOptions, load_model
+    """The model with the decoding the arguments ask for; what they leave open comes from the model."""
+    from gruasr.recognizer import load_model, model_decoding
 
-    beam = BeamConfig(beam_size=args.beam, lm_weight=args.lm_weight, word_bonus=args.word_bonus)
-    decoding = "greedy" if args.no_lm or args.greedy else args.decoding
-    options = DecodeOptions(method="greedy" if decoding == "greedy" else "beam", beam=beam, use_lm=decoding == "lm")
-    return load_model(args.model, lm=args.lm, lexicon=args.lexicon, options=options)
+    recognizer = load_model(args.model, lm=args.lm, lexicon=args.lexicon)
+    method = "greedy" if args.no_lm or args.greedy or args.decoding == "greedy" else None
+    if method is None and args.decoding is not None:
+        method = "beam"
+    use_lm = None if args.decoding is None else args.decoding == "lm"
+    recognizer.options = model_decoding(
+        recognizer.bundle.meta, method=method, use_lm=use_lm, beam_size=args.beam, lm_weight=args.lm_weight,
+        word_bonus=args.word_bonus,
+    )  # fmt: skip
+    return recognizer
 
 
 def _decoding_name(recognizer: Recognizer) -> str:
@@ -35,15 +41,15 @@ def _add_decoding(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lm", help="ARPA language model (default: the model's lm.arpa, if any)")
     parser.add_argument("--lexicon", help="word list limiting the output (default: the model's, or the LM's words)")
     parser.add_argument(
-        "--decoding", choices=["lm", "beam", "greedy"], default="lm",
-        help="lm: beam search with the LM and lexicon (when the model has them; the default); beam: without them; "
-        "greedy: best path",
+        "--decoding", choices=["lm", "beam", "greedy"],
+        help="lm: beam search with the LM and lexicon; beam: without them; greedy: best path "
+        "(default: what the model recommends, lm for the bundled model)",
     )  # fmt: skip
     parser.add_argument("--no-lm", action="store_true", help="greedy decoding, no LM (same as --decoding greedy)")
     parser.add_argument("--greedy", action="store_true", help="same as --decoding greedy")
-    parser.add_argument("--beam", type=int, default=16, help="beam size")
-    parser.add_argument("--lm-weight", type=float, default=0.5, help="LM weight (alpha)")
-    parser.add_argument("--word-bonus", type=float, default=1.0, help="bonus per word (beta)")
+    parser.add_argument("--beam", type=int, help="beam size (default: the model's, else 16)")
+    parser.add_argument("--lm-weight", type=float, help="LM weight alpha (default: the model's, else 0.5)")
+    parser.add_argument("--word-bonus", type=float, help="bonus per word beta (default: the model's, else 1.0)")
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
