@@ -3,10 +3,11 @@
     python benchmarks/accuracy.py [--model DIR] [--data DIR] [--out bench-results/accuracy.json]
                                   [--holdout-model DIR --holdout-speaker NAME]
 
-Test sets (gruasr.evaluation.suite): AN4 test clean (16 kHz audio resampled to the model's 8 kHz), AN4 test
-through a 300-3400 Hz G.711 mu-law line, FSDD official test takes (isolated digits), and 200 FSDD "phone
-numbers" built from test takes only. With --holdout-model (a model trained without one FSDD speaker, e.g.
-`gruasr data fsdd --holdout-speaker theo` + training), also that speaker's phone numbers.
+Decoding: greedy, and the model's own beam-search settings (LM weight and word bonus chosen on dev when it
+was bundled). Test sets (gruasr.evaluation.suite): AN4 test clean (16 kHz audio resampled to the model's
+8 kHz), AN4 test through a 300-3400 Hz G.711 mu-law line, FSDD official test takes (isolated digits), and
+200 FSDD "phone numbers" built from test takes only. With --holdout-model (a model trained without one FSDD
+speaker: configs/telephone-holdout.toml), also that speaker's phone numbers.
 """
 
 from __future__ import annotations
@@ -20,10 +21,9 @@ from rich.console import Console
 from rich.table import Table
 
 from gruasr.data.corpora.fsdd import import_fsdd
-from gruasr.decoding.beam import BeamConfig
 from gruasr.environment import environment
 from gruasr.evaluation.suite import TestSet, find_data, prepare_test_sets, run_test_set
-from gruasr.recognizer import DecodeOptions, load_model
+from gruasr.recognizer import load_model, model_decoding
 
 
 def main() -> None:
@@ -32,7 +32,6 @@ def main() -> None:
     parser.add_argument("--data", help="corpora folder (default: $GRUASR_DATA or ../shared/data)")
     parser.add_argument("--holdout-model", help="a model trained without --holdout-speaker")
     parser.add_argument("--holdout-speaker", default="theo")
-    parser.add_argument("--beam", type=int, default=16)
     parser.add_argument("--out", type=Path, default=Path("bench-results/accuracy.json"))
     args = parser.parse_args()
     data = find_data(args.data)
@@ -50,8 +49,10 @@ def main() -> None:
             runs.append((args.holdout_model, TestSet(name, work / "holdout" / "holdout_numbers.jsonl")))
         for model, test in runs:
             for method in ("greedy", "beam+lm"):
-                options = DecodeOptions(method="greedy" if method == "greedy" else "beam", beam=BeamConfig(args.beam))
-                asr = load_model(model, options=options)
+                asr = load_model(model)  # the model's own decoding settings (tuned on dev), then the method
+                asr.options = model_decoding(
+                    asr.bundle.meta, method="greedy" if method == "greedy" else "beam", use_lm=method == "beam+lm"
+                )
                 status.print(f"{test.name}: {method}")
                 report = run_test_set(asr, test, status)
                 counts = report.counts()
