@@ -20,8 +20,6 @@ import argparse
 import json
 import os
 import platform
-import statistics
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -32,6 +30,7 @@ from rich.table import Table
 
 from gruasr.environment import device_name
 from gruasr.features import Fbank, FbankConfig, StreamingFbank
+from gruasr.timing import median_seconds
 
 RATE = 8000
 CONFIG = FbankConfig(sample_rate=RATE, num_mel_bins=80)
@@ -101,23 +100,6 @@ def knf_fbank(x: np.ndarray) -> np.ndarray:
     fb.accept_waveform(RATE, x * 32768.0)
     fb.input_finished()
     return np.stack([fb.get_frame(i) for i in range(fb.num_frames_ready)])
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def median_seconds(fn: Callable[[], object], device: torch.device, repeat: int) -> float:
-    fn()  # warm-up
-    _sync(device)
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        _sync(device)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main() -> None:

@@ -14,9 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import statistics
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -26,6 +23,7 @@ from torch import nn
 
 from gruasr.environment import device_name
 from gruasr.models import recurrent
+from gruasr.timing import median_seconds
 
 INPUT = 80
 SIZES = [  # (hidden, batch, steps)
@@ -46,23 +44,6 @@ VARIANTS = [  # (label, unit, backend); None unit = torch.nn.GRU itself, the bas
     ("mingru/scan", "mingru", "scan"),
     ("mingru/sequential", "mingru", "sequential"),
 ]
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def median_seconds(fn: Callable[[], object], device: torch.device, repeat: int) -> float:
-    fn()  # warm-up: allocations, cuDNN plans
-    _sync(device)
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        _sync(device)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def build(unit: str | None, backend: str | None, hidden: int, device: torch.device) -> nn.Module:

@@ -23,6 +23,7 @@ from rich.console import Console
 from rich.table import Table
 
 from gruasr.environment import environment
+from gruasr.timing import sync
 from gruasr.training.config import load_config
 from gruasr.training.loop import Trainer
 
@@ -41,13 +42,11 @@ def throughput(config_path: Path, backend: str, steps: int, amp: bool, out: Path
     batches = (batches * (needed // len(batches) + 1))[:needed]
     for batch in batches[:2]:
         trainer.step(batch, 1e-4)
-    if trainer.device.type == "cuda":
-        torch.cuda.synchronize()
+    sync(trainer.device)
     start = time.perf_counter()
     for batch in batches[2:]:
         trainer.step(batch, 1e-4)
-    if trainer.device.type == "cuda":
-        torch.cuda.synchronize()
+    sync(trainer.device)
     elapsed = time.perf_counter() - start
     frames = sum(int(b["lengths"].sum()) for b in batches[2:])
     return {
