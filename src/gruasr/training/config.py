@@ -45,27 +45,20 @@ class DataConfig:
 
 
 @dataclass(frozen=True)
-class AugmentSection:
-    """Waveform augmentation, precomputed as `variants` copies of every training utterance (epoch e uses copy
-    e mod variants), so augmentation costs nothing per epoch on a CPU; SpecAugment runs on every batch."""
+class AugmentSection(AugmentConfig):
+    """Waveform augmentation (AugmentConfig's settings), precomputed as `variants` copies of every training
+    utterance (epoch e uses copy e mod variants), so augmentation costs nothing per epoch on a CPU;
+    SpecAugment runs on every batch."""
 
     variants: int = 3
-    speeds: tuple[float, ...] = (0.9, 1.0, 1.1)
-    telephone_prob: float = 0.0
-    codecs: tuple[str, ...] = ("ulaw", "alaw")
-    packet_loss: tuple[float, float] = (0.0, 0.05)
-    noise_prob: float = 0.0
-    snr_db: tuple[float, float] = (10.0, 40.0)
-    gain_db: tuple[float, float] = (0.0, 0.0)
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.variants < 1:
             raise ConfigError(f"augment.variants must be >= 1, got {self.variants}")
-        self.to_augment()  # validates the rest
 
     def to_augment(self) -> AugmentConfig:
-        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "variants"}
-        return AugmentConfig(**fields)
+        return AugmentConfig(**{f.name: getattr(self, f.name) for f in dataclasses.fields(AugmentConfig)})
 
 
 @dataclass(frozen=True)
