@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 TORCH  := torch==2.13.0
 export GRUASR_DATA ?= $(abspath ../shared/data)
 
-.PHONY: setup demo test bench lint clean model
+.PHONY: setup demo test bench lint clean model compare
 
 setup: $(STAMP)
 
@@ -36,6 +36,13 @@ model: $(STAMP)
 	$(VENV)/bin/gruasr data fsdd --src $(GRUASR_DATA)/fsdd --out data/fsdd --numbers-train 800
 	$(VENV)/bin/gruasr train --config configs/telephone.toml --out runs/telephone
 	$(PY) scripts/bundle_model.py runs/telephone
+
+# The comparison study of the recurrent units (about 2 hours on 2 CPU cores): two one-thread processes share
+# the runs; the last call trains whatever a failed shard left, measures, and writes runs/compare/report.md.
+compare: $(STAMP)
+	$(VENV)/bin/gruasr compare --out runs/compare --threads 1 --shard 0/2 & \
+	$(VENV)/bin/gruasr compare --out runs/compare --threads 1 --shard 1/2; wait
+	$(VENV)/bin/gruasr compare --out runs/compare
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks scripts

@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from gruasr import GruAsrError, __version__
+from gruasr.cli.compare import add_compare_parser
 from gruasr.cli.data import add_data_parser
 from gruasr.cli.recognize import add_recognize_parsers
 from gruasr.cli.train import add_train_parsers
@@ -55,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_data_parser(sub)
     add_train_parsers(sub)
     add_recognize_parsers(sub)
+    add_compare_parser(sub)
     return parser
 
 

@@ -31,8 +31,12 @@ class TestSet:
 
 
 def find_data(explicit: str | os.PathLike[str] | None = None) -> Path | None:
-    """The corpora folder: `explicit`, else $GRUASR_DATA, else ../shared/data from the working directory."""
-    for candidate in (explicit, os.environ.get("GRUASR_DATA"), Path.cwd().parent / "shared" / "data"):
+    """The corpora folder: `explicit` (and only it, when given), else $GRUASR_DATA, else ../shared/data from the
+    working directory; None when that folder does not hold an4/ and fsdd/."""
+    candidates = (
+        (explicit,) if explicit is not None else (os.environ.get("GRUASR_DATA"), Path.cwd().parent / "shared" / "data")
+    )
+    for candidate in candidates:
         if candidate and (Path(candidate) / "an4").is_dir() and (Path(candidate) / "fsdd").is_dir():
             return Path(candidate)
     return None

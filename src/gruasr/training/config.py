@@ -51,6 +51,9 @@ class AugmentSection(AugmentConfig):
     SpecAugment runs on every batch."""
 
     variants: int = 3
+    #: seed of the precomputed copies (None: the run's seed); runs that share it share the same copies, which
+    #: one process computes once (the comparison study trains every unit on the same copies)
+    seed: int | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -101,6 +101,10 @@ class DevSet:
         return counts
 
 
+#: the features of the last data set prepared in this process, reused by runs with the same data settings
+_PREPARED: dict[str, tuple[Corpus, Corpus]] = {}
+
+
 class Trainer:
     def __init__(self, config: TrainConfig, out: Path, console: Console | None = None) -> None:
         self.config = config
@@ -129,11 +133,19 @@ class Trainer:
             codecs=(cfg.dev_channel.codec,) if cfg.dev_channel.codec else (),
             packet_loss=(0.0, 0.0),
         )
-        with _progress(self.console) as progress:
-            self.train = build_corpus(
-                train_utts, self.tokens, cfg, augment, cfg.augment.variants, cfg.seed, progress, "training features"
-            )
-            dev = build_corpus(dev_utts, self.tokens, cfg, dev_line, 1, cfg.dev_channel.seed, progress, "dev features")
+        key = json.dumps([cfg.sample_rate, cfg.data, cfg.features, cfg.augment, cfg.dev_channel], default=str)
+        key += str(cfg.augment.seed if cfg.augment.seed is not None else cfg.seed)
+        if key not in _PREPARED:
+            _PREPARED.clear()  # keep one data set in memory at most
+            with _progress(self.console) as progress:
+                seed = cfg.augment.seed if cfg.augment.seed is not None else cfg.seed
+                train = build_corpus(
+                    train_utts, self.tokens, cfg, augment, cfg.augment.variants, seed, progress, "training features"
+                )
+                line_seed = cfg.dev_channel.seed
+                dev = build_corpus(dev_utts, self.tokens, cfg, dev_line, 1, line_seed, progress, "dev features")
+            _PREPARED[key] = (train, dev)
+        self.train, dev = _PREPARED[key]
         self.cmvn = estimate_cmvn(self.train)
         self.dev = DevSet(dev, self.cmvn)
         plan = EpochPlan.from_repeats([len(s) for s in train_sets], repeats)
@@ -259,7 +271,7 @@ class Trainer:
             self.sampler.durations = self.batches.durations(epoch)
             self.sampler.set_epoch(epoch, start_batch=state["batch"])
             self.model.train()
-            started, loss_sum, loss_count = time.perf_counter(), 0.0, 0
+            started, loss_sum, loss_count, norms = time.perf_counter(), 0.0, 0, []
             with _progress(self.console) as progress:
                 job = progress.add_task(f"epoch {epoch + 1}/{cfg.train.epochs}", total=self.steps_per_epoch)
                 progress.update(job, completed=state["batch"])
@@ -273,6 +285,7 @@ class Trainer:
                     state["batch"] += 1
                     loss_sum += loss
                     loss_count += 1
+                    norms.append(norm)
                     writer.add_scalar("train/loss", loss, state["step"])
                     writer.add_scalar("train/lr", lr, state["step"])
                     writer.add_scalar("train/grad_norm", norm, state["step"])
@@ -281,6 +294,7 @@ class Trainer:
                     if cfg.train.checkpoint_every and state["step"] % cfg.train.checkpoint_every == 0:
                         self._checkpoint("step", state)
             dev = self.dev.evaluate(self.model, self.tokens, self.device)
+            finite = [n for n in norms if math.isfinite(n)]
             record = {
                 "epoch": epoch,
                 "loss": loss_sum / max(loss_count, 1),
@@ -288,6 +302,10 @@ class Trainer:
                 "dev_cer": dev.cer,
                 "lr": self.optimizer.param_groups[0]["lr"],
                 "seconds": time.perf_counter() - started,
+                # gradient norms before clipping (this process's batches), and steps skipped as not finite
+                "grad_norm_median": float(np.median(finite)) if finite else None,
+                "grad_norm_max": max(finite, default=None),
+                "skipped_steps": len(norms) - len(finite),
             }
             state["history"].append(record)
             if state["best"] is None or dev.wer < state["best"]["wer"]:

@@ -1,0 +1,71 @@
+"""`gruasr compare`: the performance study of the recurrent units (training, measurements, report)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def _shard(text: str) -> tuple[int, int]:
+    try:
+        k, n = (int(v) for v in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--shard takes K/N, e.g. 0/2, got {text!r}") from None
+    if not 0 <= k < n:
+        raise argparse.ArgumentTypeError(f"--shard K/N needs 0 <= K < N, got {text!r}")
+    return k, n
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    import torch
+    from rich.console import Console
+
+    from gruasr.errors import ConfigError
+    from gruasr.evaluation.suite import find_data
+    from gruasr.study.config import load_study
+    from gruasr.study.runs import is_done, plan_runs, prepare_corpora, train_runs
+
+    console = Console(stderr=True)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    study = load_study(args.config, quick=args.quick)
+    data = find_data(args.data)
+    if data is None:
+        raise ConfigError("corpora not found: give --data DIR (holding an4/ and fsdd/) or set GRUASR_DATA")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    prepare_corpora(data, out, study)
+    runs = plan_runs(study, out)
+    done = sum(is_done(out, r) for r in runs)
+    console.print(
+        f"study: {len(runs)} runs ({done} done) of {', '.join(study.units)} x {', '.join(study.directions)}"
+        f" x seeds {', '.join(map(str, study.seeds))}, {study.parameters:,} parameters each; in {out}"
+    )
+    shard = args.shard or (0, 1)
+    train_runs(runs, out, console, shard)
+    from gruasr.study.measure import measure_runs
+    from gruasr.study.report import write_report
+
+    measure_runs(runs, study, out, console, shard)
+    if args.shard is not None:
+        console.print(f"shard {shard[0]}/{shard[1]} trained and measured; run without --shard for the report")
+        return 0
+    paths = write_report(runs, study, out, quick=args.quick)
+    for path in paths:
+        print(path)
+    return 0
+
+
+def add_compare_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    compare = sub.add_parser("compare", help="train and compare every recurrent unit on equal terms, write a report")
+    compare.add_argument("--config", default="configs/compare.toml", help="study recipe (default: %(default)s)")
+    compare.add_argument("--out", required=True, help="study folder: runs, measurements, report.md/json, plots")
+    compare.add_argument("--quick", action="store_true", help="tiny models and data: the whole path in minutes")
+    compare.add_argument("--data", help="corpora folder (default: $GRUASR_DATA or ../shared/data)")
+    compare.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
+    compare.add_argument(
+        "--shard", type=_shard, metavar="K/N",
+        help="only train and measure runs K, K+N, ... (parallel processes share a study), without the report",
+    )  # fmt: skip
+    compare.set_defaults(func=_cmd_compare)

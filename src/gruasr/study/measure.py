@@ -1,0 +1,325 @@
+"""What the study measures on each trained run, written to runs/<name>/measure.json (kept: a measured run is
+not measured again).
+
+Every model is decoded greedily (the acoustic models are compared, not language models) on the same inputs:
+the test audio goes through the same simulated telephone line (300-3400 Hz, G.711 mu-law), with the same random
+draws per utterance for every model, so differences come from the models alone.
+
+- test: WER on AN4 test and on FSDD test phone numbers;
+- noise: WER on AN4 test with white noise at each SNR (added before the line's filter and codec);
+- packet loss: WER on AN4 test with that fraction of 20 ms frames lost (concealed as the channel does);
+- length: WER on long inputs made by joining AN4 test utterances (0.25 s pauses) to at least L seconds,
+  decoded in one pass (no segmentation), so the recurrent state must carry the whole input;
+- speed: real-time factor on one thread (features + network + greedy decoding);
+- streaming (unidirectional): audio fed in chunks through the streaming front end, the causal convolutions
+  and the recurrent state; compute per chunk on one thread, and the largest difference from the offline
+  log-probabilities (which must be ~0: the streaming path is exact);
+- memory: bytes a training step holds on a fixed batch: parameters, gradients, Adam's two moments, and the
+  activations saved for the backward pass (counted through autograd's saved-tensor hooks);
+- training: per-epoch time, time to the target dev WER, gradient norms and skipped steps, from summary.json.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from gruasr.audio.telephony import TelephoneChannel
+from gruasr.data.manifest import load_utterance, read_manifest
+from gruasr.decoding.greedy import greedy_decode
+from gruasr.evaluation.metrics import ErrorCounts
+from gruasr.features import Fbank
+from gruasr.features.streaming import StreamingFbank
+from gruasr.models.ctc_model import SUBSAMPLING, CTCModel, ModelConfig
+from gruasr.study.config import MeasureConfig, StudyConfig
+from gruasr.study.runs import Run, run_dir
+from gruasr.training.checkpoint import ModelBundle, load_bundle
+
+MEASURE_VERSION = 1
+FRAME_SECONDS = 0.01
+PAUSE_SECONDS = 0.25
+#: frames of left context the two causal stride-2 convolutions need to give exact outputs on a chunk
+CONV_CONTEXT = 8
+
+
+@dataclass(frozen=True)
+class Item:
+    text: str
+    samples: np.ndarray  # float32 at the model rate
+
+
+def load_items(manifest: Path, rate: int, limit: int = 0) -> list[Item]:
+    utts = read_manifest(manifest)
+    if limit:
+        utts = utts[:limit]
+    return [Item(u.text, load_utterance(u, rate)) for u in utts]
+
+
+def long_inputs(items: Sequence[Item], lengths: Sequence[float], per_length: int, rate: int) -> list[list[Item]]:
+    """For each length L, `per_length` inputs joining randomly drawn items (seeded; no repeats within one input)
+    with short pauses until they last at least L seconds."""
+    rng = np.random.default_rng(0)
+    pause = np.zeros(int(PAUSE_SECONDS * rate), dtype=np.float32)
+    out = []
+    for length in lengths:
+        made = []
+        for _ in range(per_length):
+            order = rng.permutation(len(items))
+            parts: list[np.ndarray] = []
+            texts: list[str] = []
+            for i in order:
+                parts += [items[i].samples, pause]
+                texts.append(items[i].text)
+                if sum(p.shape[0] for p in parts) >= length * rate:
+                    break
+            made.append(Item(" ".join(texts), np.concatenate(parts[:-1])))
+        out.append(made)
+    return out
+
+
+class Scorer:
+    """Greedy log-probabilities and transcripts of one model."""
+
+    def __init__(self, bundle: ModelBundle) -> None:
+        self.bundle = bundle
+        self.model = bundle.model.eval()
+        self.fbank = Fbank(bundle.features)
+        self.rate = bundle.sample_rate
+
+    def log_probs(self, samples: np.ndarray) -> torch.Tensor:
+        with torch.inference_mode():
+            feats = self.bundle.cmvn(self.fbank(torch.from_numpy(np.ascontiguousarray(samples, dtype=np.float32))))
+            return self.model(feats[None])[0][0]
+
+    def text(self, samples: np.ndarray) -> str:
+        return greedy_decode(self.log_probs(samples), self.bundle.tokens, SUBSAMPLING * FRAME_SECONDS).text
+
+    def score(self, items: Sequence[Item], channel: TelephoneChannel | None = None) -> dict[str, float]:
+        counts = ErrorCounts()
+        for index, item in enumerate(items):
+            samples = item.samples
+            if channel is not None:
+                samples = channel.apply(samples, self.rate, np.random.default_rng([0, index]))
+            counts.add(item.text, self.text(samples))
+        return {"wer": counts.wer, "cer": counts.cer, "words": counts.words, "errors": counts.errors}
+
+
+def one_thread(fn: Any) -> Any:
+    """Run fn() with torch limited to one thread."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return fn()
+    finally:
+        torch.set_num_threads(threads)
+
+
+def real_time_factor(scorer: Scorer, items: Sequence[Item]) -> float:
+    def timed() -> float:
+        scorer.text(items[0].samples)  # warm-up
+        start = time.perf_counter()
+        for item in items:
+            scorer.text(item.samples)
+        return time.perf_counter() - start
+
+    seconds = one_thread(timed)
+    return seconds / (sum(i.samples.shape[0] for i in items) / scorer.rate)
+
+
+def stream(scorer: Scorer, samples: np.ndarray, chunk: int) -> tuple[torch.Tensor, list[float]]:
+    """Log-probabilities of a unidirectional model fed `chunk` samples at a time, and the compute time of each
+    chunk: streaming fbank -> CMVN -> convolutions over (8 frames of context + the new frames, a multiple of
+    4) -> recurrent step(s) from the carried state -> output layer."""
+    model: CTCModel = scorer.model
+    front = StreamingFbank(scorer.fbank)
+    dim = scorer.bundle.features.dim
+    done = torch.zeros(0, dim)  # normalized frames already through the convolutions (last CONV_CONTEXT kept)
+    pending = torch.zeros(0, dim)
+    state = None
+    outputs: list[torch.Tensor] = []
+    times: list[float] = []
+    starts = list(range(0, samples.shape[0], chunk))
+    with torch.inference_mode():
+        for n, start in enumerate(starts):
+            began = time.perf_counter()
+            last = n == len(starts) - 1
+            frames = front.accept(samples[start : start + chunk])
+            if last:
+                frames = torch.cat([frames, front.finalize()])
+            pending = torch.cat([pending, scorer.bundle.cmvn(frames)])
+            usable = pending.shape[0] if last else pending.shape[0] // SUBSAMPLING * SUBSAMPLING
+            if usable:
+                window = torch.cat([done[-CONV_CONTEXT:], pending[:usable]])
+                new = -(-usable // SUBSAMPLING)  # ceil: the last, partial group still gives an output
+                x = model.subsampling(window[None])[:, -new:]
+                y, _, state = model.encoder(x, None, state)
+                outputs.append(model.output(y)[0].log_softmax(-1))
+                done, pending = torch.cat([done[-CONV_CONTEXT:], pending[:usable]]), pending[usable:]
+            times.append(time.perf_counter() - began)
+    return torch.cat(outputs), times
+
+
+def streaming_probe(scorer: Scorer, items: Sequence[Item], chunk_ms: int) -> dict[str, float]:
+    chunk = int(chunk_ms * scorer.rate / 1000)
+
+    def run() -> dict[str, float]:
+        times: list[float] = []
+        diff = 0.0
+        for item in items:
+            streamed, chunk_times = stream(scorer, item.samples, chunk)
+            offline = scorer.log_probs(item.samples)
+            diff = max(diff, float((streamed - offline).abs().max()))
+            times += chunk_times[:-1]  # the last chunk is shorter
+        return {
+            "chunk_ms": chunk_ms,
+            "compute_ms_median": 1000 * float(np.median(times)),
+            "compute_ms_p95": 1000 * float(np.percentile(times, 95)),
+            # a sound at the start of a chunk waits the whole chunk, then the chunk's compute
+            "latency_ms": chunk_ms + 1000 * float(np.percentile(times, 95)),
+            "max_abs_diff_offline": diff,
+        }
+
+    return one_thread(run)
+
+
+def training_memory(config: ModelConfig, batch: int, seconds: float, seed: int = 0) -> dict[str, float]:
+    """Bytes of one training step on `batch` utterances of `seconds` with 30-token targets (CPU, float32)."""
+    generator = torch.Generator().manual_seed(seed)
+    model = CTCModel(config).train()
+    frames = int(seconds / FRAME_SECONDS)
+    x = torch.randn(batch, frames, config.input_dim, generator=generator)
+    targets = torch.randint(1, config.vocab_size, (batch, 30), generator=generator)
+    seen = {p.untyped_storage().data_ptr() for p in model.parameters()}
+    saved = 0
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        nonlocal saved
+        ptr = t.untyped_storage().data_ptr()
+        if ptr not in seen:
+            seen.add(ptr)
+            saved += t.untyped_storage().nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        log_probs, lengths, _ = model(x, torch.full((batch,), frames))
+        loss = F.ctc_loss(log_probs.transpose(0, 1), targets, lengths, torch.full((batch,), 30), zero_infinity=True)
+    loss.backward()
+    params = sum(p.numel() * p.element_size() for p in model.parameters())
+    return {
+        "parameters_mb": params / 2**20,
+        "activations_mb": saved / 2**20,
+        # parameters + gradients + Adam's two moments + saved activations
+        "step_mb": (4 * params + saved) / 2**20,
+    }
+
+
+def training_facts(summary: dict[str, Any], target: float) -> dict[str, Any]:
+    history = summary["history"]
+    elapsed = np.cumsum([h["seconds"] for h in history]).tolist()
+    reached = next((t for h, t in zip(history, elapsed, strict=True) if h["dev_wer"] <= target), None)
+    return {
+        "epochs": len(history),
+        "epoch_seconds": float(np.mean([h["seconds"] for h in history])),
+        "train_seconds": elapsed[-1],
+        "seconds_to_target": reached,
+        "best_dev_wer": summary["selection"]["dev_wer"],
+        "dev_wer": [h["dev_wer"] for h in history],
+        "loss": [h["loss"] for h in history],
+        "grad_norm_median": [h.get("grad_norm_median") for h in history],
+        "grad_norm_max": [h.get("grad_norm_max") for h in history],
+        "skipped_steps": sum(h.get("skipped_steps", 0) for h in history),
+        "diverged": any(not np.isfinite(h["loss"]) for h in history) or summary["selection"]["dev_wer"] >= 1.0,
+    }
+
+
+class TestData:
+    """The study's test inputs, loaded once per process."""
+
+    def __init__(self, out: Path, measure: MeasureConfig, rate: int) -> None:
+        data = out / "data"
+        self.an4 = load_items(data / "an4" / "test.jsonl", rate, measure.limit)
+        self.numbers = load_items(data / "fsdd" / "test_numbers.jsonl", rate, measure.limit)
+        self.long = long_inputs(self.an4, measure.lengths, measure.long_per_length, rate)
+        self.rtf = self.an4[: measure.rtf_utterances]
+
+
+def measure_run(run: Run, study: StudyConfig, out: Path, test: TestData, sweeps: bool) -> dict[str, Any]:
+    measure = study.measure
+    folder = run_dir(out, run)
+    bundle = load_bundle(folder / "model")
+    scorer = Scorer(bundle)
+    line = TelephoneChannel(codec="ulaw", output_rate=scorer.rate)
+    result: dict[str, Any] = {
+        "version": MEASURE_VERSION,
+        "run": run.name,
+        "unit": run.unit,
+        "direction": run.direction,
+        "seed": run.seed,
+        "hidden_size": run.config.model.hidden_size,
+        "parameters": bundle.model.num_parameters(),
+        "backend": run.config.model.backend or "default",
+        "training": training_facts(json.loads((folder / "summary.json").read_text()), measure.target_dev_wer),
+        "test": {"an4": scorer.score(test.an4, line), "numbers": scorer.score(test.numbers, line)},
+        "rtf_one_thread": real_time_factor(scorer, test.rtf),
+        "memory": training_memory(run.config.model, measure.memory_batch, measure.memory_seconds),
+    }
+    if run.direction == "uni":
+        result["streaming"] = streaming_probe(scorer, test.rtf[:10], measure.chunk_ms)
+    if sweeps:
+        result["snr"] = {
+            str(snr): scorer.score(test.an4, TelephoneChannel(codec="ulaw", snr_db=snr, output_rate=scorer.rate))
+            for snr in measure.snr_db
+        }
+        result["packet_loss"] = {
+            str(p): scorer.score(test.an4, TelephoneChannel(codec="ulaw", packet_loss=p, output_rate=scorer.rate))
+            for p in measure.packet_loss
+        }
+        result["length"] = {
+            str(length): {
+                **scorer.score(items, line),
+                "seconds": float(np.mean([i.samples.shape[0] / scorer.rate for i in items])),
+            }
+            for length, items in zip(measure.lengths, test.long, strict=True)
+        }
+    return result
+
+
+def measure_runs(
+    runs: list[Run], study: StudyConfig, out: Path, console: Console, shard: tuple[int, int] = (0, 1)
+) -> None:
+    """Measure this shard's trained runs that have no measure.json yet."""
+    k, n = shard
+    todo = []
+    for i, run in enumerate(runs):
+        path = run_dir(out, run) / "measure.json"
+        fresh = path.is_file() and json.loads(path.read_text()).get("version") == MEASURE_VERSION
+        if i % n == k and not fresh and (run_dir(out, run) / "summary.json").is_file():
+            todo.append(run)
+    if not todo:
+        return
+    test = TestData(out, study.measure, runs[0].config.sample_rate)
+    sweep_seeds = study.measure.sweep_seeds or study.seeds
+    progress = Progress(
+        TextColumn("measuring {task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=console,
+    )  # fmt: skip
+    with progress:
+        job = progress.add_task("", total=len(todo))
+        for run in todo:
+            progress.update(job, description=run.name)
+            result = measure_run(run, study, out, test, sweeps=run.seed in sweep_seeds)
+            path = run_dir(out, run) / "measure.json"
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(result, indent=1) + "\n")
+            tmp.replace(path)
+            progress.advance(job)

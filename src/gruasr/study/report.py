@@ -1,0 +1,497 @@
+"""The study's report: report.json (every number), report.md (tables and the conclusions the numbers support),
+and PNG plots, from the runs' measure.json files. Missing runs are listed, never silently averaged over."""
+
+from __future__ import annotations
+
+import json
+import math
+import platform
+import sys
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from gruasr.environment import environment
+from gruasr.study.config import StudyConfig
+from gruasr.study.runs import Run, run_dir
+
+#: a difference between two units is called real when it exceeds this many pooled standard errors
+SIGNIFICANCE = 2.0
+
+
+def _mean_std(values: Sequence[float]) -> tuple[float, float]:
+    if not values:
+        return math.nan, math.nan
+    arr = np.asarray(values, dtype=np.float64)
+    return float(arr.mean()), float(arr.std(ddof=1)) if arr.size > 1 else 0.0
+
+
+def _stats(values: Sequence[float]) -> dict[str, Any]:
+    mean, std = _mean_std(values)
+    return {"mean": mean, "std": std, "n": len(values), "values": list(values)}
+
+
+def _curve(rows: list[dict[str, Any]], key: str) -> dict[str, dict[str, Any]]:
+    """Mean WER per level of a sweep (`snr`, `packet_loss`, `length`) over the rows that have it."""
+    levels: dict[str, list[float]] = {}
+    for row in rows:
+        for level, score in row.get(key, {}).items():
+            levels.setdefault(level, []).append(score["wer"])
+    return {level: _stats(v) for level, v in sorted(levels.items(), key=lambda kv: float(kv[0]))}
+
+
+def aggregate(measures: list[dict[str, Any]], study: StudyConfig) -> dict[str, Any]:
+    """Per (unit, direction): means and spreads over seeds of every measured number."""
+    groups: dict[str, Any] = {}
+    for unit in study.units:
+        for direction in study.directions:
+            rows = [m for m in measures if m["unit"] == unit and m["direction"] == direction]
+            if not rows:
+                continue
+            training = [r["training"] for r in rows]
+            reached = [t["seconds_to_target"] for t in training if t["seconds_to_target"] is not None]
+            group: dict[str, Any] = {
+                "unit": unit,
+                "direction": direction,
+                "seeds": [r["seed"] for r in rows],
+                "hidden_size": rows[0]["hidden_size"],
+                "parameters": rows[0]["parameters"],
+                "backend": rows[0]["backend"],
+                "wer_an4": _stats([r["test"]["an4"]["wer"] for r in rows]),
+                "wer_numbers": _stats([r["test"]["numbers"]["wer"] for r in rows]),
+                "best_dev_wer": _stats([t["best_dev_wer"] for t in training]),
+                "epoch_seconds": _stats([t["epoch_seconds"] for t in training]),
+                "train_seconds": _stats([t["train_seconds"] for t in training]),
+                "seconds_to_target": _stats(reached),
+                "reached_target": f"{len(reached)}/{len(rows)}",
+                "rtf_one_thread": _stats([r["rtf_one_thread"] for r in rows]),
+                "step_memory_mb": rows[0]["memory"]["step_mb"],
+                "activation_memory_mb": rows[0]["memory"]["activations_mb"],
+                "skipped_steps": sum(t["skipped_steps"] for t in training),
+                "diverged": sum(bool(t["diverged"]) for t in training),
+                "grad_norm_max": max(max(filter(None, t["grad_norm_max"]), default=0.0) for t in training),
+                "dev_wer_curves": [t["dev_wer"] for t in training],
+                "grad_norm_curves": [t["grad_norm_median"] for t in training],
+                "snr": _curve(rows, "snr"),
+                "packet_loss": _curve(rows, "packet_loss"),
+                "length": _curve(rows, "length"),
+                "length_seconds": {
+                    level: float(np.mean([r["length"][level]["seconds"] for r in rows if "length" in r]))
+                    for level in _curve(rows, "length")
+                },
+            }
+            sweep_rows = [r for r in rows if "snr" in r]
+            group["clean_sweep"] = _stats([r["test"]["an4"]["wer"] for r in sweep_rows])
+            streams = [r["streaming"] for r in rows if "streaming" in r]
+            if streams:
+                group["streaming"] = {
+                    "chunk_ms": streams[0]["chunk_ms"],
+                    "compute_ms_median": float(np.mean([s["compute_ms_median"] for s in streams])),
+                    "latency_ms": float(np.mean([s["latency_ms"] for s in streams])),
+                    "max_abs_diff_offline": max(s["max_abs_diff_offline"] for s in streams),
+                }
+            groups[f"{unit}-{direction}"] = group
+    return groups
+
+
+def _pct(stats: dict[str, Any]) -> str:
+    if stats["n"] == 0 or math.isnan(stats["mean"]):
+        return "-"
+    if stats["n"] == 1:
+        return f"{100 * stats['mean']:.1f}"
+    return f"{100 * stats['mean']:.1f} ± {100 * stats['std']:.1f}"
+
+
+def _table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return lines
+
+
+def _differs(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Whether two seed means differ by more than SIGNIFICANCE pooled standard errors."""
+    if a["n"] < 2 or b["n"] < 2:
+        return False
+    se = math.sqrt(a["std"] ** 2 / a["n"] + b["std"] ** 2 / b["n"])
+    return abs(a["mean"] - b["mean"]) > SIGNIFICANCE * max(se, 1e-12)
+
+
+def _ranked(groups: dict[str, Any], direction: str, key: str) -> list[dict[str, Any]]:
+    found = [g for g in groups.values() if g["direction"] == direction and not math.isnan(g[key]["mean"])]
+    return sorted(found, key=lambda g: g[key]["mean"])
+
+
+def _degradation(group: dict[str, Any], sweep: str, level: str) -> float | None:
+    """WER at a sweep level minus the same runs' clean WER (absolute points)."""
+    point = group[sweep].get(level)
+    if point is None or group["clean_sweep"]["n"] == 0:
+        return None
+    return float(point["mean"] - group["clean_sweep"]["mean"])
+
+
+def _verdict(losses: dict[str, float], verb: str, margin: float = 0.01) -> str:
+    """How GRU's loss (WER points) compares with the other units': the claim holds when GRU loses least, or
+    within `margin` of the least."""
+    if "gru" not in losses:
+        return "cannot be judged (no GRU result)"
+    best = min(losses, key=lambda u: losses[u])
+    gap = losses["gru"] - losses[best]
+    if best == "gru":
+        return "holds: GRU " + verb + " least"
+    if gap <= margin:
+        return f"holds within {100 * margin:g} point: {best} {verb} least, GRU {100 * gap:.1f} points more"
+    return f"does not hold: {best} {verb} least, GRU {100 * gap:.1f} points more"
+
+
+def conclusions(groups: dict[str, Any], study: StudyConfig) -> list[str]:
+    """Statements the numbers support (and the brief's claims they do not), computed, not written by hand."""
+    out: list[str] = []
+    names = {"bi": "bidirectional", "uni": "unidirectional"}
+    weak = [k for k, g in groups.items() if g["wer_an4"]["mean"] > 0.9]
+    if weak:
+        out.append(
+            f"**Caution**: {', '.join(weak)} stay above 90% WER; comparisons involving them measure noise, "
+            "not the units (a --quick study always does: it only exercises the path)."
+        )
+    for direction in study.directions:
+        ranked = _ranked(groups, direction, "wer_an4")
+        if not ranked:
+            continue
+        best, rest = ranked[0], ranked[1:]
+        clear = [g["unit"] for g in rest if _differs(best["wer_an4"], g["wer_an4"])]
+        unclear = [g["unit"] for g in rest if g["unit"] not in clear]
+        line = (
+            f"**Accuracy, {names[direction]}**: {best['unit']} has the lowest AN4 WER ({_pct(best['wer_an4'])}%, "
+            f"order: {' < '.join(g['unit'] for g in ranked)})."
+        )
+        if clear:
+            line += f" Its lead over {', '.join(clear)} exceeds {SIGNIFICANCE:g} standard errors of the seed spread"
+            line += f"; over {', '.join(unclear)} it does not." if unclear else "."
+        elif rest:
+            line += f" The seeds do not separate it from {', '.join(unclear)}: no clear winner."
+        gru = groups.get(f"gru-{direction}")
+        if gru is not None and best["unit"] != "gru":
+            line += f" GRU: {_pct(gru['wer_an4'])}%."
+        out.append(line)
+        fast = sorted(
+            (g for g in groups.values() if g["direction"] == direction), key=lambda g: g["epoch_seconds"]["mean"]
+        )
+        out.append(
+            f"**Training speed, {names[direction]}** (seconds per epoch on this machine): "
+            + ", ".join(f"{g['unit']} {g['epoch_seconds']['mean']:.1f}" for g in fast)
+            + ". **Inference** (real-time factor, one thread): "
+            + ", ".join(
+                f"{g['unit']} {g['rtf_one_thread']['mean']:.4f}"
+                for g in sorted(fast, key=lambda g: g["rtf_one_thread"]["mean"])
+            )
+            + "."
+        )
+    for sweep, level, what in (
+        ("snr", str(min(study.measure.snr_db, default=0.0)), "noise"),
+        ("packet_loss", str(max(study.measure.packet_loss, default=0.0)), "missing data"),
+    ):
+        for direction in study.directions:
+            drops = {
+                g["unit"]: d
+                for g in groups.values()
+                if g["direction"] == direction and (d := _degradation(g, sweep, level)) is not None
+            }
+            if not drops:
+                continue
+            order = sorted(drops, key=lambda u: drops[u])
+            shown = f"{float(level):g} dB SNR" if sweep == "snr" else f"{100 * float(level):g}% packet loss"
+            text = ", ".join(f"{u} {100 * drops[u]:+.1f}" for u in order)
+            out.append(
+                f"**Robustness to {what}, {names[direction]}** (WER points lost from clean to {shown}): {text}. "
+                f"The brief's claim that GRUs stay stable under {what} {_verdict(drops, 'loses')}."
+            )
+    for direction in study.directions:
+        ends = {}
+        for g in groups.values():
+            if g["direction"] == direction and len(g["length"]) >= 2:
+                levels = list(g["length"])
+                ends[g["unit"]] = (g["length"][levels[0]]["mean"], g["length"][levels[-1]]["mean"])
+        if not ends:
+            continue
+        seconds = [g["length_seconds"] for g in groups.values() if g["direction"] == direction and g["length"]]
+        span = f"{min(s[k] for s in seconds for k in s):.0f} -> {max(s[k] for s in seconds for k in s):.0f} s"
+        rise = {u: b - a for u, (a, b) in ends.items()}
+        text = ", ".join(
+            f"{u} {100 * ends[u][0]:.1f} -> {100 * ends[u][1]:.1f}" for u in sorted(rise, key=lambda u: rise[u])
+        )
+        out.append(
+            f"**Long inputs, {names[direction]}** (WER % on the shortest -> the longest joined inputs, {span}, "
+            f"decoded in one pass): {text}. The claim that GRUs handle long utterances well "
+            f"{_verdict(rise, 'degrades')}."
+        )
+    for direction in study.directions:
+        spread = sorted((g for g in groups.values() if g["direction"] == direction), key=lambda g: g["wer_an4"]["std"])
+        if not spread or spread[0]["wer_an4"]["n"] < 2:
+            continue
+        diverged = [f"{g['unit']} ({g['diverged']})" for g in spread if g["diverged"]]
+        skipped = [f"{g['unit']} ({g['skipped_steps']})" for g in spread if g["skipped_steps"]]
+        out.append(
+            f"**Training stability, {names[direction]}** (standard deviation of AN4 WER over seeds, points): "
+            + ", ".join(f"{g['unit']} {100 * g['wer_an4']['std']:.1f}" for g in spread)
+            + f". Runs that failed to learn (dev WER 100% or a non-finite loss): {', '.join(diverged) or 'none'}"
+            + f"; steps skipped for a non-finite gradient: {', '.join(skipped) or 'none'}."
+        )
+    return out
+
+
+def _plots(groups: dict[str, Any], study: StudyConfig, folder: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    colors = {u: plt.get_cmap("tab10")(i) for i, u in enumerate(study.units)}
+    dirs = [d for d in study.directions if any(g["direction"] == d for g in groups.values())]
+    paths = []
+
+    def panels(title: str, name: str, draw: Any, xlabel: str, ylabel: str, log_x: bool = False) -> None:
+        fig, axes = plt.subplots(1, len(dirs), figsize=(5.5 * len(dirs), 4), squeeze=False, sharey=True)
+        for ax, direction in zip(axes[0], dirs, strict=True):
+            for g in groups.values():
+                if g["direction"] == direction:
+                    draw(ax, g, colors[g["unit"]])
+            ax.set_title(f"{title}, {'bidirectional' if direction == 'bi' else 'unidirectional'}")
+            ax.set_xlabel(xlabel)
+            ax.grid(alpha=0.3)
+            if log_x:
+                ax.set_xscale("log")
+        axes[0][0].set_ylabel(ylabel)
+        axes[0][-1].legend(fontsize=8)
+        fig.tight_layout()
+        path = folder / f"{name}.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        paths.append(path)
+
+    def learning(ax: Any, g: dict[str, Any], color: Any) -> None:
+        curves = np.array([[100 * v for v in c] for c in g["dev_wer_curves"] if len(c) == len(g["dev_wer_curves"][0])])
+        epochs = np.arange(1, curves.shape[1] + 1)
+        ax.plot(epochs, curves.mean(0), color=color, label=g["unit"])
+        ax.fill_between(epochs, curves.min(0), curves.max(0), color=color, alpha=0.15)
+
+    panels("Dev WER while training", "learning_curves", learning, "epoch", "dev WER % (mean, band: min-max)")
+
+    def sweep(key: str, scale: float, clean_at: float) -> Any:
+        def draw(ax: Any, g: dict[str, Any], color: Any) -> None:
+            xs = [clean_at] + [scale * float(k) for k in g[key]]
+            ys = [g["clean_sweep"]["mean"]] + [v["mean"] for v in g[key].values()]
+            if key == "length":
+                xs = [g["length_seconds"][k] for k in g[key]]
+                ys = ys[1:]
+            points = sorted(zip(xs, ys, strict=True))
+            ax.plot([p[0] for p in points], [100 * p[1] for p in points], marker="o", color=color, label=g["unit"])
+
+        return draw
+
+    top_snr = max(study.measure.snr_db, default=30.0) + 10
+    panels("WER vs SNR", "wer_vs_snr", sweep("snr", 1.0, top_snr), f"SNR dB (clean drawn at {top_snr:g})", "AN4 WER %")
+    panels("WER vs packet loss", "wer_vs_packet_loss", sweep("packet_loss", 100.0, 0.0), "lost 20 ms frames %",
+           "AN4 WER %")  # fmt: skip
+    panels("WER vs input length", "wer_vs_length", sweep("length", 1.0, 0.0), "input seconds (joined AN4 test)",
+           "WER %", log_x=True)  # fmt: skip
+
+    def params(ax: Any, g: dict[str, Any], color: Any) -> None:
+        values = [100 * v for v in g["wer_an4"]["values"]]
+        ax.scatter([g["parameters"]] * len(values), values, color=color, alpha=0.4, s=14)
+        ax.errorbar(g["parameters"], 100 * g["wer_an4"]["mean"], yerr=100 * g["wer_an4"]["std"], color=color,
+                    marker="o", capsize=3, label=f"{g['unit']} (H={g['hidden_size']})")  # fmt: skip
+
+    panels("AN4 WER vs parameters", "wer_vs_parameters", params, "parameters", "AN4 WER % (seeds; mean ± sd)")
+
+    def norms(ax: Any, g: dict[str, Any], color: Any) -> None:
+        for i, curve in enumerate(g["grad_norm_curves"]):
+            ys = [np.nan if v is None else v for v in curve]
+            ax.plot(np.arange(1, len(ys) + 1), ys, color=color, alpha=0.7, label=g["unit"] if i == 0 else None)
+        ax.set_yscale("log")
+
+    panels("Gradient norm (median per epoch)", "grad_norms", norms, "epoch", "gradient norm before clipping")
+
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    labels = list(groups)
+    bar_colors = [colors[groups[k]["unit"]] for k in labels]
+    hatches = ["" if groups[k]["direction"] == "bi" else "//" for k in labels]
+    for ax, (key, title) in zip(
+        axes,
+        [("epoch_seconds", "training seconds per epoch"), ("rtf_one_thread", "real-time factor, one thread"),
+         ("step_memory_mb", "training-step memory MB")],
+        strict=True,
+    ):  # fmt: skip
+        values = [groups[k][key]["mean"] if isinstance(groups[k][key], dict) else groups[k][key] for k in labels]
+        bars = ax.bar(range(len(labels)), values, color=bar_colors)
+        for bar, hatch in zip(bars, hatches, strict=True):
+            bar.set_hatch(hatch)
+        ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right", fontsize=8)
+        ax.set_title(title)
+        ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    path = folder / "speed.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    paths.append(path)
+    return paths
+
+
+def render_markdown(report: dict[str, Any], plots: Sequence[Path]) -> str:
+    groups, study = report["groups"], report["study"]
+    lines = [
+        "# GRU against LSTM, plain RNN, Li-GRU and minGRU: the study",
+        "",
+        f"Made by `{report['command']}` on {report['environment']['device_name']} "
+        f"({report['environment']['threads']} threads, torch {report['environment']['torch']}), "
+        f"{report['finished']}; {report['runs_measured']} of {report['runs_planned']} runs measured.",
+        "",
+        f"Every model has {study['parameters']:,} parameters (±{100 * study['tolerance']:.0f}%, matched by the hidden "
+        f"size), the same recipe (`{study['recipe']}` with {', '.join(f'`{o}`' for o in study['overrides'])}), and "
+        f"seeds {', '.join(map(str, study['seeds']))}. Test audio goes through the 8 kHz G.711 mu-law line; "
+        "decoding is greedy (no LM). Numbers are mean ± standard deviation over seeds.",
+    ]
+    if report["missing"]:
+        lines += ["", f"**Missing runs** (not trained or not measured): {', '.join(report['missing'])}."]
+    lines += ["", "## Conclusions", ""] + [f"- {c}" for c in report["conclusions"]]
+    lines += ["", "## Accuracy and cost", ""]
+    lines += _table(
+        [
+            "unit",
+            "dir",
+            "H",
+            "params",
+            "AN4 WER %",
+            "numbers WER %",
+            "dev WER %",
+            "s/epoch",
+            f"s to dev WER {100 * study['measure']['target_dev_wer']:.0f}%",
+            "step MB",
+            "RTF 1 thread",
+            "stream latency ms",
+        ],  # fmt: skip
+        (
+            [
+                g["unit"],
+                g["direction"],
+                str(g["hidden_size"]),
+                f"{g['parameters']:,}",
+                _pct(g["wer_an4"]),
+                _pct(g["wer_numbers"]),
+                _pct(g["best_dev_wer"]),
+                f"{g['epoch_seconds']['mean']:.0f}",
+                "-"
+                if not g["seconds_to_target"]["n"]
+                else f"{g['seconds_to_target']['mean']:.0f} ({g['reached_target']})",
+                f"{g['step_memory_mb']:.0f}",
+                f"{g['rtf_one_thread']['mean']:.4f}",
+                f"{g['streaming']['latency_ms']:.0f}" if "streaming" in g else "-",
+            ]  # fmt: skip
+            for g in groups.values()
+        ),
+    )
+    for key, title, fmt in (
+        ("snr", "WER % vs SNR (AN4 test, white noise before the line)", lambda k: f"{float(k):g} dB"),
+        ("packet_loss", "WER % vs packet loss (AN4 test, lost 20 ms frames)", lambda k: f"{100 * float(k):g}%"),
+        ("length", "WER % vs input length (joined AN4 test utterances, one pass)", lambda k: f"≥{float(k):g} s"),
+    ):
+        levels = sorted({lvl for g in groups.values() for lvl in g[key]}, key=float, reverse=key == "snr")
+        if not levels:
+            continue
+        lines += ["", f"## {title}", ""]
+        clean = [] if key == "length" else ["clean"]
+        lines += _table(
+            ["unit", "dir", *clean, *(fmt(v) for v in levels)],
+            (
+                [g["unit"], g["direction"]]
+                + ([] if key == "length" else [_pct(g["clean_sweep"])])
+                + [_pct(g[key][v]) if v in g[key] else "-" for v in levels]
+                for g in groups.values()
+            ),
+        )
+    lines += ["", "## Training stability", ""]
+    lines += _table(
+        ["unit", "dir", "AN4 WER sd (points)", "failed runs", "skipped steps", "largest gradient norm"],
+        (
+            [
+                g["unit"],
+                g["direction"],
+                f"{100 * g['wer_an4']['std']:.2f}",
+                str(g["diverged"]),
+                str(g["skipped_steps"]),
+                f"{g['grad_norm_max']:.1f}",
+            ]  # fmt: skip
+            for g in groups.values()
+        ),
+    )
+    streaming = [g for g in groups.values() if "streaming" in g]
+    if streaming:
+        lines += ["", "## Streaming (unidirectional models)", ""]
+        lines += _table(
+            [
+                "unit",
+                "chunk ms",
+                "compute ms per chunk (median)",
+                "latency ms (chunk + p95 compute)",
+                "largest difference from offline",
+            ],  # fmt: skip
+            (
+                [
+                    g["unit"],
+                    str(g["streaming"]["chunk_ms"]),
+                    f"{g['streaming']['compute_ms_median']:.2f}",
+                    f"{g['streaming']['latency_ms']:.0f}",
+                    f"{g['streaming']['max_abs_diff_offline']:.1e}",
+                ]  # fmt: skip
+                for g in streaming
+            ),
+        )
+    lines += ["", "## Plots", ""] + [f"![{p.stem}]({p.name})" for p in plots]
+    lines += [
+        "",
+        "## How it was measured",
+        "",
+        "See `gruasr.study.measure` for each quantity. Training time per epoch includes the dev pass and is "
+        "measured as the runs actually ran (processes sharing the machine slow each other equally). "
+        "Training-step memory counts parameters, gradients, Adam's moments and the activations autograd saves for "
+        f"the backward pass on {study['measure']['memory_batch']} utterances of "
+        f"{study['measure']['memory_seconds']:g} s. A difference is called real when it exceeds "
+        f"{SIGNIFICANCE:g} pooled standard errors over seeds.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_report(runs: list[Run], study: StudyConfig, out: Path, quick: bool = False) -> list[Path]:
+    """Aggregate the measured runs into out/report.json, out/report.md and out/*.png; returns the paths."""
+    measures, missing = [], []
+    for run in runs:
+        path = run_dir(out, run) / "measure.json"
+        if path.is_file():
+            measures.append(json.loads(path.read_text()))
+        else:
+            missing.append(run.name)
+    groups = aggregate(measures, study)
+    from dataclasses import asdict
+
+    report = {
+        "command": " ".join(["gruasr", *sys.argv[1:]])
+        if sys.argv and sys.argv[0].endswith("gruasr")
+        else "gruasr compare",
+        "finished": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "environment": {**environment(), "platform": platform.platform()},
+        "quick": quick,
+        "study": asdict(study),
+        "runs_planned": len(runs),
+        "runs_measured": len(measures),
+        "missing": missing,
+        "groups": groups,
+        "conclusions": conclusions(groups, study),
+        "runs": measures,
+    }
+    plots = _plots(groups, study, out) if groups else []
+    (out / "report.json").write_text(json.dumps(report, indent=1) + "\n")
+    (out / "report.md").write_text(render_markdown(report, plots))
+    return [out / "report.md", out / "report.json", *plots]
