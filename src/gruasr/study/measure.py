@@ -11,9 +11,8 @@ draws per utterance for every model, so differences come from the models alone.
 - length: WER on long inputs made by joining AN4 test utterances (0.25 s pauses) to at least L seconds,
   decoded in one pass (no segmentation), so the recurrent state must carry the whole input;
 - speed: real-time factor on one thread (features + network + greedy decoding);
-- streaming (unidirectional): audio fed in chunks through the streaming front end, the causal convolutions
-  and the recurrent state; compute per chunk on one thread, and the largest difference from the offline
-  log-probabilities (which must be ~0: the streaming path is exact);
+- streaming (unidirectional): audio fed in chunks to a `gruasr.streaming` stream; compute per chunk on one
+  thread, and the largest difference from the offline log-probabilities (~0: the streaming path is exact);
 - memory: bytes a training step holds on a fixed batch: parameters, gradients, Adam's two moments, and the
   activations saved for the backward pass (counted through autograd's saved-tensor hooks);
 - training: per-epoch time, time to the target dev WER, gradient norms and skipped steps, from summary.json.
@@ -39,7 +38,6 @@ from gruasr.data.manifest import load_utterance, read_manifest
 from gruasr.decoding.greedy import greedy_decode
 from gruasr.evaluation.metrics import ErrorCounts
 from gruasr.features import Fbank
-from gruasr.features.streaming import StreamingFbank
 from gruasr.models.ctc_model import SUBSAMPLING, CTCModel, ModelConfig
 from gruasr.study.config import MeasureConfig, StudyConfig
 from gruasr.study.runs import Run, run_dir
@@ -48,8 +46,6 @@ from gruasr.training.checkpoint import ModelBundle, load_bundle
 MEASURE_VERSION = 1
 FRAME_SECONDS = 0.01
 PAUSE_SECONDS = 0.25
-#: frames of left context the two causal stride-2 convolutions need to give exact outputs on a chunk
-CONV_CONTEXT = 8
 
 
 @dataclass(frozen=True)
@@ -136,50 +132,32 @@ def real_time_factor(scorer: Scorer, items: Sequence[Item]) -> float:
     return seconds / (sum(i.samples.shape[0] for i in items) / scorer.rate)
 
 
-def stream(scorer: Scorer, samples: np.ndarray, chunk: int) -> tuple[torch.Tensor, list[float]]:
-    """Log-probabilities of a unidirectional model fed `chunk` samples at a time, and the compute time of each
-    chunk: streaming fbank -> CMVN -> convolutions over (8 frames of context + the new frames, a multiple of
-    4) -> recurrent step(s) from the carried state -> output layer."""
-    model: CTCModel = scorer.model
-    front = StreamingFbank(scorer.fbank)
-    dim = scorer.bundle.features.dim
-    done = torch.zeros(0, dim)  # normalized frames already through the convolutions (last CONV_CONTEXT kept)
-    pending = torch.zeros(0, dim)
-    state = None
-    outputs: list[torch.Tensor] = []
-    times: list[float] = []
-    starts = list(range(0, samples.shape[0], chunk))
-    with torch.inference_mode():
-        for n, start in enumerate(starts):
-            began = time.perf_counter()
-            last = n == len(starts) - 1
-            frames = front.accept(samples[start : start + chunk])
-            if last:
-                frames = torch.cat([frames, front.finalize()])
-            pending = torch.cat([pending, scorer.bundle.cmvn(frames)])
-            usable = pending.shape[0] if last else pending.shape[0] // SUBSAMPLING * SUBSAMPLING
-            if usable:
-                window = torch.cat([done[-CONV_CONTEXT:], pending[:usable]])
-                new = -(-usable // SUBSAMPLING)  # ceil: the last, partial group still gives an output
-                x = model.subsampling(window[None])[:, -new:]
-                y, _, state = model.encoder(x, None, state)
-                outputs.append(model.output(y)[0].log_softmax(-1))
-                done, pending = torch.cat([done[-CONV_CONTEXT:], pending[:usable]]), pending[usable:]
-            times.append(time.perf_counter() - began)
-    return torch.cat(outputs), times
-
-
 def streaming_probe(scorer: Scorer, items: Sequence[Item], chunk_ms: int) -> dict[str, float]:
+    """Feed each item to a gruasr.streaming stream (no endpointing: one utterance) in chunks of `chunk_ms`; time
+    every whole chunk on one thread and compare the streamed log-probabilities with the offline ones."""
+    from gruasr.recognizer import DecodeOptions
+    from gruasr.recognizer import Recognizer as OfflineRecognizer
+    from gruasr.streaming import EndpointConfig, Recognizer
+
+    recognizer = Recognizer(OfflineRecognizer(scorer.bundle, options=DecodeOptions("greedy")),
+                            EndpointConfig(enabled=False))  # fmt: skip
     chunk = int(chunk_ms * scorer.rate / 1000)
 
     def run() -> dict[str, float]:
         times: list[float] = []
         diff = 0.0
         for item in items:
-            streamed, chunk_times = stream(scorer, item.samples, chunk)
-            offline = scorer.log_probs(item.samples)
-            diff = max(diff, float((streamed - offline).abs().max()))
-            times += chunk_times[:-1]  # the last chunk is shorter
+            stream = recognizer.stream(record=True)
+            whole = item.samples.shape[0] // chunk * chunk
+            for start in range(0, whole, chunk):
+                began = time.perf_counter()
+                stream.accept(item.samples[start : start + chunk])
+                times.append(time.perf_counter() - began)
+            stream.accept(item.samples[whole:])
+            stream.finish()
+            assert stream.recorded is not None
+            streamed = torch.cat([lp for _, _, lp in stream.recorded])
+            diff = max(diff, float((streamed - scorer.log_probs(item.samples)).abs().max()))
         return {
             "chunk_ms": chunk_ms,
             "compute_ms_median": 1000 * float(np.median(times)),

@@ -1,0 +1,179 @@
+"""`gruasr stream` (events of a live stream, from a file) and `gruasr call` (a call's transcript, leg by leg)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from gruasr.cli.recognize import _add_decoding, _recognizer
+
+if TYPE_CHECKING:
+    from gruasr.streaming import Event, Recognizer
+
+READ_SECONDS = 10.0  # the file is read in blocks of this much audio: memory stays bounded
+
+
+def _streaming(args: argparse.Namespace) -> Recognizer:
+    from gruasr.errors import ConfigError
+    from gruasr.streaming import EndpointConfig, Recognizer
+    from gruasr.streaming.recognizer import BUNDLED_STREAMING
+
+    if args.model is None:
+        if not (BUNDLED_STREAMING / "model.json").is_file():
+            raise ConfigError(
+                "no bundled streaming model yet: give a unidirectional model with --model "
+                "(e.g. one trained with `gruasr train --set model.bidirectional=false`)"
+            )
+        args.model = str(BUNDLED_STREAMING)
+    endpoint = EndpointConfig(
+        vad_mode=args.vad_mode, trailing_silence=args.trailing_silence, max_utterance=args.max_utterance,
+        enabled=not args.no_endpoint, drop_unvoiced=not args.keep_unvoiced,
+    )  # fmt: skip
+    return Recognizer(_recognizer(args), endpoint)
+
+
+def _blocks(path: str) -> Iterator[tuple[np.ndarray, int]]:
+    """The file's audio (channels, n) at its own rate, block by block."""
+    from gruasr.audio.io import audio_info, load_audio
+
+    info = audio_info(path)
+    position = 0
+    block = int(READ_SECONDS * info.sample_rate)
+    while position < info.frames:
+        count = min(block, info.frames - position)
+        audio = load_audio(path, start=position / info.sample_rate, duration=count / info.sample_rate)
+        position += count
+        yield audio.samples, info.sample_rate
+
+
+def _chunks(path: str, chunk_ms: float) -> Iterator[np.ndarray]:
+    """(channels, chunk) pieces of `chunk_ms` (the last may be shorter) at the file's rate."""
+    carry: np.ndarray | None = None
+    for samples, rate in _blocks(path):
+        buffer = samples if carry is None else np.concatenate([carry, samples], axis=1)
+        size = max(1, int(round(chunk_ms * rate / 1000)))
+        whole = buffer.shape[1] // size * size
+        for start in range(0, whole, size):
+            yield buffer[:, start : start + size]
+        carry = buffer[:, whole:]
+    if carry is not None and carry.shape[1]:
+        yield carry
+
+
+def _legs(channels: int) -> list[str]:
+    return ["A", "B", *(f"C{i}" for i in range(2, channels))][:channels]
+
+
+def _cmd_stream(args: argparse.Namespace) -> int:
+    from gruasr.audio.io import audio_info
+
+    recognizer = _streaming(args)
+    info = audio_info(args.file)
+    legs = _legs(info.channels)
+    streams = [recognizer.stream(info.sample_rate, leg if info.channels > 1 else None) for leg in legs]
+    began = time.perf_counter()
+
+    def show(events: list[Event]) -> None:
+        for event in events:
+            if args.json:
+                print(json.dumps(event.to_dict()), flush=True)
+            elif event.type == "final" or args.partials:
+                leg = f"{event.leg}: " if event.leg else ""
+                print(f"{event.type:7s} {event.start:8.2f} {event.end:8.2f}  {leg}{event.text}", flush=True)
+
+    for chunk in _chunks(args.file, args.chunk_ms):
+        for stream, samples in zip(streams, chunk, strict=True):
+            stream.feed(samples)
+        recognizer.advance(streams)
+        for stream in streams:
+            show(stream.events())
+        if args.realtime:  # pace the input as a live call would arrive
+            ahead = streams[0].seconds - (time.perf_counter() - began)
+            if ahead > 0:
+                time.sleep(ahead)
+    for stream in streams:
+        show(stream.finish())
+    return 0
+
+
+def _timestamp(seconds: float, sep: str) -> str:
+    ms = int(round(seconds * 1000))
+    h, rest = divmod(ms, 3_600_000)
+    m, rest = divmod(rest, 60_000)
+    s, ms = divmod(rest, 1000)
+    return f"{h:02d}:{m:02d}:{s:02d}{sep}{ms:03d}"
+
+
+def call_transcript(recognizer: Recognizer, path: str, chunk_ms: float = 100.0) -> list[Event]:
+    """Every leg's final results, in time order (legs A, B, ... for the file's channels)."""
+    from gruasr.audio.io import audio_info
+
+    info = audio_info(path)
+    streams = [recognizer.stream(info.sample_rate, leg) for leg in _legs(info.channels)]
+    finals: list[Event] = []
+    for chunk in _chunks(path, chunk_ms):
+        for stream, samples in zip(streams, chunk, strict=True):
+            stream.feed(samples)
+        recognizer.advance(streams)  # the legs' recurrent steps run as one batch
+        finals += [e for s in streams for e in s.events() if e.type == "final"]
+    for stream in streams:
+        finals += [e for e in stream.finish() if e.type == "final"]
+    return sorted(finals, key=lambda e: (e.start, e.leg or ""))
+
+
+def _cmd_call(args: argparse.Namespace) -> int:
+    recognizer = _streaming(args)
+    finals = call_transcript(recognizer, args.file)
+    if args.format == "json":
+        for event in finals:
+            print(json.dumps({"audio": args.file, **event.to_dict()}))
+    elif args.format in ("srt", "vtt"):
+        sep = "," if args.format == "srt" else "."
+        lines = ["WEBVTT", ""] if args.format == "vtt" else []
+        for n, event in enumerate(finals, 1):
+            if args.format == "srt":
+                lines.append(str(n))
+            lines.append(f"{_timestamp(event.start, sep)} --> {_timestamp(event.end, sep)}")
+            lines += [f"{event.leg}: {event.text}" if args.format == "srt" else f"<v {event.leg}>{event.text}", ""]
+        sys.stdout.write("\n".join(lines) + ("\n" if lines else ""))
+    else:
+        for event in finals:
+            print(f"[{_timestamp(event.start, '.')} - {_timestamp(event.end, '.')}] {event.leg}: {event.text}")
+    return 0
+
+
+def _add_streaming(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("file", metavar="FILE", help="audio file (any format and rate gruasr reads)")
+    _add_decoding(parser)
+    parser.set_defaults(model=None)
+    parser.add_argument("--vad-mode", type=int, default=2, choices=[0, 1, 2, 3], help="WebRTC VAD aggressiveness")
+    parser.add_argument("--trailing-silence", type=float, default=0.6, help="seconds of silence ending an utterance")
+    parser.add_argument("--max-utterance", type=float, default=20.0, help="longest utterance, seconds")
+    parser.add_argument("--no-endpoint", action="store_true", help="no endpointing: one utterance per leg")
+    parser.add_argument(
+        "--keep-unvoiced", action="store_true", help="also report utterances in which the VAD heard no speech"
+    )
+
+
+def add_stream_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    st = sub.add_parser("stream", help="recognize a file as a live stream: partial and final events")
+    _add_streaming(st)
+    st.add_argument("--chunk-ms", type=float, default=100.0, help="audio per chunk fed to the stream (ms)")
+    st.add_argument("--realtime", action="store_true", help="feed the audio no faster than real time")
+    st.add_argument("--json", action="store_true", help="one JSON event per line")
+    st.add_argument("--partials", action="store_true", help="without --json: also print partial results")
+    st.set_defaults(func=_cmd_stream)
+
+    call = sub.add_parser("call", help="transcribe a call: one leg per channel, time-ordered, with timestamps")
+    _add_streaming(call)
+    form = call.add_mutually_exclusive_group()
+    form.add_argument("--json", dest="format", action="store_const", const="json", help="one JSON line per turn")
+    form.add_argument("--srt", dest="format", action="store_const", const="srt", help="SubRip subtitles")
+    form.add_argument("--vtt", dest="format", action="store_const", const="vtt", help="WebVTT subtitles")
+    call.set_defaults(func=_cmd_call, format="text")

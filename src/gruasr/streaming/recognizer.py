@@ -1,0 +1,314 @@
+"""Streaming recognition of live calls: one shared `Recognizer`, one `Stream` per call leg.
+
+A stream takes audio in chunks of any size. Its samples go through the streaming front end (exactly the offline
+frames), global CMVN, and the model's two causal stride-2 convolutions, which need 8 frames of left context to
+give exactly their offline outputs on 4 new frames; the recurrent state carries everything else. So, for the same
+utterance, the streamed log-probabilities equal the offline ones (to float rounding) whatever the chunk sizes.
+
+Utterances end where the endpointer says (trailing silence, maximum length), cut on a 4-frame (40 ms) boundary;
+each then gets its final result from the same decoder as offline recognition (greedy, or beam search with the
+LM), and the stream starts the next utterance from a fresh state, exactly as offline recognition of that segment
+would. In between, partial results (greedy) come whenever the text grows. Memory per stream is bounded by the
+longest utterance (`max_utterance`), whatever the length of the call.
+
+Many calls at once: `Recognizer.advance(streams)` runs the recurrent steps of every stream that has audio ready
+as one batch (Deep Speech 2's batch dispatch); results equal unbatched ones. A Recognizer may be shared between
+threads (a lock guards the model); a Stream belongs to one thread.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from gruasr.decoding.greedy import greedy_decode
+from gruasr.decoding.hypothesis import Word
+from gruasr.errors import ConfigError, ShapeError
+from gruasr.features.framing import num_frames
+from gruasr.features.streaming import StreamingFbank
+from gruasr.models.ctc_model import SUBSAMPLING, CTCModel
+from gruasr.recognizer import DecodeOptions, load_model
+from gruasr.recognizer import Recognizer as OfflineRecognizer
+from gruasr.streaming.endpoint import EndpointConfig, Endpointer
+
+#: frames of left context the two causal stride-2 convolutions need to give exact outputs on a new group
+CONV_CONTEXT = 8
+BUNDLED_STREAMING = Path(__file__).resolve().parent.parent / "pretrained" / "telephone-streaming"
+
+
+@dataclass(frozen=True)
+class Event:
+    """A partial result (the text so far of the utterance going on) or a final one (with words)."""
+
+    type: str  # "partial" or "final"
+    text: str
+    start: float  # seconds from the start of the stream
+    end: float
+    words: tuple[Word, ...] = ()
+    leg: str | None = None
+
+    def to_dict(self) -> dict[str, object]:
+        out: dict[str, object] = {"type": self.type, "text": self.text, "start": round(self.start, 3),
+                                  "end": round(self.end, 3)}  # fmt: skip
+        if self.type == "final":
+            out["words"] = [w.to_dict() for w in self.words]
+        if self.leg is not None:
+            out["leg"] = self.leg
+        return out
+
+
+@dataclass
+class _Utterance:
+    start: int  # first frame (global index)
+    log_probs: list[Tensor] = field(default_factory=list)
+    partial: str = ""
+
+
+class Stream:
+    """One call leg. Make it with `Recognizer.stream()`; feed it with `accept(samples)` (float in [-1, 1], mono,
+    at the declared rate, any chunk size) and end it with `finish()`; both return the new events."""
+
+    def __init__(self, recognizer: Recognizer, sample_rate: int, leg: str | None = None, record: bool = False):
+        if not isinstance(sample_rate, int) or sample_rate < 1000:
+            raise ConfigError(f"sample_rate must be an int >= 1000 Hz, got {sample_rate!r}")
+        self.recognizer = recognizer
+        self.sample_rate = sample_rate
+        self.leg = leg
+        rate = recognizer.sample_rate
+        self._resampler = None
+        if sample_rate != rate:
+            import soxr
+
+            self._resampler = soxr.ResampleStream(sample_rate, rate, 1, dtype="float32", quality="HQ")
+        self._front = StreamingFbank(recognizer.offline.fbank)
+        self._endpointer = Endpointer(recognizer.endpoint, rate)
+        dim = recognizer.offline.bundle.features.dim
+        self._pending = torch.zeros(0, dim)  # normalized frames not yet through the convolutions
+        self._pending_start = 0  # global index of _pending[0]
+        self._context = torch.zeros(0, dim)  # the current utterance's last frames through the convolutions
+        self._state: Tensor | tuple[Tensor, ...] | None = None
+        self._utterance = _Utterance(0)
+        # frames where utterances end (4-frame aligned but the last), and whether the VAD heard speech before
+        self._cuts: deque[tuple[int, bool]] = deque()
+        self._last_cut = 0
+        self._received = 0  # samples at the model rate
+        self._events: list[Event] = []
+        self.finished = False
+        #: with record=True: (first frame, end frame, log-probs (T', V)) of every ended utterance (for tests and
+        #: analysis; it grows with the stream)
+        self.recorded: list[tuple[int, int, Tensor]] | None = [] if record else None
+
+    # -- the caller's side -------------------------------------------------------------------------------
+
+    def accept(self, samples: np.ndarray | Sequence[float]) -> list[Event]:
+        """Add audio; returns the partial and final results it produced (often none)."""
+        self.feed(samples)
+        self.recognizer.advance([self])
+        return self.events()
+
+    def feed(self, samples: np.ndarray | Sequence[float]) -> None:
+        """Add audio without running the network: for callers that batch many streams with
+        `Recognizer.advance(streams)` and then collect each one's `events()`."""
+        self._feed(self._check(samples), last=False)
+
+    def finish(self) -> list[Event]:
+        """End of the stream: the last utterance's final result (if it has words). The stream is then done."""
+        if not self.finished:
+            self._feed(np.zeros(0, dtype=np.float32), last=True)
+            self.recognizer.advance([self])
+        return self.events()
+
+    def events(self) -> list[Event]:
+        """The events not yet returned (for callers that drive `Recognizer.advance` themselves)."""
+        out, self._events = self._events, []
+        return out
+
+    @property
+    def seconds(self) -> float:
+        """Audio accepted so far, in seconds."""
+        return self._received / self.recognizer.sample_rate
+
+    def _check(self, samples: np.ndarray | Sequence[float]) -> np.ndarray:
+        if self.finished:
+            raise ConfigError("accept() after finish(): make a new stream")
+        x = np.asarray(samples)
+        if x.ndim != 1:
+            raise ShapeError(f"a stream takes mono samples (n,), got shape {x.shape}")
+        if x.dtype.kind not in "fiu":
+            raise ShapeError(f"samples must be numbers, got dtype {x.dtype}")
+        x = x.astype(np.float32, copy=False)
+        if not np.isfinite(x).all():
+            raise ShapeError("samples hold NaN or infinite values")
+        return x
+
+    def _feed(self, samples: np.ndarray, last: bool) -> None:
+        if self._resampler is not None:
+            samples = self._resampler.resample_chunk(samples, last=last)
+        self._received += samples.shape[0]
+        frames = self._front.accept(samples)
+        if last:
+            frames = torch.cat([frames, self._front.finalize()])
+        if frames.shape[0]:
+            self._pending = torch.cat([self._pending, self.recognizer.offline.bundle.cmvn(frames)])
+        config = self.recognizer.offline.bundle.features
+        for cut, voiced in self._endpointer.accept(samples):
+            ready = num_frames(cut, config)
+            frame = self._last_cut + (ready - self._last_cut) // SUBSAMPLING * SUBSAMPLING
+            if frame > self._last_cut:
+                self._cuts.append((frame, voiced))
+                self._last_cut = frame
+        if last:
+            end = self._pending_start + self._pending.shape[0]
+            if end > self._last_cut or not self._cuts:
+                voiced = self._endpointer.in_speech or not self.recognizer.endpoint.enabled
+                self._cuts.append((end, voiced))
+            self._last_cut = end
+            self.finished = True
+
+    # -- the recognizer's side ---------------------------------------------------------------------------
+
+    def _ready(self) -> int:
+        """Frames that can go through the convolutions now (up to the next cut)."""
+        available = self._pending.shape[0]
+        if self._cuts:
+            return min(self._cuts[0][0] - self._pending_start, available)
+        return available // SUBSAMPLING * SUBSAMPLING
+
+    def _at_cut(self) -> bool:
+        return bool(self._cuts) and self._cuts[0][0] == self._pending_start
+
+    def _convolve(self, count: int, model: CTCModel) -> Tensor:
+        """(count frames) -> the convolutions' new outputs (ceil(count / 4), C)."""
+        new = self._pending[:count]
+        window = torch.cat([self._context, new])
+        outputs = -(-count // SUBSAMPLING)
+        x = model.subsampling(window[None])[0, -outputs:]
+        self._context = window[-CONV_CONTEXT:]
+        self._pending = self._pending[count:]
+        self._pending_start += count
+        return x
+
+    def _end_utterance(self) -> None:
+        cut, voiced = self._cuts.popleft()
+        utt = self._utterance
+        rec = self.recognizer
+        keep = voiced or not rec.endpoint.drop_unvoiced
+        if self.recorded is not None:
+            empty = torch.zeros(0, rec.model.config.vocab_size)
+            self.recorded.append((utt.start, cut, torch.cat(utt.log_probs) if utt.log_probs else empty))
+        if utt.log_probs:
+            hyp = rec.offline.decode(torch.cat(utt.log_probs))
+            offset = utt.start * rec.frame_seconds
+            words = tuple(Word(w.word, w.start + offset, w.end + offset, w.conf) for w in hyp.words)
+            if hyp.text and keep:
+                self._events.append(Event("final", hyp.text, offset, cut * rec.frame_seconds, words, self.leg))
+        self._utterance = _Utterance(cut)
+        self._state = None
+        self._context = self._context[:0]
+
+    def _partial(self) -> None:
+        utt = self._utterance
+        if not utt.log_probs:
+            return
+        rec = self.recognizer
+        text = greedy_decode(torch.cat(utt.log_probs), rec.offline.bundle.tokens, rec.step_seconds).text
+        if text and text != utt.partial:
+            utt.partial = text
+            start = utt.start * rec.frame_seconds
+            self._events.append(Event("partial", text, start, self._pending_start * rec.frame_seconds, leg=self.leg))
+
+
+class Recognizer:
+    """The shared model of many streams; see the module docstring."""
+
+    def __init__(self, offline: OfflineRecognizer, endpoint: EndpointConfig | None = None) -> None:
+        model = offline.model
+        if model.config.bidirectional:
+            raise ConfigError(
+                "streaming needs a unidirectional model (model.bidirectional = false); this one is bidirectional"
+            )
+        self.offline = offline
+        self.model = model.eval()
+        self.endpoint = endpoint or EndpointConfig()
+        self.frame_seconds = offline.bundle.features.frame_shift_ms / 1000.0
+        self.step_seconds = SUBSAMPLING * self.frame_seconds
+        self._lock = threading.Lock()
+        self.batches = 0  # batched recurrent calls so far (for benchmarks)
+
+    @classmethod
+    def load(
+        cls,
+        path: str | os.PathLike[str] | None = None,
+        options: DecodeOptions | None = None,
+        endpoint: EndpointConfig | None = None,
+    ) -> Recognizer:
+        """A streaming recognizer from a model directory (None: the bundled streaming model)."""
+        folder = Path(path) if path is not None else BUNDLED_STREAMING
+        if path is None and not (folder / "model.json").is_file():
+            raise ConfigError(f"no bundled streaming model in {folder}; give a unidirectional model with --model")
+        return cls(load_model(folder, options=options), endpoint)
+
+    @property
+    def sample_rate(self) -> int:
+        return self.offline.sample_rate
+
+    def stream(self, sample_rate: int | None = None, leg: str | None = None, record: bool = False) -> Stream:
+        """A new stream at `sample_rate` (default: the model's); see Stream."""
+        return Stream(self, self.sample_rate if sample_rate is None else sample_rate, leg, record)
+
+    def advance(self, streams: Sequence[Stream]) -> None:
+        """Run every stream's ready audio through the network, the recurrent steps of all streams as one batch
+        per round (a round ends at the next utterance end of each stream); emit their events."""
+        with self._lock, torch.inference_mode():
+            touched: set[int] = set()
+            while True:
+                for s in streams:
+                    while s._at_cut():
+                        s._end_utterance()
+                work = [(s, n) for s in streams if (n := s._ready()) > 0]
+                if not work:
+                    break
+                self._step(work)
+                touched.update(id(s) for s, _ in work)
+            for s in streams:
+                if id(s) in touched:
+                    s._partial()
+
+    def _step(self, work: list[tuple[Stream, int]]) -> None:
+        model = self.model
+        encoder = model.encoder
+        xs = [s._convolve(n, model) for s, n in work]
+        lengths = torch.tensor([x.shape[0] for x in xs])
+        batch = torch.zeros(len(xs), int(lengths.max()), xs[0].shape[1])
+        for i, x in enumerate(xs):
+            batch[i, : x.shape[0]] = x
+        state = self._stack([s._state for s, _ in work])
+        y, _, state = encoder(batch, lengths if len(xs) > 1 else None, state)
+        log_probs = model.output(y).log_softmax(-1)
+        for i, (s, _) in enumerate(work):
+            s._utterance.log_probs.append(log_probs[i, : int(lengths[i])].clone())
+            s._state = (
+                tuple(p[:, i : i + 1].clone() for p in state)
+                if isinstance(state, tuple)
+                else state[:, i : i + 1].clone()
+            )
+        self.batches += 1
+
+    def _stack(self, states: list[Tensor | tuple[Tensor, ...] | None]) -> Tensor | tuple[Tensor, ...]:
+        encoder = self.model.encoder
+        shape = (encoder.num_layers * encoder.num_directions, 1, encoder.hidden_size)
+        parts = encoder.state_parts
+        filled = [
+            (s if isinstance(s, tuple) else (s,)) if s is not None else tuple(torch.zeros(shape) for _ in range(parts))
+            for s in states
+        ]
+        stacked = tuple(torch.cat([f[k] for f in filled], dim=1) for k in range(parts))
+        return stacked if parts > 1 else stacked[0]
