@@ -13,7 +13,7 @@ from gruasr.training.schedule import learning_rate
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.parametrize("name", ["telephone.toml", "tiny.toml"])
+@pytest.mark.parametrize("name", ["telephone.toml", "telephone-streaming.toml", "telephone-holdout.toml", "tiny.toml"])
 def test_shipped_recipes_load(name):
     config = load_config(ROOT / "configs" / name)
     assert config.model.input_dim == config.features.num_mel_bins
@@ -58,3 +58,20 @@ def test_schedule_warms_up_then_decays_to_the_floor():
     assert rates[0] == pytest.approx(0.1) and rates[9] == pytest.approx(1.0)
     assert all(a >= b for a, b in zip(rates[10:], rates[11:], strict=False))
     assert rates[110] == pytest.approx(0.1) and rates[119] == pytest.approx(0.1)
+
+
+def test_a_recipe_extends_its_base(tmp_path):
+    (tmp_path / "a.toml").write_text('seed = 3\n[model]\nunit = "lstm"\nhidden_size = 64\n[train]\nepochs = 5\n')
+    (tmp_path / "b.toml").write_text('base = "a.toml"\n[model]\nhidden_size = 32\n')
+    config = load_config(tmp_path / "b.toml", ["train.lr=0.01"])
+    assert (config.seed, config.model.unit, config.model.hidden_size) == (3, "lstm", 32)  # merged per key
+    assert (config.train.epochs, config.train.lr) == (5, 0.01)
+    streaming = load_config(ROOT / "configs" / "telephone-streaming.toml")
+    default = load_config(ROOT / "configs" / "telephone.toml")
+    assert not streaming.model.bidirectional and streaming.data == default.data and streaming.train == default.train
+    (tmp_path / "a.toml").write_text('base = "b.toml"\n')
+    with pytest.raises(ConfigError, match="circle"):
+        load_config(tmp_path / "b.toml")
+    (tmp_path / "c.toml").write_text('base = "missing.toml"\n')
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "c.toml")
