@@ -49,3 +49,30 @@ def test_loader_speed_quick_writes_json(tmp_path, data_dir):
     rows = json.loads(out.read_text())["rows"]
     assert [r["workers"] for r in rows] == [0, 1, 2]
     assert all(r["audio_s"] == rows[0]["audio_s"] > 0 for r in rows)  # every worker count serves the same audio
+
+
+def test_streaming_benchmark_quick_writes_json(tmp_path, data_dir):
+    out = tmp_path / "streaming.json"
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "streaming.py"),
+            "--quick",
+            "--data",
+            str(data_dir),
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    report = json.loads(out.read_text())
+    assert report["latency"]["rtf_one_thread"] > 0
+    assert [r["streams"] for r in report["concurrency"]] == [1, 4, 4]
+    assert [r["batched"] for r in report["concurrency"]] == [True, True, False]
+    assert all(r["tick_ms_p95"] >= r["tick_ms_p50"] > 0 for r in report["concurrency"])
+    assert report["trained"] == bool(report["wer"])  # accuracy only for a trained model, never made up
+    assert "concurrent streams" in done.stdout

@@ -1,0 +1,227 @@
+"""Streaming recognition: real-time factor, latency of partial and final results, and how many concurrent
+real-time streams the machine sustains with batch dispatch.
+
+    python benchmarks/streaming.py [--model DIR] [--data DIR] [--quick] [--out bench-results/streaming.json]
+
+The model: --model (a unidirectional model directory), else the bundled streaming model, else the streaming
+recipe's architecture (configs/telephone-streaming.toml) with untrained weights: its speed is the trained model's
+speed, but then no accuracy is reported. Audio: AN4 test utterances at 8 kHz from DIR/an4.
+
+- RTF, one thread: every utterance fed in 100 ms chunks; compute time / audio time.
+- Partial latency: audio time at which a partial result appears minus the end of the audio it covers.
+- Final latency: audio time at which the final result appears minus the end of its last word (this includes the
+  endpointer's trailing silence, by design), plus the compute of the chunk that produced it.
+- Concurrency: N streams fed 100 ms per tick, all advanced as one batch per tick (threads as torch chooses);
+  a tick's wall time is the chunk latency of every stream in it; N is sustained in real time when the p95 tick
+  is under the chunk (100 ms). The same for N streams advanced one by one, at the largest N, for the batching
+  gain.
+- WER cost of streaming (with a trained model): AN4 test greedy WER of the streaming model (streamed) against the
+  bundled bidirectional model (offline), both through the mu-law line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from rich.console import Console
+from rich.table import Table
+
+from gruasr.audio.telephony import TelephoneChannel
+from gruasr.environment import environment
+from gruasr.evaluation.metrics import ErrorCounts
+from gruasr.recognizer import DecodeOptions, load_model
+from gruasr.recognizer import Recognizer as OfflineRecognizer
+from gruasr.streaming import EndpointConfig, Recognizer
+from gruasr.streaming.recognizer import BUNDLED_STREAMING
+
+ROOT = Path(__file__).resolve().parents[1]
+RATE = 8000
+CHUNK_MS = 100
+
+
+def _untrained_recognizer() -> OfflineRecognizer:
+    from gruasr.data.tokens import TokenTable
+    from gruasr.features.cmvn import GlobalCMVN
+    from gruasr.models.ctc_model import CTCModel
+    from gruasr.training.checkpoint import ModelBundle
+    from gruasr.training.config import load_config
+
+    config = load_config(ROOT / "configs" / "telephone-streaming.toml")
+    model = CTCModel(config.model).eval()
+    dim = config.features.dim
+    bundle = ModelBundle(model, config.features, GlobalCMVN(torch.zeros(dim), torch.ones(dim)), TokenTable(), {})
+    return OfflineRecognizer(bundle, options=DecodeOptions("greedy"))
+
+
+def _an4_test(data: Path, count: int) -> tuple[list[np.ndarray], list[str]]:
+    from gruasr.data.corpora.an4 import import_an4
+    from gruasr.data.manifest import load_utterance, read_manifest
+
+    work = Path("bench-results") / "streaming-data"
+    if not (work / "test.jsonl").is_file():
+        import_an4(data / "an4", work)
+    utts = read_manifest(work / "test.jsonl")[:count]
+    return [load_utterance(u, RATE) for u in utts], [u.text for u in utts]
+
+
+def _one_thread(fn):  # type: ignore[no-untyped-def]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return fn()
+    finally:
+        torch.set_num_threads(threads)
+
+
+def rtf_and_latency(rec: Recognizer, audios: list[np.ndarray]) -> dict[str, float]:
+    chunk = RATE * CHUNK_MS // 1000
+    tail = np.zeros(int(1.5 * rec.endpoint.trailing_silence * RATE), np.float32)  # silence after speech
+
+    def run() -> dict[str, float]:
+        compute, audio_s, partial_lags, final_lags = 0.0, 0.0, [], []
+        for audio in audios:
+            stream = rec.stream()
+            signal = np.concatenate([audio, tail])
+            for start in range(0, signal.shape[0], chunk):
+                began = time.perf_counter()
+                events = stream.accept(signal[start : start + chunk])
+                spent = time.perf_counter() - began
+                compute += spent
+                now = stream.seconds
+                for e in events:
+                    if e.type == "partial":
+                        partial_lags.append(now - e.end + spent)
+                    elif e.words:
+                        final_lags.append(now - e.words[-1].end + spent)
+            began = time.perf_counter()
+            stream.finish()
+            compute += time.perf_counter() - began
+            audio_s += signal.shape[0] / RATE
+        return {
+            "rtf_one_thread": compute / audio_s,
+            "partial_latency_ms_p50": 1000 * float(np.median(partial_lags)) if partial_lags else float("nan"),
+            "final_latency_ms_p50": 1000 * float(np.median(final_lags)) if final_lags else float("nan"),
+            "final_latency_ms_p95": 1000 * float(np.percentile(final_lags, 95)) if final_lags else float("nan"),
+            "finals": len(final_lags),
+        }
+
+    return _one_thread(run)
+
+
+def concurrency(rec: Recognizer, audios: list[np.ndarray], count: int, ticks: int, batched: bool) -> dict[str, float]:
+    chunk = RATE * CHUNK_MS // 1000
+    streams = [rec.stream() for _ in range(count)]
+    signals = [np.concatenate([audios[i % len(audios)], np.zeros(RATE // 2, np.float32)]) for i in range(count)]
+    offsets = [(i * 7 * chunk) % s.shape[0] for i, s in enumerate(signals)]  # streams out of step
+    times = []
+    for tick in range(ticks):
+        for stream, signal, offset in zip(streams, signals, offsets, strict=True):
+            start = (offset + tick * chunk) % (signal.shape[0] - chunk)
+            stream.feed(signal[start : start + chunk])
+        began = time.perf_counter()
+        if batched:
+            rec.advance(streams)
+        else:
+            for stream in streams:
+                rec.advance([stream])
+        times.append(time.perf_counter() - began)
+        for stream in streams:
+            stream.events()
+    steady = times[2:] if len(times) > 4 else times
+    p95 = float(np.percentile(steady, 95))
+    return {
+        "streams": count,
+        "batched": batched,
+        "tick_ms_p50": 1000 * float(np.median(steady)),
+        "tick_ms_p95": 1000 * p95,
+        "real_time": p95 < CHUNK_MS / 1000,
+    }
+
+
+def wer_rows(rec: Recognizer, audios: list[np.ndarray], texts: list[str]) -> list[dict[str, object]]:
+    line = TelephoneChannel(codec="ulaw", output_rate=RATE)
+    offline = load_model(None, options=DecodeOptions("greedy"))
+
+    def streamed(audio: np.ndarray) -> str:
+        stream = rec.stream()
+        events = stream.accept(audio) + stream.finish()
+        return " ".join(e.text for e in events if e.type == "final")
+
+    rows = []
+    for name, decode in (
+        ("streaming model, streamed", streamed),
+        ("bidirectional model (bundled), offline", lambda audio: offline.transcribe(audio, RATE).text),
+    ):
+        counts = ErrorCounts()
+        for i, (audio, text) in enumerate(zip(audios, texts, strict=True)):
+            counts.add(text, decode(line.apply(audio, RATE, np.random.default_rng([0, i]))))
+        rows.append({"model": name, "wer": counts.wer, "words": counts.words})
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", type=Path, help="unidirectional model directory")
+    parser.add_argument("--data", type=Path, default=Path(os.environ.get("GRUASR_DATA", ROOT.parent / "shared/data")))
+    parser.add_argument("--streams", type=int, nargs="+", default=[1, 10, 50, 100, 150, 200])
+    parser.add_argument("--utterances", type=int, default=60)
+    parser.add_argument("--ticks", type=int, default=30, help="100 ms ticks per concurrency measurement")
+    parser.add_argument("--quick", action="store_true", help="a few utterances and streams: the path, not numbers")
+    parser.add_argument("--out", type=Path, default=Path("bench-results/streaming.json"))
+    args = parser.parse_args()
+    if args.quick:
+        args.utterances, args.streams, args.ticks = 4, [1, 4], 5
+    if args.model is not None:
+        offline, source, trained = load_model(args.model, options=DecodeOptions("greedy")), str(args.model), True
+    elif (BUNDLED_STREAMING / "model.json").is_file():
+        offline, source, trained = load_model(BUNDLED_STREAMING, options=DecodeOptions("greedy")), "bundled", True
+    else:
+        offline, source, trained = _untrained_recognizer(), "untrained telephone-streaming architecture", False
+    rec = Recognizer(offline, EndpointConfig())
+    audios, texts = _an4_test(args.data, args.utterances)
+    console = Console()
+    params = offline.model.num_parameters()
+    console.print(f"model: {source}, {params:,} parameters; {len(audios)} AN4 test utterances; {CHUNK_MS} ms chunks")
+
+    latency = rtf_and_latency(rec, audios)
+    table = Table(title="one stream, one thread")
+    for col in ("RTF", "partial latency p50 ms", "final latency p50 ms", "final latency p95 ms"):
+        table.add_column(col, justify="right")
+    table.add_row(f"{latency['rtf_one_thread']:.4f}", f"{latency['partial_latency_ms_p50']:.0f}",
+                  f"{latency['final_latency_ms_p50']:.0f}", f"{latency['final_latency_ms_p95']:.0f}")  # fmt: skip
+    console.print(table)
+
+    rows = [concurrency(rec, audios, n, args.ticks, batched=True) for n in args.streams]
+    rows.append(concurrency(rec, audios, max(args.streams), args.ticks, batched=False))
+    table = Table(title=f"concurrent streams, {torch.get_num_threads()} threads, {CHUNK_MS} ms per tick")
+    for col in ("streams", "dispatch", "tick p50 ms", "tick p95 ms", "real time"):
+        table.add_column(col, justify="right")
+    for r in rows:
+        table.add_row(str(r["streams"]), "batched" if r["batched"] else "one by one", f"{r['tick_ms_p50']:.1f}",
+                      f"{r['tick_ms_p95']:.1f}", "yes" if r["real_time"] else "no")  # fmt: skip
+    console.print(table)
+    sustained = max((r["streams"] for r in rows if r["batched"] and r["real_time"]), default=0)
+    console.print(f"most concurrent real-time streams measured: {sustained} (of {args.streams})")
+
+    wer = wer_rows(rec, audios, texts) if trained else []
+    for row in wer:
+        console.print(f"AN4 test WER, {row['model']}: {100 * float(row['wer']):.2f}% ({row['words']} words)")
+    if not trained:
+        console.print("no trained streaming model: accuracy not measured (speed only)")
+
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    result = {"environment": environment(), "model": source, "parameters": params, "trained": trained,
+              "chunk_ms": CHUNK_MS, "utterances": len(audios), "latency": latency, "concurrency": rows,
+              "sustained_streams": sustained, "wer": wer}  # fmt: skip
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    console.print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
