@@ -14,7 +14,9 @@ draws per utterance for every model, so differences come from the models alone.
 - streaming (unidirectional): audio fed in chunks to a `gruasr.streaming` stream; compute per chunk on one
   thread, and the largest difference from the offline log-probabilities (~0: the streaming path is exact);
 - memory: bytes a training step holds on a fixed batch: parameters, gradients, Adam's two moments, and the
-  activations saved for the backward pass (counted through autograd's saved-tensor hooks);
+  activations saved for the backward pass (counted through autograd's saved-tensor hooks); and, measured, how
+  much a fresh process's peak resident memory grows over two such steps (first seed only: it does not depend
+  on the seed);
 - training: per-epoch time, time to the target dev WER, gradient norms and skipped steps, from summary.json.
 """
 
@@ -201,6 +203,44 @@ def training_memory(config: ModelConfig, batch: int, seconds: float, seed: int =
     }
 
 
+_PEAK_SCRIPT = """
+import json, resource, sys
+import torch
+import torch.nn.functional as F
+from gruasr.models.ctc_model import CTCModel, ModelConfig
+torch.set_num_threads(1)
+config, batch, frames = ModelConfig.from_dict(json.loads(sys.argv[1])), int(sys.argv[2]), int(sys.argv[3])
+model = CTCModel(config).train()
+optimizer = torch.optim.AdamW(model.parameters())
+x = torch.randn(batch, frames, config.input_dim)
+targets = torch.randint(1, config.vocab_size, (batch, 30))
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+for _ in range(2):
+    log_probs, lengths, _ = model(x, torch.full((batch,), frames))
+    loss = F.ctc_loss(log_probs.transpose(0, 1), targets, lengths, torch.full((batch,), 30), zero_infinity=True)
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({"before_kb": before, "after_kb": after}))
+"""
+
+
+def peak_training_rss(config: ModelConfig, batch: int, seconds: float) -> float:
+    """Measured: how much a fresh process's peak resident memory grows over two training steps (Adam) on
+    `batch` utterances of `seconds`, in MiB (CPU; ru_maxrss, so what the allocator really held)."""
+    import subprocess
+    import sys
+
+    frames = int(seconds / FRAME_SECONDS)
+    done = subprocess.run(
+        [sys.executable, "-c", _PEAK_SCRIPT, json.dumps(config.to_dict()), str(batch), str(frames)],
+        capture_output=True, text=True, check=True, timeout=600,
+    )  # fmt: skip
+    kb = json.loads(done.stdout.strip().splitlines()[-1])
+    return (kb["after_kb"] - kb["before_kb"]) / 1024
+
+
 def training_facts(summary: dict[str, Any], target: float) -> dict[str, Any]:
     history = summary["history"]
     elapsed = np.cumsum([h["seconds"] for h in history]).tolist()
@@ -251,6 +291,9 @@ def measure_run(run: Run, study: StudyConfig, out: Path, test: TestData, sweeps:
         "rtf_one_thread": real_time_factor(scorer, test.rtf),
         "memory": training_memory(run.config.model, measure.memory_batch, measure.memory_seconds),
     }
+    if run.seed == study.seeds[0]:  # the same for every seed: measured once per unit and direction
+        rss = peak_training_rss(run.config.model, measure.memory_batch, measure.memory_seconds)
+        result["memory"]["peak_rss_growth_mb"] = rss
     if run.direction == "uni":
         result["streaming"] = streaming_probe(scorer, test.rtf[:10], measure.chunk_ms)
     if sweeps:

@@ -69,6 +69,9 @@ def aggregate(measures: list[dict[str, Any]], study: StudyConfig) -> dict[str, A
                 "reached_target": f"{len(reached)}/{len(rows)}",
                 "rtf_one_thread": _stats([r["rtf_one_thread"] for r in rows]),
                 "step_memory_mb": rows[0]["memory"]["step_mb"],
+                "peak_rss_growth_mb": next(
+                    (r["memory"]["peak_rss_growth_mb"] for r in rows if "peak_rss_growth_mb" in r["memory"]), None
+                ),
                 "activation_memory_mb": rows[0]["memory"]["activations_mb"],
                 "skipped_steps": sum(t["skipped_steps"] for t in training),
                 "diverged": sum(bool(t["diverged"]) for t in training),
@@ -455,9 +458,10 @@ def render_markdown(report: dict[str, Any], plots: Sequence[Path]) -> str:
         "",
         "See `gruasr.study.measure` for each quantity. Training time per epoch includes the dev pass and is "
         "measured as the runs actually ran (processes sharing the machine slow each other equally). "
-        "Training-step memory counts parameters, gradients, Adam's moments and the activations autograd saves for "
-        f"the backward pass on {study['measure']['memory_batch']} utterances of "
-        f"{study['measure']['memory_seconds']:g} s. A difference is called real when it exceeds "
+        "Training-step memory (step MB) counts parameters, gradients, Adam's moments and the activations autograd "
+        f"saves for the backward pass on {study['measure']['memory_batch']} utterances of "
+        f"{study['measure']['memory_seconds']:g} s; peak RSS +MB is measured: the growth of a fresh process's peak "
+        "resident memory over two such training steps. A difference is called real when it exceeds "
         f"{SIGNIFICANCE:g} pooled standard errors over seeds.",
         "",
     ]
