@@ -39,6 +39,7 @@ from gruasr.recognizer import DecodeOptions, load_model
 from gruasr.recognizer import Recognizer as OfflineRecognizer
 from gruasr.streaming import EndpointConfig, Recognizer
 from gruasr.streaming.recognizer import BUNDLED_STREAMING
+from gruasr.timing import one_thread
 
 ROOT = Path(__file__).resolve().parents[1]
 RATE = 8000
@@ -68,15 +69,6 @@ def _an4_test(data: Path, count: int) -> tuple[list[np.ndarray], list[str]]:
         import_an4(data / "an4", work)
     utts = read_manifest(work / "test.jsonl")[:count]
     return [load_utterance(u, RATE) for u in utts], [u.text for u in utts]
-
-
-def _one_thread(fn):  # type: ignore[no-untyped-def]
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        return fn()
-    finally:
-        torch.set_num_threads(threads)
 
 
 def rtf_and_latency(rec: Recognizer, audios: list[np.ndarray]) -> dict[str, float]:
@@ -111,7 +103,7 @@ def rtf_and_latency(rec: Recognizer, audios: list[np.ndarray]) -> dict[str, floa
             "finals": len(final_lags),
         }
 
-    return _one_thread(run)
+    return one_thread(run)
 
 
 def concurrency(rec: Recognizer, audios: list[np.ndarray], count: int, ticks: int, batched: bool) -> dict[str, float]:

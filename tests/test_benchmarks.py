@@ -10,15 +10,22 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_recurrent_speed_quick_writes_json(tmp_path):
-    out = tmp_path / "speed.json"
+def _bench(script: str, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """Run benchmarks/SCRIPT --quick ARGS; a failure shows its stderr."""
     done = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "recurrent_speed.py"), "--quick", "--out", str(out)],
+        [sys.executable, str(ROOT / "benchmarks" / script), "--quick", *args],
         capture_output=True,
         text=True,
         timeout=300,
+        cwd=cwd,
     )
     assert done.returncode == 0, done.stderr
+    return done
+
+
+def test_recurrent_speed_quick_writes_json(tmp_path):
+    out = tmp_path / "speed.json"
+    done = _bench("recurrent_speed.py", "--out", str(out))
     report = json.loads(out.read_text())
     variants = {row["variant"] for row in report["rows"]}
     assert {"torch.nn.GRU", "gru/reference", "gru/fused", "mingru/scan", "ligru/reference"} <= variants
@@ -31,21 +38,7 @@ def test_recurrent_speed_quick_writes_json(tmp_path):
 
 def test_loader_speed_quick_writes_json(tmp_path, data_dir):
     out = tmp_path / "loader.json"
-    done = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "benchmarks" / "loader_speed.py"),
-            "--quick",
-            "--data",
-            str(data_dir),
-            "--out",
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr
+    _bench("loader_speed.py", "--data", str(data_dir), "--out", str(out))
     rows = json.loads(out.read_text())["rows"]
     assert [r["workers"] for r in rows] == [0, 1, 2]
     assert all(r["audio_s"] == rows[0]["audio_s"] > 0 for r in rows)  # every worker count serves the same audio
@@ -53,22 +46,7 @@ def test_loader_speed_quick_writes_json(tmp_path, data_dir):
 
 def test_streaming_benchmark_quick_writes_json(tmp_path, data_dir):
     out = tmp_path / "streaming.json"
-    done = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "benchmarks" / "streaming.py"),
-            "--quick",
-            "--data",
-            str(data_dir),
-            "--out",
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=tmp_path,
-    )
-    assert done.returncode == 0, done.stderr
+    done = _bench("streaming.py", "--data", str(data_dir), "--out", str(out), cwd=tmp_path)
     report = json.loads(out.read_text())
     assert report["latency"]["rtf_one_thread"] > 0
     assert [r["streams"] for r in report["concurrency"]] == [1, 4, 4]

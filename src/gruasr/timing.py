@@ -5,8 +5,21 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Callable
+from typing import TypeVar
 
 import torch
+
+T = TypeVar("T")
+
+
+def one_thread(fn: Callable[[], T]) -> T:
+    """fn() with torch limited to one thread (as a one-core deployment would run it), then the old count."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return fn()
+    finally:
+        torch.set_num_threads(threads)
 
 
 def sync(device: torch.device) -> None:

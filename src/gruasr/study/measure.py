@@ -37,12 +37,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from gruasr.audio.telephony import TelephoneChannel
 from gruasr.data.manifest import load_utterance, read_manifest
-from gruasr.decoding.greedy import greedy_decode
 from gruasr.evaluation.metrics import ErrorCounts
-from gruasr.features import Fbank
-from gruasr.models.ctc_model import SUBSAMPLING, CTCModel, ModelConfig
+from gruasr.models.ctc_model import CTCModel, ModelConfig
+from gruasr.recognizer import DecodeOptions
+from gruasr.recognizer import Recognizer as OfflineRecognizer
 from gruasr.study.config import MeasureConfig, StudyConfig
 from gruasr.study.runs import Run, run_dir
+from gruasr.timing import one_thread
 from gruasr.training.checkpoint import ModelBundle, load_bundle
 
 MEASURE_VERSION = 1
@@ -86,21 +87,18 @@ def long_inputs(items: Sequence[Item], lengths: Sequence[float], per_length: int
 
 
 class Scorer:
-    """Greedy log-probabilities and transcripts of one model."""
+    """Greedy log-probabilities and transcripts of one model (an offline Recognizer, one pass per input)."""
 
     def __init__(self, bundle: ModelBundle) -> None:
         self.bundle = bundle
-        self.model = bundle.model.eval()
-        self.fbank = Fbank(bundle.features)
+        self.recognizer = OfflineRecognizer(bundle, options=DecodeOptions("greedy"))
         self.rate = bundle.sample_rate
 
     def log_probs(self, samples: np.ndarray) -> torch.Tensor:
-        with torch.inference_mode():
-            feats = self.bundle.cmvn(self.fbank(torch.from_numpy(np.ascontiguousarray(samples, dtype=np.float32))))
-            return self.model(feats[None])[0][0]
+        return self.recognizer.log_probs(samples)
 
     def text(self, samples: np.ndarray) -> str:
-        return greedy_decode(self.log_probs(samples), self.bundle.tokens, SUBSAMPLING * FRAME_SECONDS).text
+        return self.recognizer.decode(self.log_probs(samples)).text
 
     def score(self, items: Sequence[Item], channel: TelephoneChannel | None = None) -> dict[str, float]:
         counts = ErrorCounts()
@@ -110,16 +108,6 @@ class Scorer:
                 samples = channel.apply(samples, self.rate, np.random.default_rng([0, index]))
             counts.add(item.text, self.text(samples))
         return {"wer": counts.wer, "cer": counts.cer, "words": counts.words, "errors": counts.errors}
-
-
-def one_thread(fn: Any) -> Any:
-    """Run fn() with torch limited to one thread."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        return fn()
-    finally:
-        torch.set_num_threads(threads)
 
 
 def real_time_factor(scorer: Scorer, items: Sequence[Item]) -> float:
@@ -137,12 +125,9 @@ def real_time_factor(scorer: Scorer, items: Sequence[Item]) -> float:
 def streaming_probe(scorer: Scorer, items: Sequence[Item], chunk_ms: int) -> dict[str, float]:
     """Feed each item to a gruasr.streaming stream (no endpointing: one utterance) in chunks of `chunk_ms`; time
     every whole chunk on one thread and compare the streamed log-probabilities with the offline ones."""
-    from gruasr.recognizer import DecodeOptions
-    from gruasr.recognizer import Recognizer as OfflineRecognizer
     from gruasr.streaming import EndpointConfig, Recognizer
 
-    recognizer = Recognizer(OfflineRecognizer(scorer.bundle, options=DecodeOptions("greedy")),
-                            EndpointConfig(enabled=False))  # fmt: skip
+    recognizer = Recognizer(scorer.recognizer, EndpointConfig(enabled=False))
     chunk = int(chunk_ms * scorer.rate / 1000)
 
     def run() -> dict[str, float]:
