@@ -73,6 +73,7 @@ class Recognizer:
     ) -> None:
         self.bundle = bundle
         self.model = bundle.model.eval()
+        self.model.encoder.use_inference_backend()
         self.fbank = Fbank(bundle.features)
         self.lm = lm
         self.lexicon = lexicon

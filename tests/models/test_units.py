@@ -206,3 +206,16 @@ def test_softplus_identities_used_by_the_scan():
     k = torch.randn(100, dtype=torch.float64) * 10
     assert rel_err(torch.exp(-F.softplus(k)), 1 - torch.sigmoid(k)) < 1e-12
     assert rel_err(torch.exp(-F.softplus(-k)), torch.sigmoid(k)) < 1e-12
+
+
+@pytest.mark.parametrize("name", available())
+def test_inference_backend_gives_the_same_outputs(name):
+    torch.manual_seed(0)
+    layer = recurrent(name, input_size=6, hidden_size=5, num_layers=2, bidirectional=True).eval()
+    x, lengths = torch.randn(3, 9, 6), torch.tensor([9, 4, 7])
+    with torch.no_grad():
+        before, _, _ = layer(x, lengths)
+        layer.use_inference_backend()
+        after, _, _ = layer(x, lengths)
+    assert layer.backend == (type(layer).inference_backend or type(layer).backends[0])
+    torch.testing.assert_close(after, before, rtol=1e-5, atol=1e-5)

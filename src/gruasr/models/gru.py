@@ -136,6 +136,7 @@ class GRU(RecurrentStack):
 
     kind = "gru"
     backends = ("reference", "fused")
+    inference_backend = "fused"
     fused_module = nn.GRU
 
     def _init_direction(self, layer: int, suffix: str, input_size: int) -> None:

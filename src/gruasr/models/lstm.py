@@ -22,6 +22,7 @@ class LSTM(RecurrentStack):
 
     kind = "lstm"
     backends = ("reference", "fused")
+    inference_backend = "fused"
     state_parts = 2
     fused_module = nn.LSTM
 

@@ -64,6 +64,7 @@ class MinGRU(RecurrentStack):
 
     kind = "mingru"
     backends = ("scan", "sequential")
+    inference_backend = "sequential"
 
     #: steps per scan chunk (see the module docstring)
     scan_chunk: int = 32

@@ -75,6 +75,8 @@ class RecurrentStack(nn.Module):
     kind: ClassVar[str] = ""
     #: the accepted backends; the first is the default
     backends: ClassVar[tuple[str, ...]] = ("reference",)
+    #: the fastest backend for inference on a CPU (measured: benchmarks/recurrent_speed.py), if not the default
+    inference_backend: ClassVar[str | None] = None
     #: tensors per direction state: 1, or 2 for the LSTM's (h, c)
     state_parts: ClassVar[int] = 1
     #: the torch.nn module whose kernels the "fused" backend runs, if any
@@ -117,6 +119,12 @@ class RecurrentStack(nn.Module):
             for suffix in self.suffixes:
                 self._init_direction(layer, suffix, layer_in)
         self.reset_parameters()
+
+    def use_inference_backend(self) -> RecurrentStack:
+        """Switch to the fastest inference backend (same parameters, same results to float rounding)."""
+        if self.inference_backend is not None:
+            self.backend = self.inference_backend
+        return self
 
     # -- what a subclass provides ------------------------------------------------------------------------
 

@@ -18,6 +18,7 @@ class RNN(RecurrentStack):
 
     kind = "rnn"
     backends = ("reference", "fused")
+    inference_backend = "fused"
     fused_module = nn.RNN
 
     def _init_direction(self, layer: int, suffix: str, input_size: int) -> None:

@@ -10,7 +10,8 @@ draws per utterance for every model, so differences come from the models alone.
 - packet loss: WER on AN4 test with that fraction of 20 ms frames lost (concealed as the channel does);
 - length: WER on long inputs made by joining AN4 test utterances (0.25 s pauses) to at least L seconds,
   decoded in one pass (no segmentation), so the recurrent state must carry the whole input;
-- speed: real-time factor on one thread (features + network + greedy decoding);
+- speed: real-time factor on one thread (features + network + greedy decoding), each unit on its fastest
+  inference backend (RecurrentStack.inference_backend); training step time on one thread, unit after unit;
 - streaming (unidirectional): audio fed in chunks to a `gruasr.streaming` stream; compute per chunk on one
   thread, and the largest difference from the offline log-probabilities (~0: the streaming path is exact);
 - memory: bytes a training step holds on a fixed batch: parameters, gradients, Adam's two moments, and the
@@ -46,7 +47,7 @@ from gruasr.study.runs import Run, run_dir
 from gruasr.timing import one_thread
 from gruasr.training.checkpoint import ModelBundle, load_bundle
 
-MEASURE_VERSION = 2
+MEASURE_VERSION = 3
 FRAME_SECONDS = 0.01
 PAUSE_SECONDS = 0.25
 
@@ -311,20 +312,56 @@ def measure_run(run: Run, study: StudyConfig, out: Path, test: TestData, sweeps:
     return result
 
 
+def train_step_seconds(config: ModelConfig, batch: int, seconds: float, repeat: int = 3) -> float:
+    """Median wall time of one training step (forward, CTC loss, backward, AdamW) on one thread, on `batch`
+    utterances of `seconds`: the units' training speed measured side by side, whatever else the machine was
+    doing while the runs trained."""
+
+    def run() -> float:
+        generator = torch.Generator().manual_seed(0)
+        model = CTCModel(config).train()
+        optimizer = torch.optim.AdamW(model.parameters())
+        frames = int(seconds / FRAME_SECONDS)
+        x = torch.randn(batch, frames, config.input_dim, generator=generator)
+        targets = torch.randint(1, config.vocab_size, (batch, 30), generator=generator)
+        times = []
+        for _ in range(repeat + 1):  # the first is a warm-up
+            began = time.perf_counter()
+            log_probs, lengths, _ = model(x, torch.full((batch,), frames))
+            loss = F.ctc_loss(log_probs.transpose(0, 1), targets, lengths, torch.full((batch,), 30), zero_infinity=True)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            times.append(time.perf_counter() - began)
+        return float(np.median(times[1:]))
+
+    return one_thread(run)
+
+
+def _save(path: Path, result: dict[str, Any]) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(result, indent=1) + "\n")
+    tmp.replace(path)
+
+
 def measure_runs(
     runs: list[Run], study: StudyConfig, out: Path, console: Console, shard: tuple[int, int] = (0, 1)
 ) -> None:
-    """Measure this shard's trained runs that have no measure.json yet."""
+    """Measure this shard's trained runs that have no measure.json yet. The per-unit probes (peak memory,
+    training step time) run on the first seed's models only: they do not depend on the seed."""
     k, n = shard
     todo = []
     for i, run in enumerate(runs):
         path = run_dir(out, run) / "measure.json"
-        fresh = path.is_file() and json.loads(path.read_text()).get("version") == MEASURE_VERSION
-        if i % n == k and not fresh and (run_dir(out, run) / "summary.json").is_file():
+        if i % n != k or not (run_dir(out, run) / "summary.json").is_file():
+            continue
+        saved = json.loads(path.read_text()) if path.is_file() else {}
+        first = run.seed == study.seeds[0]
+        if saved.get("version") != MEASURE_VERSION or (first and "train_step_s" not in saved):
             todo.append(run)
     if not todo:
         return
-    test = TestData(out, study.measure, runs[0].config.sample_rate)
+    test: TestData | None = None
     sweep_seeds = study.measure.sweep_seeds or study.seeds
     progress = Progress(
         TextColumn("measuring {task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -334,9 +371,15 @@ def measure_runs(
         job = progress.add_task("", total=len(todo))
         for run in todo:
             progress.update(job, description=run.name)
-            result = measure_run(run, study, out, test, sweeps=run.seed in sweep_seeds)
             path = run_dir(out, run) / "measure.json"
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(result, indent=1) + "\n")
-            tmp.replace(path)
+            result = json.loads(path.read_text()) if path.is_file() else {}
+            if result.get("version") != MEASURE_VERSION:
+                test = test or TestData(out, study.measure, runs[0].config.sample_rate)
+                result = measure_run(run, study, out, test, sweeps=run.seed in sweep_seeds)
+            if run.seed == study.seeds[0] and "train_step_s" not in result:
+                memory = study.measure
+                result["train_step_s"] = train_step_seconds(
+                    run.config.model, memory.memory_batch, memory.memory_seconds
+                )
+            _save(path, result)
             progress.advance(job)

@@ -90,11 +90,11 @@ def draw_plots(groups: dict[str, Any], study: StudyConfig, folder: Path) -> list
     hatches = ["" if groups[k]["direction"] == "bi" else "//" for k in labels]
     for ax, (key, title) in zip(
         axes,
-        [("epoch_seconds", "training seconds per epoch"), ("rtf_one_thread", "real-time factor, one thread"),
+        [("train_step_s", "training step s, one thread"), ("rtf_one_thread", "real-time factor, one thread"),
          ("step_memory_mb", "training-step memory MB")],
         strict=True,
     ):  # fmt: skip
-        values = [groups[k][key]["mean"] if isinstance(groups[k][key], dict) else groups[k][key] for k in labels]
+        values = [groups[k][key]["mean"] if isinstance(groups[k][key], dict) else groups[k][key] or 0 for k in labels]
         bars = ax.bar(range(len(labels)), values, color=bar_colors)
         for bar, hatch in zip(bars, hatches, strict=True):
             bar.set_hatch(hatch)

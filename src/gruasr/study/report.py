@@ -55,7 +55,9 @@ def aggregate(measures: list[dict[str, Any]], study: StudyConfig) -> dict[str, A
             if not rows:
                 continue
             training = [r["training"] for r in rows]
-            reached = [t["seconds_to_target"] for t in training if t["seconds_to_target"] is not None]
+            target = study.measure.target_dev_wer
+            firsts = [next((i + 1 for i, w in enumerate(t["dev_wer"]) if w <= target), None) for t in training]
+            reached = [float(e) for e in firsts if e is not None]
             group: dict[str, Any] = {
                 "unit": unit,
                 "direction": direction,
@@ -68,10 +70,14 @@ def aggregate(measures: list[dict[str, Any]], study: StudyConfig) -> dict[str, A
                 "best_dev_wer": _stats([t["best_dev_wer"] for t in training]),
                 "epoch_seconds": _stats([t["epoch_seconds"] for t in training]),
                 "train_seconds": _stats([t["train_seconds"] for t in training]),
-                "seconds_to_target": _stats(reached),
+                "epochs_to_target": _stats(reached),
+                "seconds_to_target": _stats(
+                    [t["seconds_to_target"] for t in training if t["seconds_to_target"] is not None]
+                ),
                 "reached_target": f"{len(reached)}/{len(rows)}",
                 "rtf_one_thread": _stats([r["rtf_one_thread"] for r in rows]),
                 "step_memory_mb": rows[0]["memory"]["step_mb"],
+                "train_step_s": next((r["train_step_s"] for r in rows if "train_step_s" in r), None),
                 "peak_rss_growth_mb": next(
                     (r["memory"]["peak_rss_growth_mb"] for r in rows if "peak_rss_growth_mb" in r["memory"]), None
                 ),
@@ -131,17 +137,23 @@ def _ranked(groups: dict[str, Any], direction: str, key: str) -> list[dict[str, 
     return sorted(found, key=lambda g: g[key]["mean"])
 
 
-def _degradation(group: dict[str, Any], sweep: str, level: str) -> float | None:
-    """WER at a sweep level minus the same runs' clean WER (absolute points)."""
-    point = group[sweep].get(level)
-    if point is None or group["clean_sweep"]["n"] == 0:
+def _kept(clean: float, degraded: float) -> float:
+    """The share of the clean word accuracy (1 - WER) that is left: 1 = nothing lost, 0 = nothing recognized.
+    Absolute WER points would favour weak models, which have little left to lose."""
+    return max(0.0, 1.0 - degraded) / max(1e-9, 1.0 - clean)
+
+
+def _kept_over(group: dict[str, Any], sweep: str) -> float | None:
+    """Mean share of clean accuracy kept over a sweep's levels (noise, packet loss): one number per unit."""
+    if not group[sweep] or group["clean_sweep"]["n"] == 0:
         return None
-    return float(point["mean"] - group["clean_sweep"]["mean"])
+    clean = group["clean_sweep"]["mean"]
+    return float(np.mean([_kept(clean, v["mean"]) for v in group[sweep].values()]))
 
 
 def _verdict(losses: dict[str, float], verb: str, margin: float = 0.01) -> str:
-    """How GRU's loss (WER points) compares with the other units': the claim holds when GRU loses least, or
-    within `margin` of the least."""
+    """How GRU's loss compares with the other units' (shares, or WER points): the claim holds when GRU loses
+    least, or within `margin` of the least."""
     if "gru" not in losses:
         return "cannot be judged (no GRU result)"
     best = min(losses, key=lambda u: losses[u])
@@ -185,11 +197,13 @@ def conclusions(groups: dict[str, Any], study: StudyConfig) -> list[str]:
             line += f" GRU: {_pct(gru['wer_an4'])}%."
         out.append(line)
         fast = sorted(
-            (g for g in groups.values() if g["direction"] == direction), key=lambda g: g["epoch_seconds"]["mean"]
+            (g for g in groups.values() if g["direction"] == direction),
+            key=lambda g: g["train_step_s"] or g["epoch_seconds"]["mean"],
         )
         out.append(
-            f"**Training speed, {names[direction]}** (seconds per epoch on this machine): "
-            + ", ".join(f"{g['unit']} {g['epoch_seconds']['mean']:.1f}" for g in fast)
+            f"**Training speed, {names[direction]}** (seconds per training step on one thread, "
+            f"{study.measure.memory_batch} utterances of {study.measure.memory_seconds:g} s, each unit's backend): "
+            + ", ".join(f"{g['unit']} {g['train_step_s'] or math.nan:.2f}" for g in fast)
             + ". **Inference** (real-time factor, one thread): "
             + ", ".join(
                 f"{g['unit']} {g['rtf_one_thread']['mean']:.4f}"
@@ -197,45 +211,46 @@ def conclusions(groups: dict[str, Any], study: StudyConfig) -> list[str]:
             )
             + "."
         )
-    for sweep, level, what in (
-        ("snr", str(min(study.measure.snr_db, default=0.0)), "noise"),
-        ("packet_loss", str(max(study.measure.packet_loss, default=0.0)), "missing data"),
+    for sweep, what, levels in (
+        ("snr", "noise", ", ".join(f"{v:g}" for v in study.measure.snr_db) + " dB SNR"),
+        ("packet_loss", "missing data", ", ".join(f"{100 * v:g}" for v in study.measure.packet_loss) + "% lost"),
     ):
         for direction in study.directions:
-            drops = {
-                g["unit"]: d
+            kept = {
+                g["unit"]: k
                 for g in groups.values()
                 if g["direction"] == direction
                 and g["clean_sweep"]["mean"] <= FAILED
-                and (d := _degradation(g, sweep, level)) is not None
+                and (k := _kept_over(g, sweep)) is not None
             }
-            if not drops:
+            if not kept:
                 continue
-            order = sorted(drops, key=lambda u: drops[u])
-            shown = f"{float(level):g} dB SNR" if sweep == "snr" else f"{100 * float(level):g}% packet loss"
-            text = ", ".join(f"{u} {100 * drops[u]:+.1f}" for u in order)
+            order = sorted(kept, key=lambda u: -kept[u])
+            text = ", ".join(f"{u} {100 * kept[u]:.0f}%" for u in order)
             out.append(
-                f"**Robustness to {what}, {names[direction]}** (WER points lost from clean to {shown}): {text}. "
-                f"The brief's claim that GRUs stay stable under {what} {_verdict(drops, 'loses')}."
+                f"**Robustness to {what}, {names[direction]}** (share of the clean word accuracy kept, mean over "
+                f"{levels}): {text}. The brief's claim that GRUs stay stable under {what} "
+                f"{_verdict({u: 1 - k for u, k in kept.items()}, 'loses')}."
             )
     for direction in study.directions:
         ends = {}
         for g in groups.values():
             if g["direction"] == direction and len(g["length"]) >= 2 and g["clean_sweep"]["mean"] <= FAILED:
-                levels = list(g["length"])
-                ends[g["unit"]] = (g["length"][levels[0]]["mean"], g["length"][levels[-1]]["mean"])
+                points = list(g["length"].values())
+                ends[g["unit"]] = (points[0]["mean"], points[-1]["mean"])
         if not ends:
             continue
         seconds = [g["length_seconds"] for g in groups.values() if g["direction"] == direction and g["unit"] in ends]
         span = f"{min(s[k] for s in seconds for k in s):.0f} -> {max(s[k] for s in seconds for k in s):.0f} s"
-        rise = {u: b - a for u, (a, b) in ends.items()}
+        kept_long = {u: _kept(a, b) for u, (a, b) in ends.items()}
         text = ", ".join(
-            f"{u} {100 * ends[u][0]:.1f} -> {100 * ends[u][1]:.1f}" for u in sorted(rise, key=lambda u: rise[u])
+            f"{u} {100 * ends[u][0]:.1f} -> {100 * ends[u][1]:.1f} ({100 * kept_long[u]:.0f}% kept)"
+            for u in sorted(kept_long, key=lambda u: -kept_long[u])
         )
         out.append(
             f"**Long inputs, {names[direction]}** (WER % on the shortest -> the longest joined inputs, {span}, "
-            f"decoded in one pass): {text}. The claim that GRUs handle long utterances well "
-            f"{_verdict(rise, 'degrades')}."
+            f"decoded in one pass; share of the short-input word accuracy kept): {text}. The claim that GRUs "
+            f"handle long utterances well {_verdict({u: 1 - k for u, k in kept_long.items()}, 'loses')}."
         )
     for direction in study.directions:
         spread = sorted((g for g in groups.values() if g["direction"] == direction), key=lambda g: g["wer_an4"]["std"])
@@ -271,41 +286,26 @@ def render_markdown(report: dict[str, Any], plots: Sequence[Path]) -> str:
         lines += ["", f"**Missing runs** (not trained or not measured): {', '.join(report['missing'])}."]
     lines += ["", "## Conclusions", ""] + [f"- {c}" for c in report["conclusions"]]
     lines += ["", "## Accuracy and cost", ""]
-    lines += _table(
-        [
-            "unit",
-            "dir",
-            "H",
-            "params",
-            "AN4 WER %",
-            "numbers WER %",
-            "dev WER %",
-            "s/epoch",
-            f"s to dev WER {100 * study['measure']['target_dev_wer']:.0f}%",
-            "step MB",
-            "RTF 1 thread",
-            "stream latency ms",
-        ],  # fmt: skip
-        (
-            [
-                g["unit"],
-                g["direction"],
-                str(g["hidden_size"]),
-                f"{g['parameters']:,}",
-                _pct(g["wer_an4"]),
-                _pct(g["wer_numbers"]),
-                _pct(g["best_dev_wer"]),
-                f"{g['epoch_seconds']['mean']:.0f}",
-                "-"
-                if not g["seconds_to_target"]["n"]
-                else f"{g['seconds_to_target']['mean']:.0f} ({g['reached_target']})",
-                f"{g['step_memory_mb']:.0f}",
-                f"{g['rtf_one_thread']['mean']:.4f}",
-                f"{g['streaming']['latency_ms']:.0f}" if "streaming" in g else "-",
-            ]  # fmt: skip
-            for g in groups.values()
-        ),
-    )
+    target = f"{100 * study['measure']['target_dev_wer']:.0f}%"
+    header = ["unit", "dir", "H", "params", "AN4 WER %", "numbers WER %", "dev WER %", "train step s (1 thread)",
+              "s/epoch (as run)", f"epochs to dev WER {target}", "step MB", "peak RSS +MB", "RTF 1 thread",
+              "stream latency ms"]  # fmt: skip
+
+    def row(g: dict[str, Any]) -> list[str]:
+        epochs = g["epochs_to_target"]
+        return [
+            g["unit"], g["direction"], str(g["hidden_size"]), f"{g['parameters']:,}", _pct(g["wer_an4"]),
+            _pct(g["wer_numbers"]), _pct(g["best_dev_wer"]),
+            "-" if g["train_step_s"] is None else f"{g['train_step_s']:.2f}",
+            f"{g['epoch_seconds']['mean']:.0f}",
+            "-" if not epochs["n"] else f"{epochs['mean']:.1f} ({g['reached_target']})",
+            f"{g['step_memory_mb']:.0f}",
+            "-" if g["peak_rss_growth_mb"] is None else f"{g['peak_rss_growth_mb']:.0f}",
+            f"{g['rtf_one_thread']['mean']:.4f}",
+            f"{g['streaming']['latency_ms']:.0f}" if "streaming" in g else "-",
+        ]  # fmt: skip
+
+    lines += _table(header, (row(g) for g in groups.values()))
     for key, title, fmt in (
         ("snr", "WER % vs SNR (AN4 test, white noise before the line)", lambda k: f"{float(k):g} dB"),
         ("packet_loss", "WER % vs packet loss (AN4 test, lost 20 ms frames)", lambda k: f"{100 * float(k):g}%"),
@@ -367,8 +367,9 @@ def render_markdown(report: dict[str, Any], plots: Sequence[Path]) -> str:
         "",
         "## How it was measured",
         "",
-        "See `gruasr.study.measure` for each quantity. Training time per epoch includes the dev pass and is "
-        "measured as the runs actually ran (processes sharing the machine slow each other equally). "
+        "See `gruasr.study.measure` for each quantity. Training speed is compared by the training step time, "
+        "measured unit after unit on one thread on the same batch; seconds per epoch (with the dev pass) are as the "
+        "runs ran, two processes sharing the machine with whatever else ran, so they are only indicative. "
         "Training-step memory (step MB) counts parameters, gradients, Adam's moments and the activations autograd "
         f"saves for the backward pass on {study['measure']['memory_batch']} utterances of "
         f"{study['measure']['memory_seconds']:g} s; peak RSS +MB is measured: the growth of a fresh process's peak "
