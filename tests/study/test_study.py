@@ -171,6 +171,7 @@ def test_compare_quick_end_to_end(tmp_path: Path, data_dir: Path, capsys: pytest
         assert group["length_seconds"]["6.0"] >= 6.0
         assert group["rtf_one_thread"]["mean"] > 0 and group["step_memory_mb"] > 0
         assert group["peak_rss_growth_mb"] is not None and group["peak_rss_growth_mb"] >= 0
+        assert group["train_step_s"] is not None and group["train_step_s"] > 0
         assert len(group["dev_wer_curves"]) == 2 and all(len(c) == 1 for c in group["dev_wer_curves"])
         if group["direction"] == "uni":
             assert group["streaming"]["max_abs_diff_offline"] < 1e-4
