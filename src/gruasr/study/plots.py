@@ -32,7 +32,12 @@ def draw_plots(groups: dict[str, Any], study: StudyConfig, folder: Path) -> list
             ax.set_xlabel(xlabel)
             ax.grid(alpha=0.3)
             if log_x:
+                from matplotlib.ticker import NullFormatter, ScalarFormatter
+
                 ax.set_xscale("log")
+                ax.set_xticks(list(study.measure.lengths))
+                ax.xaxis.set_major_formatter(ScalarFormatter())
+                ax.xaxis.set_minor_formatter(NullFormatter())
         axes[0][0].set_ylabel(ylabel)
         axes[0][-1].legend(fontsize=8)
         fig.tight_layout()
