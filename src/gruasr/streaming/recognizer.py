@@ -50,7 +50,7 @@ class Event:
 
     type: str  # "partial" or "final"
     text: str
-    start: float  # seconds from the start of the stream
+    start: float  # seconds from the start of the stream: a final spans its words, a partial the audio so far
     end: float
     words: tuple[Word, ...] = ()
     leg: str | None = None
@@ -208,8 +208,9 @@ class Stream:
             hyp = rec.offline.decode(torch.cat(utt.log_probs))
             offset = utt.start * rec.frame_seconds
             words = tuple(Word(w.word, w.start + offset, w.end + offset, w.conf) for w in hyp.words)
-            if hyp.text and keep:
-                self._events.append(Event("final", hyp.text, offset, cut * rec.frame_seconds, words, self.leg))
+            if hyp.text and keep:  # the final spans its words (the utterance also holds the silence around them)
+                start, end = (words[0].start, words[-1].end) if words else (offset, cut * rec.frame_seconds)
+                self._events.append(Event("final", hyp.text, start, end, words, self.leg))
         self._utterance = _Utterance(cut)
         self._state = None
         self._context = self._context[:0]
