@@ -314,7 +314,9 @@ def render_markdown(report: dict[str, Any], plots: Sequence[Path]) -> str:
         levels = sorted({lvl for g in groups.values() for lvl in g[key]}, key=float, reverse=key == "snr")
         if not levels:
             continue
-        lines += ["", f"## {title}", ""]
+        sweep_seeds = study["measure"]["sweep_seeds"] or study["seeds"]
+        lines += ["", f"## {title}", "", f"Models of seed{'s' if len(sweep_seeds) > 1 else ''} "
+                  f"{', '.join(map(str, sweep_seeds))}; the clean column is the same models' AN4 WER.", ""]  # fmt: skip
         clean = [] if key == "length" else ["clean"]
         lines += _table(
             ["unit", "dir", *clean, *(fmt(v) for v in levels)],
