@@ -70,35 +70,40 @@ def _legs(channels: int) -> list[str]:
     return ["A", "B", *(f"C{i}" for i in range(2, channels))][:channels]
 
 
-def _cmd_stream(args: argparse.Namespace) -> int:
+def file_events(
+    recognizer: Recognizer, path: str, chunk_ms: float = 100.0, label_legs: bool = True, realtime: bool = False
+) -> Iterator[Event]:
+    """A file played as a live call: one stream per channel (legs A, B, ...; labelled unless `label_legs` is
+    False and the file is mono), fed `chunk_ms` at a time, the legs' recurrent steps run as one batch; yields
+    the events as they come. `realtime` paces the input as a live call would arrive."""
     from gruasr.audio.io import audio_info
 
-    recognizer = _streaming(args)
-    info = audio_info(args.file)
-    legs = _legs(info.channels)
-    streams = [recognizer.stream(info.sample_rate, leg if info.channels > 1 else None) for leg in legs]
+    info = audio_info(path)
+    label = label_legs or info.channels > 1
+    streams = [recognizer.stream(info.sample_rate, leg if label else None) for leg in _legs(info.channels)]
     began = time.perf_counter()
-
-    def show(events: list[Event]) -> None:
-        for event in events:
-            if args.json:
-                print(json.dumps(event.to_dict()), flush=True)
-            elif event.type == "final" or args.partials:
-                leg = f"{event.leg}: " if event.leg else ""
-                print(f"{event.type:7s} {event.start:8.2f} {event.end:8.2f}  {leg}{event.text}", flush=True)
-
-    for chunk in _chunks(args.file, args.chunk_ms):
+    for chunk in _chunks(path, chunk_ms):
         for stream, samples in zip(streams, chunk, strict=True):
             stream.feed(samples)
         recognizer.advance(streams)
         for stream in streams:
-            show(stream.events())
-        if args.realtime:  # pace the input as a live call would arrive
+            yield from stream.events()
+        if realtime:
             ahead = streams[0].seconds - (time.perf_counter() - began)
             if ahead > 0:
                 time.sleep(ahead)
     for stream in streams:
-        show(stream.finish())
+        yield from stream.finish()
+
+
+def _cmd_stream(args: argparse.Namespace) -> int:
+    recognizer = _streaming(args)
+    for event in file_events(recognizer, args.file, args.chunk_ms, label_legs=False, realtime=args.realtime):
+        if args.json:
+            print(json.dumps(event.to_dict()), flush=True)
+        elif event.type == "final" or args.partials:
+            leg = f"{event.leg}: " if event.leg else ""
+            print(f"{event.type:7s} {event.start:8.2f} {event.end:8.2f}  {leg}{event.text}", flush=True)
     return 0
 
 
@@ -112,18 +117,7 @@ def _timestamp(seconds: float, sep: str) -> str:
 
 def call_transcript(recognizer: Recognizer, path: str, chunk_ms: float = 100.0) -> list[Event]:
     """Every leg's final results, in time order (legs A, B, ... for the file's channels)."""
-    from gruasr.audio.io import audio_info
-
-    info = audio_info(path)
-    streams = [recognizer.stream(info.sample_rate, leg) for leg in _legs(info.channels)]
-    finals: list[Event] = []
-    for chunk in _chunks(path, chunk_ms):
-        for stream, samples in zip(streams, chunk, strict=True):
-            stream.feed(samples)
-        recognizer.advance(streams)  # the legs' recurrent steps run as one batch
-        finals += [e for s in streams for e in s.events() if e.type == "final"]
-    for stream in streams:
-        finals += [e for e in stream.finish() if e.type == "final"]
+    finals = [e for e in file_events(recognizer, path, chunk_ms) if e.type == "final"]
     return sorted(finals, key=lambda e: (e.start, e.leg or ""))
 
 

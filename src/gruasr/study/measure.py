@@ -44,7 +44,7 @@ from gruasr.recognizer import DecodeOptions
 from gruasr.recognizer import Recognizer as OfflineRecognizer
 from gruasr.study.config import MeasureConfig, StudyConfig
 from gruasr.study.runs import Run, run_dir
-from gruasr.timing import one_thread
+from gruasr.timing import median_seconds, one_thread
 from gruasr.training.checkpoint import ModelBundle, load_bundle
 
 MEASURE_VERSION = 3
@@ -158,13 +158,38 @@ def streaming_probe(scorer: Scorer, items: Sequence[Item], chunk_ms: int) -> dic
     return one_thread(run)
 
 
-def training_memory(config: ModelConfig, batch: int, seconds: float, seed: int = 0) -> dict[str, float]:
-    """Bytes of one training step on `batch` utterances of `seconds` with 30-token targets (CPU, float32)."""
+#: tokens per utterance in the synthetic batches of the memory and speed probes
+PROBE_TOKENS = 30
+
+
+def probe_batch(config: ModelConfig, batch: int, seconds: float, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random features (batch, frames, input_dim) and targets (batch, PROBE_TOKENS) for the probes."""
     generator = torch.Generator().manual_seed(seed)
-    model = CTCModel(config).train()
     frames = int(seconds / FRAME_SECONDS)
     x = torch.randn(batch, frames, config.input_dim, generator=generator)
-    targets = torch.randint(1, config.vocab_size, (batch, 30), generator=generator)
+    return x, torch.randint(1, config.vocab_size, (batch, PROBE_TOKENS), generator=generator)
+
+
+def probe_loss(model: CTCModel, x: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """CTC loss of a probe batch (every utterance and target at full length)."""
+    batch, frames = x.shape[:2]
+    log_probs, lengths, _ = model(x, torch.full((batch,), frames))
+    target_lengths = torch.full((batch,), targets.shape[1])
+    return F.ctc_loss(log_probs.transpose(0, 1), targets, lengths, target_lengths, zero_infinity=True)
+
+
+def probe_step(model: CTCModel, optimizer: torch.optim.Optimizer, x: torch.Tensor, targets: torch.Tensor) -> None:
+    """One training step on a probe batch: forward, CTC loss, backward, optimizer step."""
+    loss = probe_loss(model, x, targets)
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+
+
+def training_memory(config: ModelConfig, batch: int, seconds: float, seed: int = 0) -> dict[str, float]:
+    """Bytes of one training step on `batch` utterances of `seconds` with 30-token targets (CPU, float32)."""
+    model = CTCModel(config).train()
+    x, targets = probe_batch(config, batch, seconds, seed)
     seen = {p.untyped_storage().data_ptr() for p in model.parameters()}
     saved = 0
 
@@ -177,8 +202,7 @@ def training_memory(config: ModelConfig, batch: int, seconds: float, seed: int =
         return t
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        log_probs, lengths, _ = model(x, torch.full((batch,), frames))
-        loss = F.ctc_loss(log_probs.transpose(0, 1), targets, lengths, torch.full((batch,), 30), zero_infinity=True)
+        loss = probe_loss(model, x, targets)
     loss.backward()
     params = sum(p.numel() * p.element_size() for p in model.parameters())
     return {
@@ -189,38 +213,38 @@ def training_memory(config: ModelConfig, batch: int, seconds: float, seed: int =
     }
 
 
-_PEAK_SCRIPT = """
-import json, os, sys, threading, time
-import torch
-import torch.nn.functional as F
-from gruasr.models.ctc_model import CTCModel, ModelConfig
-torch.set_num_threads(1)
-page = os.sysconf("SC_PAGE_SIZE")
-def rss():
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * page
-config, batch, frames = ModelConfig.from_dict(json.loads(sys.argv[1])), int(sys.argv[2]), int(sys.argv[3])
-model = CTCModel(config).train()
-optimizer = torch.optim.AdamW(model.parameters())
-x = torch.randn(batch, frames, config.input_dim)
-targets = torch.randint(1, config.vocab_size, (batch, 30))
-base, peak, done = rss(), [0], [False]
-def watch():
-    while not done[0]:
-        peak[0] = max(peak[0], rss())
-        time.sleep(0.0005)
-watcher = threading.Thread(target=watch)
-watcher.start()
-for _ in range(2):
-    log_probs, lengths, _ = model(x, torch.full((batch,), frames))
-    loss = F.ctc_loss(log_probs.transpose(0, 1), targets, lengths, torch.full((batch,), 30), zero_infinity=True)
-    optimizer.zero_grad()
-    loss.backward()
-    optimizer.step()
-done[0] = True
-watcher.join()
-print(json.dumps({"base": base, "peak": max(peak[0], rss())}))
-"""
+def _peak_rss_child() -> None:
+    """In a fresh process (argv: model config JSON, batch, seconds): print the resident memory before and at
+    the peak of two training steps, sampled every 0.5 ms from /proc (Linux)."""
+    import os
+    import sys
+    import threading
+
+    torch.set_num_threads(1)
+    page = os.sysconf("SC_PAGE_SIZE")
+
+    def rss() -> int:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * page
+
+    config = ModelConfig.from_dict(json.loads(sys.argv[1]))
+    model = CTCModel(config).train()
+    optimizer = torch.optim.AdamW(model.parameters())
+    x, targets = probe_batch(config, int(sys.argv[2]), float(sys.argv[3]))
+    base, peak, done = rss(), [0], threading.Event()
+
+    def watch() -> None:
+        while not done.is_set():
+            peak[0] = max(peak[0], rss())
+            time.sleep(0.0005)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    for _ in range(2):
+        probe_step(model, optimizer, x, targets)
+    done.set()
+    watcher.join()
+    print(json.dumps({"base": base, "peak": max(peak[0], rss())}))
 
 
 def peak_training_rss(config: ModelConfig, batch: int, seconds: float) -> float:
@@ -229,9 +253,9 @@ def peak_training_rss(config: ModelConfig, batch: int, seconds: float) -> float:
     import subprocess
     import sys
 
-    frames = int(seconds / FRAME_SECONDS)
+    code = "from gruasr.study.measure import _peak_rss_child; _peak_rss_child()"
     done = subprocess.run(
-        [sys.executable, "-c", _PEAK_SCRIPT, json.dumps(config.to_dict()), str(batch), str(frames)],
+        [sys.executable, "-c", code, json.dumps(config.to_dict()), str(batch), str(seconds)],
         capture_output=True, text=True, check=True, timeout=600,
     )  # fmt: skip
     sizes = json.loads(done.stdout.strip().splitlines()[-1])
@@ -318,22 +342,10 @@ def train_step_seconds(config: ModelConfig, batch: int, seconds: float, repeat: 
     doing while the runs trained."""
 
     def run() -> float:
-        generator = torch.Generator().manual_seed(0)
         model = CTCModel(config).train()
         optimizer = torch.optim.AdamW(model.parameters())
-        frames = int(seconds / FRAME_SECONDS)
-        x = torch.randn(batch, frames, config.input_dim, generator=generator)
-        targets = torch.randint(1, config.vocab_size, (batch, 30), generator=generator)
-        times = []
-        for _ in range(repeat + 1):  # the first is a warm-up
-            began = time.perf_counter()
-            log_probs, lengths, _ = model(x, torch.full((batch,), frames))
-            loss = F.ctc_loss(log_probs.transpose(0, 1), targets, lengths, torch.full((batch,), 30), zero_infinity=True)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            times.append(time.perf_counter() - began)
-        return float(np.median(times[1:]))
+        x, targets = probe_batch(config, batch, seconds)
+        return median_seconds(lambda: probe_step(model, optimizer, x, targets), torch.device("cpu"), repeat)
 
     return one_thread(run)
 

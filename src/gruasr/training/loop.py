@@ -133,12 +133,11 @@ class Trainer:
             codecs=(cfg.dev_channel.codec,) if cfg.dev_channel.codec else (),
             packet_loss=(0.0, 0.0),
         )
-        key = json.dumps([cfg.sample_rate, cfg.data, cfg.features, cfg.augment, cfg.dev_channel], default=str)
-        key += str(cfg.augment.seed if cfg.augment.seed is not None else cfg.seed)
+        seed = cfg.augment.seed if cfg.augment.seed is not None else cfg.seed
+        key = json.dumps([cfg.sample_rate, cfg.data, cfg.features, cfg.augment, cfg.dev_channel, seed], default=str)
         if key not in _PREPARED:
             _PREPARED.clear()  # keep one data set in memory at most
             with _progress(self.console) as progress:
-                seed = cfg.augment.seed if cfg.augment.seed is not None else cfg.seed
                 train = build_corpus(
                     train_utts, self.tokens, cfg, augment, cfg.augment.variants, seed, progress, "training features"
                 )
