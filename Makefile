@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 TORCH  := torch==2.13.0
 export GRUASR_DATA ?= $(abspath ../shared/data)
 
-.PHONY: setup demo test bench lint clean model compare
+.PHONY: setup demo test bench lint clean model model-streaming compare
 
 setup: $(STAMP)
 
@@ -36,6 +36,13 @@ model: $(STAMP)
 	$(VENV)/bin/gruasr data fsdd --src $(GRUASR_DATA)/fsdd --out data/fsdd --numbers-train 800
 	$(VENV)/bin/gruasr train --config configs/telephone.toml --out runs/telephone
 	$(PY) scripts/bundle_model.py runs/telephone
+
+# The bundled streaming model (unidirectional GRU): same data, 80 epochs (about an hour on 2 CPU cores).
+model-streaming: $(STAMP)
+	$(VENV)/bin/gruasr data an4 --src $(GRUASR_DATA)/an4 --out data/an4
+	$(VENV)/bin/gruasr data fsdd --src $(GRUASR_DATA)/fsdd --out data/fsdd --numbers-train 800
+	$(VENV)/bin/gruasr train --config configs/telephone-streaming.toml --out runs/telephone-streaming
+	$(PY) scripts/bundle_model.py runs/telephone-streaming --out src/gruasr/pretrained/telephone-streaming
 
 # The comparison study of the recurrent units (about 2 hours on 2 CPU cores): two one-thread processes share
 # the runs; the last call trains whatever a failed shard left, measures, and writes runs/compare/report.md.

@@ -1,22 +1,28 @@
-"""Streaming recognition: real-time factor, latency of partial and final results, and how many concurrent
-real-time streams the machine sustains with batch dispatch.
+"""Streaming recognition: real-time factor, latency of partial and final results, how many concurrent real-time
+streams the machine sustains with batch dispatch, and what streaming costs in accuracy.
 
     python benchmarks/streaming.py [--model DIR] [--data DIR] [--quick] [--out bench-results/streaming.json]
 
 The model: --model (a unidirectional model directory), else the bundled streaming model, else the streaming
 recipe's architecture (configs/telephone-streaming.toml) with untrained weights: its speed is the trained model's
-speed, but then no accuracy is reported. Audio: AN4 test utterances at 8 kHz from DIR/an4.
+speed, but then no accuracy is reported. It decodes as it would serve: partials greedy, finals with the model's
+own decoding (beam search + LM for the bundled model). Audio: AN4 test utterances at 8 kHz from DIR/an4, each
+followed by 1.5 x the endpointer's trailing silence.
 
-- RTF, one thread: every utterance fed in 100 ms chunks; compute time / audio time.
-- Partial latency: audio time at which a partial result appears minus the end of the audio it covers.
-- Final latency: audio time at which the final result appears minus the end of its last word (this includes the
-  endpointer's trailing silence, by design), plus the compute of the chunk that produced it.
-- Concurrency: N streams fed 100 ms per tick, all advanced as one batch per tick (threads as torch chooses);
-  a tick's wall time is the chunk latency of every stream in it; N is sustained in real time when the p95 tick
-  is under the chunk (100 ms). The same for N streams advanced one by one, at the largest N, for the batching
-  gain.
-- WER cost of streaming (with a trained model): AN4 test greedy WER of the streaming model (streamed) against the
-  bundled bidirectional model (offline), both through the mu-law line.
+- RTF, one thread: every utterance fed in chunks of 40, 100 (the headline), 200 and 400 ms; compute time (feeding
+  included) / audio time.
+- Partial latency (100 ms chunks): audio time at which a partial result appears minus the end of the audio it
+  covers, plus the compute of the chunk that produced it.
+- Final latency (100 ms chunks): audio time at which the final result appears minus the end of its last word
+  (this includes the endpointer's trailing silence, by design), plus the compute of the chunk that produced it.
+- Concurrency: N streams each given 100 ms of audio per tick (features, VAD, convolutions and recurrent steps of
+  all of them batched in one `advance`, then their events collected; threads as torch chooses); a tick's wall time
+  is the chunk latency of every stream in it. N is sustained in real time when the p95 tick is under the chunk
+  (100 ms): then no stream falls behind. The same for N streams advanced one by one, at the largest N, for the
+  batching gain.
+- WER cost of streaming (a trained model): AN4 test WER through the mu-law line of the bundled bidirectional
+  model (offline), of the streaming model offline (whole utterances, no endpointer), and of the streaming model
+  streamed (100 ms chunks, endpointer on: what a live call gets), greedy and with each model's own decoding.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import argparse
 import json
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -43,7 +50,8 @@ from gruasr.timing import one_thread
 
 ROOT = Path(__file__).resolve().parents[1]
 RATE = 8000
-CHUNK_MS = 100
+CHUNK_MS = 100  # the headline chunk: latency and concurrency use it
+SWEEP_MS = (40, 100, 200, 400)
 
 
 def _untrained_recognizer() -> OfflineRecognizer:
@@ -60,7 +68,7 @@ def _untrained_recognizer() -> OfflineRecognizer:
     return OfflineRecognizer(bundle, options=DecodeOptions("greedy"))
 
 
-def _an4_test(data: Path, count: int) -> tuple[list[np.ndarray], list[str]]:
+def _an4_test(data: Path, count: int | None) -> tuple[list[np.ndarray], list[str]]:
     from gruasr.data.corpora.an4 import import_an4
     from gruasr.data.manifest import load_utterance, read_manifest
 
@@ -71,8 +79,8 @@ def _an4_test(data: Path, count: int) -> tuple[list[np.ndarray], list[str]]:
     return [load_utterance(u, RATE) for u in utts], [u.text for u in utts]
 
 
-def rtf_and_latency(rec: Recognizer, audios: list[np.ndarray]) -> dict[str, float]:
-    chunk = RATE * CHUNK_MS // 1000
+def rtf_and_latency(rec: Recognizer, audios: list[np.ndarray], chunk_ms: int = CHUNK_MS) -> dict[str, float]:
+    chunk = RATE * chunk_ms // 1000
     tail = np.zeros(int(1.5 * rec.endpoint.trailing_silence * RATE), np.float32)  # silence after speech
 
     def run() -> dict[str, float]:
@@ -96,6 +104,7 @@ def rtf_and_latency(rec: Recognizer, audios: list[np.ndarray]) -> dict[str, floa
             compute += time.perf_counter() - began
             audio_s += signal.shape[0] / RATE
         return {
+            "chunk_ms": chunk_ms,
             "rtf_one_thread": compute / audio_s,
             "partial_latency_ms_p50": 1000 * float(np.median(partial_lags)) if partial_lags else float("nan"),
             "final_latency_ms_p50": 1000 * float(np.median(final_lags)) if final_lags else float("nan"),
@@ -111,20 +120,19 @@ def concurrency(rec: Recognizer, audios: list[np.ndarray], count: int, ticks: in
     streams = [rec.stream() for _ in range(count)]
     signals = [np.concatenate([audios[i % len(audios)], np.zeros(RATE // 2, np.float32)]) for i in range(count)]
     offsets = [(i * 7 * chunk) % s.shape[0] for i, s in enumerate(signals)]  # streams out of step
-    times = []
+    times, finals = [], 0
     for tick in range(ticks):
+        began = time.perf_counter()
         for stream, signal, offset in zip(streams, signals, offsets, strict=True):
             start = (offset + tick * chunk) % (signal.shape[0] - chunk)
             stream.feed(signal[start : start + chunk])
-        began = time.perf_counter()
         if batched:
             rec.advance(streams)
         else:
             for stream in streams:
                 rec.advance([stream])
+        finals += sum(e.type == "final" for stream in streams for e in stream.events())
         times.append(time.perf_counter() - began)
-        for stream in streams:
-            stream.events()
     steady = times[2:] if len(times) > 4 else times
     p95 = float(np.percentile(steady, 95))
     return {
@@ -133,28 +141,47 @@ def concurrency(rec: Recognizer, audios: list[np.ndarray], count: int, ticks: in
         "tick_ms_p50": 1000 * float(np.median(steady)),
         "tick_ms_p95": 1000 * p95,
         "real_time": p95 < CHUNK_MS / 1000,
+        "finals": finals,
     }
 
 
-def wer_rows(rec: Recognizer, audios: list[np.ndarray], texts: list[str]) -> list[dict[str, object]]:
+def wer_rows(folder: Path, endpoint: EndpointConfig, audios: list[np.ndarray], texts: list[str]) -> list[dict]:
+    """AN4 test WER through the mu-law line: the bidirectional model offline, the streaming model (in `folder`)
+    offline and streamed; greedy and each model's own decoding."""
     line = TelephoneChannel(codec="ulaw", output_rate=RATE)
-    offline = load_model(None, options=DecodeOptions("greedy"))
+    heard = [line.apply(audio, RATE, np.random.default_rng([0, i])) for i, audio in enumerate(audios)]
+    tail = np.zeros(int(1.5 * endpoint.trailing_silence * RATE), np.float32)
 
-    def streamed(audio: np.ndarray) -> str:
-        stream = rec.stream()
-        events = stream.accept(audio) + stream.finish()
-        return " ".join(e.text for e in events if e.type == "final")
+    def offline(model: OfflineRecognizer) -> Callable[[np.ndarray], str]:
+        return lambda audio: model.decode(model.log_probs(audio)).text
+
+    def streamed(model: OfflineRecognizer) -> Callable[[np.ndarray], str]:
+        recognizer = Recognizer(model, endpoint)
+
+        def run(audio: np.ndarray) -> str:
+            stream = recognizer.stream()
+            events = stream.accept(np.concatenate([audio, tail])) + stream.finish()
+            return " ".join(e.text for e in events if e.type == "final")
+
+        return run
 
     rows = []
-    for name, decode in (
-        ("streaming model, streamed", streamed),
-        ("bidirectional model (bundled), offline", lambda audio: offline.transcribe(audio, RATE).text),
-    ):
-        counts = ErrorCounts()
-        for i, (audio, text) in enumerate(zip(audios, texts, strict=True)):
-            counts.add(text, decode(line.apply(audio, RATE, np.random.default_rng([0, i]))))
-        rows.append({"model": name, "wer": counts.wer, "words": counts.words})
+    for name, path, modes in (("bidirectional (bundled)", None, [offline]), ("streaming", folder, [offline, streamed])):
+        for options in (DecodeOptions("greedy"), None):  # None: the model's own
+            model = load_model(path, options=options)
+            for mode in modes:
+                decode, counts = mode(model), ErrorCounts()
+                for audio, text in zip(heard, texts, strict=True):
+                    counts.add(text, decode(audio))
+                rows.append({"model": name, "mode": mode.__name__, "decoding": _describe(model.options),
+                             "wer": counts.wer, "words": counts.words})  # fmt: skip
     return rows
+
+
+def _describe(options: DecodeOptions) -> str:
+    if options.method == "greedy":
+        return "greedy"
+    return f"beam {options.beam.beam_size}" + (" + LM" if options.use_lm else "")
 
 
 def main() -> None:
@@ -162,17 +189,17 @@ def main() -> None:
     parser.add_argument("--model", type=Path, help="unidirectional model directory")
     parser.add_argument("--data", type=Path, default=Path(os.environ.get("GRUASR_DATA", ROOT.parent / "shared/data")))
     parser.add_argument("--streams", type=int, nargs="+", default=[1, 10, 50, 100, 150, 200])
-    parser.add_argument("--utterances", type=int, default=60)
+    parser.add_argument("--utterances", type=int, default=None, help="AN4 test utterances (default: all 130)")
     parser.add_argument("--ticks", type=int, default=30, help="100 ms ticks per concurrency measurement")
     parser.add_argument("--quick", action="store_true", help="a few utterances and streams: the path, not numbers")
     parser.add_argument("--out", type=Path, default=Path("bench-results/streaming.json"))
     args = parser.parse_args()
     if args.quick:
         args.utterances, args.streams, args.ticks = 4, [1, 4], 5
-    if args.model is not None:
-        offline, source, trained = load_model(args.model, options=DecodeOptions("greedy")), str(args.model), True
-    elif (BUNDLED_STREAMING / "model.json").is_file():
-        offline, source, trained = load_model(BUNDLED_STREAMING, options=DecodeOptions("greedy")), "bundled", True
+    folder = args.model if args.model is not None else BUNDLED_STREAMING
+    if args.model is not None or (BUNDLED_STREAMING / "model.json").is_file():
+        offline, trained = load_model(folder), True
+        source = str(args.model) if args.model is not None else "bundled"
     else:
         offline, source, trained = _untrained_recognizer(), "untrained telephone-streaming architecture", False
     rec = Recognizer(offline, EndpointConfig())
@@ -181,36 +208,44 @@ def main() -> None:
     params = offline.model.num_parameters()
     console.print(f"model: {source}, {params:,} parameters; {len(audios)} AN4 test utterances; {CHUNK_MS} ms chunks")
 
-    latency = rtf_and_latency(rec, audios)
+    sweep = [rtf_and_latency(rec, audios, ms) for ms in ((CHUNK_MS,) if args.quick else SWEEP_MS)]
+    latency = next(r for r in sweep if r["chunk_ms"] == CHUNK_MS)
     table = Table(title="one stream, one thread")
-    for col in ("RTF", "partial latency p50 ms", "final latency p50 ms", "final latency p95 ms"):
+    for col in ("chunk ms", "RTF", "partial latency p50 ms", "final latency p50 ms", "final latency p95 ms"):
         table.add_column(col, justify="right")
-    table.add_row(f"{latency['rtf_one_thread']:.4f}", f"{latency['partial_latency_ms_p50']:.0f}",
-                  f"{latency['final_latency_ms_p50']:.0f}", f"{latency['final_latency_ms_p95']:.0f}")  # fmt: skip
+    for r in sweep:
+        table.add_row(str(r["chunk_ms"]), f"{r['rtf_one_thread']:.4f}", f"{r['partial_latency_ms_p50']:.0f}",
+                      f"{r['final_latency_ms_p50']:.0f}", f"{r['final_latency_ms_p95']:.0f}")  # fmt: skip
     console.print(table)
 
     rows = [concurrency(rec, audios, n, args.ticks, batched=True) for n in args.streams]
     rows.append(concurrency(rec, audios, max(args.streams), args.ticks, batched=False))
     table = Table(title=f"concurrent streams, {torch.get_num_threads()} threads, {CHUNK_MS} ms per tick")
-    for col in ("streams", "dispatch", "tick p50 ms", "tick p95 ms", "real time"):
+    for col in ("streams", "dispatch", "tick p50 ms", "tick p95 ms", "real time", "finals"):
         table.add_column(col, justify="right")
     for r in rows:
         table.add_row(str(r["streams"]), "batched" if r["batched"] else "one by one", f"{r['tick_ms_p50']:.1f}",
-                      f"{r['tick_ms_p95']:.1f}", "yes" if r["real_time"] else "no")  # fmt: skip
+                      f"{r['tick_ms_p95']:.1f}", "yes" if r["real_time"] else "no", str(r["finals"]))  # fmt: skip
     console.print(table)
     sustained = max((r["streams"] for r in rows if r["batched"] and r["real_time"]), default=0)
     console.print(f"most concurrent real-time streams measured: {sustained} (of {args.streams})")
 
-    wer = wer_rows(rec, audios, texts) if trained else []
-    for row in wer:
-        console.print(f"AN4 test WER, {row['model']}: {100 * float(row['wer']):.2f}% ({row['words']} words)")
-    if not trained:
+    wer = wer_rows(folder, rec.endpoint, audios, texts) if trained else []
+    if wer:
+        table = Table(title=f"AN4 test WER through the mu-law line ({len(audios)} utterances)")
+        for col in ("model", "mode", "decoding", "WER %", "words"):
+            table.add_column(col, justify="right")
+        for row in wer:
+            table.add_row(str(row["model"]), str(row["mode"]), str(row["decoding"]), f"{100 * float(row['wer']):.2f}",
+                          str(row["words"]))  # fmt: skip
+        console.print(table)
+    else:
         console.print("no trained streaming model: accuracy not measured (speed only)")
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
     result = {"environment": environment(), "model": source, "parameters": params, "trained": trained,
-              "chunk_ms": CHUNK_MS, "utterances": len(audios), "latency": latency, "concurrency": rows,
-              "sustained_streams": sustained, "wer": wer}  # fmt: skip
+              "chunk_ms": CHUNK_MS, "utterances": len(audios), "latency": latency, "rtf_sweep": sweep,
+              "concurrency": rows, "sustained_streams": sustained, "wer": wer}  # fmt: skip
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     console.print(f"wrote {args.out}")
 

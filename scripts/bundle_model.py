@@ -1,4 +1,5 @@
-"""Bundle a trained run as the package's default model (src/gruasr/pretrained/telephone by default):
+"""Bundle a trained run as one of the package's models (src/gruasr/pretrained/telephone by default; the streaming
+model goes to src/gruasr/pretrained/telephone-streaming):
 weights stored as float16 (half the size; loaded back as float32), model.json, a word 3-gram LM and a lexicon
 built from the run's training transcripts only, and RECIPE.md saying how it was made.
 
@@ -6,7 +7,9 @@ The decoding settings are chosen on the run's dev sets (through the run's dev li
 beam search without LM, and beam search with the LM over a grid of LM weights and word bonuses; the best is
 written into model.json ("decoding"), so the LM is used by default only if it helps on dev.
 
-    python scripts/bundle_model.py runs/telephone [--out DIR] [--order 3]
+    python scripts/bundle_model.py runs/telephone [--out DIR] [--config RECIPE] [--order 3]
+
+The recipe named in RECIPE.md is configs/<out folder name>.toml unless --config says otherwise.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from gruasr.recognizer import Recognizer
 from gruasr.training.checkpoint import load_bundle
 
 ROOT = Path(__file__).resolve().parents[1]
+MAKE_TARGETS = {"telephone": "model", "telephone-streaming": "model-streaming"}  # bundle folder -> make target
 
 
 def tune(run: Path, config: dict, lm: NGramLM, lexicon: Lexicon) -> tuple[dict, list[dict]]:
@@ -71,8 +75,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run", type=Path)
     parser.add_argument("--out", type=Path, default=ROOT / "src" / "gruasr" / "pretrained" / "telephone")
+    parser.add_argument("--config", type=Path, help="the recipe the run was trained with (for RECIPE.md)")
     parser.add_argument("--order", type=int, default=3)
     args = parser.parse_args()
+    recipe_path = args.config or Path("configs") / f"{args.out.name}.toml"
+    if not (ROOT / recipe_path).is_file() and not recipe_path.is_file():
+        parser.error(f"no recipe {recipe_path}: name the run's training config with --config")
     model = args.run / "model"
     config = json.loads((args.run / "config.json").read_text())
     summary = json.loads((args.run / "summary.json").read_text())
@@ -101,17 +109,19 @@ def main() -> None:
         "beam+lm (best)": min(r["dev_wer"] for r in results if r.get("use_lm")),
     }
     history = summary["history"]
+    out_option = "" if args.out.name == "telephone" else f" --out src/gruasr/pretrained/{args.out.name}"
+    make_line = f"(`make {MAKE_TARGETS[args.out.name]}` runs these.) " if args.out.name in MAKE_TARGETS else ""
     recipe = (
-        f"""# The bundled telephone model
+        f"""# The bundled {args.out.name} model
 
 Made by this project's own recipe, from AN4 and FSDD (see the README for their licenses):
 
     gruasr data an4  --src ../shared/data/an4  --out data/an4
     gruasr data fsdd --src ../shared/data/fsdd --out data/fsdd --numbers-train 800
-    gruasr train --config configs/telephone.toml --out {args.run}
-    python scripts/bundle_model.py {args.run}
+    gruasr train --config {recipe_path} --out {args.run}
+    python scripts/bundle_model.py {args.run}{out_option}
 
-(`make model` runs these.) {summary["parameters"]:,} parameters, {len(history)} epochs,
+{make_line}{summary["parameters"]:,} parameters, {len(history)} epochs,
 {sum(r["seconds"] for r in history) / 60:.1f} minutes of training on {summary["environment"]["device_name"]}
 ({summary["environment"]["threads"]} threads). Selected: {summary["selection"]["chosen"]}, dev WER
 {100 * summary["selection"]["dev_wer"]:.2f}% (greedy, AN4 dev + FSDD dev numbers through a mu-law line).

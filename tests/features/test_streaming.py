@@ -116,3 +116,23 @@ def test_lifecycle_errors_and_reset(speech_8k):
     assert torch.equal(torch.cat([s.accept(x), s.flush()]), first)
     with pytest.raises(ConfigError, match="Generator"):
         StreamingFbank(FbankConfig(dither=1.0))
+
+
+def test_frames_of_many_streams_computed_in_one_call(speech_8k):
+    """cut() + one compute_frames over the frames of several streams (what batch dispatch does) gives each
+    stream's offline features bit for bit: a frame's features depend on that frame alone."""
+    fbank = Fbank()
+    signals = list(speech_8k.values())[:3]
+    streams = [StreamingFbank(fbank) for _ in signals]
+    cut: list[list[torch.Tensor]] = [[] for _ in signals]
+    for start in range(0, max(len(x) for x in signals), 700):  # 87.5 ms chunks, not on the frame grid
+        for i, (s, x) in enumerate(zip(streams, signals, strict=True)):
+            if start < len(x):
+                cut[i].append(s.cut(x[start : start + 700]))
+    for i, s in enumerate(streams):
+        cut[i].append(s.cut_final())
+    raw = [torch.cat(c) for c in cut]
+    assert all(r.shape[1] == FbankConfig().window_size for r in raw)
+    together = fbank.compute_frames(torch.cat(raw))
+    for part, x in zip(together.split([r.shape[0] for r in raw]), signals, strict=True):
+        assert torch.equal(part, fbank(x))

@@ -20,17 +20,11 @@ READ_SECONDS = 10.0  # the file is read in blocks of this much audio: memory sta
 
 
 def _streaming(args: argparse.Namespace) -> Recognizer:
-    from gruasr.errors import ConfigError
     from gruasr.streaming import EndpointConfig, Recognizer
-    from gruasr.streaming.recognizer import BUNDLED_STREAMING
+    from gruasr.streaming.recognizer import bundled_streaming_model
 
     if args.model is None:
-        if not (BUNDLED_STREAMING / "model.json").is_file():
-            raise ConfigError(
-                "no bundled streaming model yet: give a unidirectional model with --model "
-                "(e.g. one trained with `gruasr train --set model.bidirectional=false`)"
-            )
-        args.model = str(BUNDLED_STREAMING)
+        args.model = str(bundled_streaming_model())
     endpoint = EndpointConfig(
         vad_mode=args.vad_mode, trailing_silence=args.trailing_silence, max_utterance=args.max_utterance,
         enabled=not args.no_endpoint, drop_unvoiced=not args.keep_unvoiced,

@@ -75,31 +75,45 @@ class StreamingFbank:
 
     def accept(self, samples: Tensor | np.ndarray) -> Tensor:
         """Append samples (n,) float in [-1, 1]; return the frames (k, dim) completed by them (k may be 0)."""
+        return self._compute(self.cut(samples))
+
+    def finalize(self) -> Tensor:
+        """Declare the end of the signal; return the frames (k, dim) that needed it (none with snip_edges).
+        After this the stream holds num_frames(num_samples) frames in all, as offline; accept() is refused."""
+        return self._compute(self.cut_final())
+
+    flush = finalize
+
+    def cut(self, samples: Tensor | np.ndarray) -> Tensor:
+        """`accept` without the arithmetic: the completed frames as cut samples (k, window) on the int16 scale.
+        `features.compute_frames` of them gives accept's result; as every frame's features depend on that frame
+        alone, the frames of many streams can be computed in one call (what batch dispatch does)."""
         if self._finished:
             raise ConfigError("accept() after finalize(): call reset() to start a new signal")
         x = as_samples(samples, self.features.device) * INT16_SCALE
         if x.shape[0]:
             self._buffer = torch.cat([self._buffer, x])
             self._received += x.shape[0]
-        return self._emit(frames_ready(self._received, self.config))
+        return self._cut(frames_ready(self._received, self.config))
 
-    def finalize(self) -> Tensor:
-        """Declare the end of the signal; return the frames (k, dim) that needed it (none with snip_edges).
-        After this the stream holds num_frames(num_samples) frames in all, as offline; accept() is refused."""
+    def cut_final(self) -> Tensor:
+        """`finalize` without the arithmetic (see `cut`)."""
         if self._finished:
-            return self._buffer.new_zeros(0, self.features.dim)
+            return self._buffer.new_zeros(0, self.config.window_size)
         self._finished = True
-        return self._emit(num_frames(self._received, self.config))
+        return self._cut(num_frames(self._received, self.config))
 
-    flush = finalize
+    def _compute(self, frames: Tensor) -> Tensor:
+        if frames.shape[0] == 0:
+            return frames.new_zeros(0, self.features.dim)
+        return self.features.compute_frames(frames, self.generator)
 
-    def _emit(self, ready: int) -> Tensor:
+    def _cut(self, ready: int) -> Tensor:
         cfg = self.config
         count = ready - self._emitted
         if count == 0:
-            return self._buffer.new_zeros(0, self.features.dim)
-        frames = extract_frames(self._buffer, self._offset, self._emitted, count, self._received, cfg)
-        out = self.features.compute_frames(frames, self.generator)  # (count, dim)
+            return self._buffer.new_zeros(0, cfg.window_size)
+        frames = extract_frames(self._buffer, self._offset, self._emitted, count, self._received, cfg)  # (count, L)
         self._emitted = ready
         # keep what the next frames need; one frame more for snip_edges=False, whose last frames reflect the end
         # of the signal back over up to half a frame before their own start
@@ -108,4 +122,4 @@ class StreamingFbank:
         if drop:
             self._buffer = self._buffer[drop:].clone()
             self._offset += drop
-        return out
+        return frames

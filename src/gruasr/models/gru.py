@@ -137,7 +137,7 @@ class GRU(RecurrentStack):
     kind = "gru"
     backends = ("reference", "fused")
     inference_backend = "fused"
-    fused_module = nn.GRU
+    fused_op = staticmethod(torch.gru)
 
     def _init_direction(self, layer: int, suffix: str, input_size: int) -> None:
         self._add_standard_weights(layer, suffix, input_size, gates=3)  # [r; z; n]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from gruasr.models.recurrent import Parts, RecurrentStack, masked_loop, register
 
@@ -24,7 +24,7 @@ class LSTM(RecurrentStack):
     backends = ("reference", "fused")
     inference_backend = "fused"
     state_parts = 2
-    fused_module = nn.LSTM
+    fused_op = staticmethod(torch.lstm)
 
     def _init_direction(self, layer: int, suffix: str, input_size: int) -> None:
         self._add_standard_weights(layer, suffix, input_size, gates=4)

@@ -24,8 +24,7 @@ from typing import Any, ClassVar
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.func import functional_call
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from gruasr.errors import ConfigError, ShapeError
 
@@ -79,8 +78,8 @@ class RecurrentStack(nn.Module):
     inference_backend: ClassVar[str | None] = None
     #: tensors per direction state: 1, or 2 for the LSTM's (h, c)
     state_parts: ClassVar[int] = 1
-    #: the torch.nn module whose kernels the "fused" backend runs, if any
-    fused_module: ClassVar[type[nn.Module] | None] = None
+    #: the kernel of torch.nn.GRU/LSTM/RNN that the "fused" backend runs (torch.gru, torch.lstm, ...), if any
+    fused_op: ClassVar[Callable[..., Any] | None] = None
 
     def __init__(
         self,
@@ -112,7 +111,6 @@ class RecurrentStack(nn.Module):
         self.dropout = float(dropout)
         self.backend = backend
         self.bias = bool(bias)
-        self._fused_cache: dict[str, nn.Module] = {}  # a plain dict: not a submodule, not in the state dict
         self._init_submodules()
         for layer in range(num_layers):
             layer_in = input_size if layer == 0 else hidden_size * self.num_directions
@@ -298,38 +296,41 @@ class RecurrentStack(nn.Module):
 
     # -- the fused backend -------------------------------------------------------------------------------
 
-    def _fused_template(self) -> nn.Module:
-        """A torch.nn module of the same shape, on the meta device: its kernels run on our parameters."""
-        if self.fused_module is None:
-            raise ConfigError(f"{type(self).__name__} has no fused backend")
-        template = self._fused_cache.get("template")
-        if template is None:
-            kwargs: dict[str, Any] = dict(
-                num_layers=self.num_layers,
-                bias=self.bias,
-                batch_first=True,
-                dropout=self.dropout,
-                bidirectional=self.bidirectional,
-                device="meta",
-            )
-            template = self.fused_module(self.input_size, self.hidden_size, **kwargs)
-            self._fused_cache["template"] = template
-        return template.train(self.training)
+    def _fused_weights(self) -> list[Tensor]:
+        """Our parameters in the order torch's RNN kernels take them: per layer and direction w_ih, w_hh, b_ih,
+        b_hh (torch.nn.RNNBase's order; the names are the same)."""
+        names = ("weight_ih", "weight_hh", "bias_ih", "bias_hh") if self.bias else ("weight_ih", "weight_hh")
+        return [self.weight(n, layer, suffix) for layer in range(self.num_layers) for suffix in self.suffixes
+                for n in names]  # fmt: skip
 
     def _forward_fused(self, x: Tensor, lengths: Tensor | None, init: Parts) -> tuple[Tensor, Tensor | None, State]:
-        template = self._fused_template()
-        params: dict[str, Tensor] = dict(self.named_parameters(recurse=False))
-        hx: State = init[0] if self.state_parts == 1 else init
+        """torch.nn.GRU/LSTM/RNN's kernel called directly on our parameters (what their forward calls, without
+        the module around it: per call that saves more than the step of a small streaming chunk costs)."""
+        op = self.fused_op
+        if op is None:
+            raise ConfigError(f"{type(self).__name__} has no fused backend")
+        weights = self._fused_weights()
+        config = (self.bias, self.num_layers, self.dropout, self.training, self.bidirectional)
+        hx: Any = init[0] if self.state_parts == 1 else list(init)
         with warnings.catch_warnings():
             # cuDNN wants one flat weight buffer and copies ours into one: correct, merely a warning.
             warnings.filterwarnings("ignore", message=".*contiguous chunk of memory.*")
             if lengths is None or bool((lengths == x.shape[1]).all()):
-                y, state = functional_call(template, params, (x, hx))
-            else:
-                packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
-                out, state = functional_call(template, params, (packed, hx))
-                y, _ = pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])
-        return y, lengths, state
+                out = op(x, hx, weights, *config, True)
+                return out[0], lengths, self._fused_state(out[1:])
+            packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+            order, unorder = packed.sorted_indices, packed.unsorted_indices
+            assert order is not None and unorder is not None  # enforce_sorted=False always sets them
+            hx = hx.index_select(1, order) if self.state_parts == 1 else [h.index_select(1, order) for h in hx]
+            out = op(packed.data, packed.batch_sizes, hx, weights, *config)
+            y, _ = pad_packed_sequence(
+                PackedSequence(out[0], packed.batch_sizes, order, unorder), batch_first=True, total_length=x.shape[1]
+            )
+            state = tuple(h.index_select(1, unorder) for h in out[1:])
+            return y, lengths, self._fused_state(state)
+
+    def _fused_state(self, parts: Sequence[Tensor]) -> State:
+        return parts[0] if self.state_parts == 1 else tuple(parts)
 
 
 _REGISTRY: dict[str, type[RecurrentStack]] = {}

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from gruasr.models.recurrent import Parts, RecurrentStack, masked_loop, register
 
@@ -19,7 +19,7 @@ class RNN(RecurrentStack):
     kind = "rnn"
     backends = ("reference", "fused")
     inference_backend = "fused"
-    fused_module = nn.RNN
+    fused_op = staticmethod(torch.rnn_tanh)
 
     def _init_direction(self, layer: int, suffix: str, input_size: int) -> None:
         self._add_standard_weights(layer, suffix, input_size, gates=1)

@@ -34,7 +34,7 @@ from gruasr.decoding.hypothesis import Word
 from gruasr.errors import ConfigError, ShapeError
 from gruasr.features.framing import num_frames
 from gruasr.features.streaming import StreamingFbank
-from gruasr.models.ctc_model import SUBSAMPLING, CTCModel
+from gruasr.models.ctc_model import SUBSAMPLING
 from gruasr.recognizer import DecodeOptions, load_model
 from gruasr.recognizer import Recognizer as OfflineRecognizer
 from gruasr.streaming.endpoint import EndpointConfig, Endpointer
@@ -42,6 +42,16 @@ from gruasr.streaming.endpoint import EndpointConfig, Endpointer
 #: frames of left context the two causal stride-2 convolutions need to give exact outputs on a new group
 CONV_CONTEXT = 8
 BUNDLED_STREAMING = Path(__file__).resolve().parent.parent / "pretrained" / "telephone-streaming"
+
+
+def bundled_streaming_model() -> Path:
+    """The bundled streaming model's folder; a clear error when it is missing (a trimmed install)."""
+    if not (BUNDLED_STREAMING / "model.json").is_file():
+        raise ConfigError(
+            f"the bundled streaming model is missing from {BUNDLED_STREAMING} (`make model-streaming` makes it): "
+            "give a unidirectional model with --model"
+        )
+    return BUNDLED_STREAMING
 
 
 @dataclass(frozen=True)
@@ -91,6 +101,7 @@ class Stream:
         self._front = StreamingFbank(recognizer.offline.fbank)
         self._endpointer = Endpointer(recognizer.endpoint, rate)
         dim = recognizer.offline.bundle.features.dim
+        self._raw: list[Tensor] = []  # frames cut from the samples, features not yet computed
         self._pending = torch.zeros(0, dim)  # normalized frames not yet through the convolutions
         self._pending_start = 0  # global index of _pending[0]
         self._context = torch.zeros(0, dim)  # the current utterance's last frames through the convolutions
@@ -153,11 +164,9 @@ class Stream:
         if self._resampler is not None:
             samples = self._resampler.resample_chunk(samples, last=last)
         self._received += samples.shape[0]
-        frames = self._front.accept(samples)
-        if last:
-            frames = torch.cat([frames, self._front.finalize()])
-        if frames.shape[0]:
-            self._pending = torch.cat([self._pending, self.recognizer.offline.bundle.cmvn(frames)])
+        for frames in (self._front.cut(samples), self._front.cut_final() if last else None):
+            if frames is not None and frames.shape[0]:
+                self._raw.append(frames)
         config = self.recognizer.offline.bundle.features
         for cut, voiced in self._endpointer.accept(samples):
             ready = num_frames(cut, config)
@@ -166,7 +175,7 @@ class Stream:
                 self._cuts.append((frame, voiced))
                 self._last_cut = frame
         if last:
-            end = self._pending_start + self._pending.shape[0]
+            end = self._front.num_frames
             if end > self._last_cut or not self._cuts:
                 voiced = self._endpointer.in_speech or not self.recognizer.endpoint.enabled
                 self._cuts.append((end, voiced))
@@ -185,16 +194,14 @@ class Stream:
     def _at_cut(self) -> bool:
         return bool(self._cuts) and self._cuts[0][0] == self._pending_start
 
-    def _convolve(self, count: int, model: CTCModel) -> Tensor:
-        """(count frames) -> the convolutions' new outputs (ceil(count / 4), C)."""
-        new = self._pending[:count]
-        window = torch.cat([self._context, new])
-        outputs = -(-count // SUBSAMPLING)
-        x = model.subsampling(window[None])[0, -outputs:]
+    def _window(self, count: int) -> tuple[Tensor, int]:
+        """Take `count` ready frames: (the convolutions' input window: context + new frames, how many outputs
+        of the window are new: ceil(count / 4), its last ones)."""
+        window = torch.cat([self._context, self._pending[:count]])
         self._context = window[-CONV_CONTEXT:]
         self._pending = self._pending[count:]
         self._pending_start += count
-        return x
+        return window, -(-count // SUBSAMPLING)
 
     def _end_utterance(self) -> None:
         cut, voiced = self._cuts.popleft()
@@ -252,9 +259,7 @@ class Recognizer:
         endpoint: EndpointConfig | None = None,
     ) -> Recognizer:
         """A streaming recognizer from a model directory (None: the bundled streaming model)."""
-        folder = Path(path) if path is not None else BUNDLED_STREAMING
-        if path is None and not (folder / "model.json").is_file():
-            raise ConfigError(f"no bundled streaming model in {folder}; give a unidirectional model with --model")
+        folder = Path(path) if path is not None else bundled_streaming_model()
         return cls(load_model(folder, options=options), endpoint)
 
     @property
@@ -269,6 +274,7 @@ class Recognizer:
         """Run every stream's ready audio through the network, the recurrent steps of all streams as one batch
         per round (a round ends at the next utterance end of each stream); emit their events."""
         with self._lock, torch.inference_mode():
+            self._features(streams)
             touched: set[int] = set()
             while True:
                 for s in streams:
@@ -283,16 +289,42 @@ class Recognizer:
                 if id(s) in touched:
                     s._partial()
 
+    def _features(self, streams: Sequence[Stream]) -> None:
+        """The features of every stream's new frames in one call (each frame's features depend on that frame
+        alone, so this equals computing them stream by stream), normalized onto each stream's pending frames."""
+        todo = [s for s in streams if s._raw]
+        if not todo:
+            return
+        parts = [frames for s in todo for frames in s._raw]
+        features = self.offline.bundle.cmvn(self.offline.fbank.compute_frames(torch.cat(parts)))
+        position = 0
+        for s in todo:
+            count = sum(frames.shape[0] for frames in s._raw)
+            s._pending = torch.cat([s._pending, features[position : position + count]])
+            s._raw, position = [], position + count
+
+    def _convolve(self, work: list[tuple[Stream, int]]) -> tuple[Tensor, Tensor]:
+        """The causal convolutions over every stream's window in one batch: (B, T', C) new outputs, lengths (B,).
+        Windows are left-aligned and zero-padded on the right, which no causal output of a window sees."""
+        windows = [s._window(n) for s, n in work]
+        width = max(w.shape[0] for w, _ in windows)
+        inputs = torch.zeros(len(windows), width, windows[0][0].shape[1])
+        for i, (w, _) in enumerate(windows):
+            inputs[i, : w.shape[0]] = w
+        outputs = self.model.subsampling(inputs)  # (B, ceil(width / 4), C)
+        lengths = torch.tensor([new for _, new in windows])
+        batch = outputs.new_zeros(len(windows), int(lengths.max()), outputs.shape[2])
+        for i, (w, new) in enumerate(windows):
+            end = -(-w.shape[0] // SUBSAMPLING)  # the window's own outputs end here
+            batch[i, :new] = outputs[i, end - new : end]
+        return batch, lengths
+
     def _step(self, work: list[tuple[Stream, int]]) -> None:
         model = self.model
         encoder = model.encoder
-        xs = [s._convolve(n, model) for s, n in work]
-        lengths = torch.tensor([x.shape[0] for x in xs])
-        batch = torch.zeros(len(xs), int(lengths.max()), xs[0].shape[1])
-        for i, x in enumerate(xs):
-            batch[i, : x.shape[0]] = x
+        batch, lengths = self._convolve(work)
         state = self._stack([s._state for s, _ in work])
-        y, _, state = encoder(batch, lengths if len(xs) > 1 else None, state)
+        y, _, state = encoder(batch, lengths if len(work) > 1 else None, state)
         log_probs = model.output(y).log_softmax(-1)
         for i, (s, _) in enumerate(work):
             s._utterance.log_probs.append(log_probs[i, : int(lengths[i])].clone())
