@@ -5,6 +5,8 @@ refused clearly; memory stays bounded; `gruasr stream` and `gruasr call` work.""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -15,8 +17,10 @@ import torch
 from gruasr.audio.io import AN4_RAW, load_audio, save_wav
 from gruasr.audio.resample import resample
 from gruasr.cli.main import main
+from gruasr.data.corpora.an4 import parse_transcription
 from gruasr.data.tokens import TokenTable
 from gruasr.errors import ConfigError, ShapeError
+from gruasr.evaluation.metrics import ErrorCounts
 from gruasr.features.cmvn import GlobalCMVN
 from gruasr.features.config import FbankConfig
 from gruasr.models.ctc_model import CTCModel, ModelConfig
@@ -312,3 +316,55 @@ def test_stream_without_a_streaming_model_says_what_to_do(tmp_path: Path, capsys
     save_wav(wav, np.zeros((1, RATE), np.float32), RATE)
     assert main(["stream", str(wav)]) != 0
     assert "unidirectional" in capsys.readouterr().err
+
+
+def test_the_bundled_streaming_model_transcribes_a_real_call(tmp_path: Path, data_dir: Path, capsys) -> None:
+    """`gruasr call` with no --model uses the bundled unidirectional model: a stereo call of real AN4 test
+    speakers (two utterances per leg, taking turns) comes back as time-ordered turns, one per utterance, with the
+    right legs, and close to the words said."""
+    texts, _ = parse_transcription(data_dir / "an4" / "etc" / "an4_test.transcription")
+    paths = sorted((data_dir / "an4" / "wav" / "an4test_clstk").glob("*/*.raw"))
+    chosen = [paths[i] for i in (0, 20, 40, 60)]  # four speakers
+    audio = [load_audio(p, raw=AN4_RAW, sample_rate=RATE).channel(0) for p in chosen]
+    gap = np.zeros(int(1.5 * RATE), np.float32)
+    legs: dict[str, list[np.ndarray]] = {"A": [], "B": []}
+    starts: list[tuple[float, str, str]] = []  # (start, leg, reference)
+    position = gap.shape[0]
+    for k, (path, samples) in enumerate(zip(chosen, audio, strict=True)):
+        leg = "AB"[k % 2]
+        own = sum(part.shape[0] for part in legs[leg])
+        legs[leg].append(np.zeros(position - own, np.float32))  # silence until this turn
+        legs[leg].append(samples)
+        starts.append((position / RATE, leg, texts[path.stem]))
+        position += samples.shape[0] + gap.shape[0]
+    n = position
+    stereo = np.zeros((2, n), np.float32)
+    for row, leg in enumerate("AB"):
+        joined = np.concatenate(legs[leg])
+        stereo[row, : joined.shape[0]] = joined
+    call = tmp_path / "call.wav"
+    save_wav(call, stereo, RATE)
+
+    assert main(["call", str(call), "--json"]) == 0
+    turns = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [t["start"] for t in turns] == sorted(t["start"] for t in turns)
+    assert [t["leg"] for t in turns] == [leg for _, leg, _ in starts]
+    counts = ErrorCounts()
+    for turn, (start, _, reference) in zip(turns, starts, strict=True):
+        assert start - 0.1 <= turn["start"] and turn["end"] <= start + 10.0
+        assert turn["words"] and all(0.0 <= w["conf"] <= 1.0 for w in turn["words"])
+        counts.add(reference, turn["text"])
+    assert counts.wer < 0.5, f"WER {counts.wer:.2%} on {[t['text'] for t in turns]}"
+
+
+def test_a_closed_pipe_stops_the_stream_quietly() -> None:
+    """`gruasr stream FILE --json | head -1`: no traceback when the reader leaves."""
+    sample = Path(__file__).resolve().parents[2] / "src" / "gruasr" / "samples" / "call.wav"
+    command = [sys.executable, "-m", "gruasr.cli.main", "stream", str(sample), "--json", "--partials"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert process.stdout is not None and process.stderr is not None
+    first = json.loads(process.stdout.readline())
+    assert first["type"] in ("partial", "final")
+    process.stdout.close()
+    error = process.stderr.read().decode()
+    assert process.wait(timeout=120) == 141 and "Traceback" not in error, error
