@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -155,6 +156,22 @@ def parity_table(parity: dict[str, float]) -> Table:
     return table
 
 
+def _stream_sample_call(console: Console, path: Path) -> None:
+    """The same call as a live one, through the bundled streaming model: each leg's turns as they end."""
+    from gruasr.streaming import Recognizer
+    from gruasr.streaming.calls import call_transcript
+
+    recognizer = Recognizer.load()
+    config = recognizer.model.config
+    table = Table(title=f"the same call streamed live (100 ms chunks): bundled streaming model, {config.unit} "
+                        f"{config.num_layers}x{config.hidden_size} unidirectional")  # fmt: skip
+    for column in ("start", "end", "leg", "final result"):
+        table.add_column(column, justify="right" if column in ("start", "end") else "left")
+    for turn in call_transcript(recognizer, path):
+        table.add_row(f"{turn.start:.2f}", f"{turn.end:.2f}", str(turn.leg), turn.text)
+    console.print(table)
+
+
 def run_recognizer_demo(
     console: Console | None = None, data: str | None = None, evaluate: bool = True
 ) -> dict[str, float]:
@@ -191,6 +208,7 @@ def run_recognizer_demo(
         wers[f"sample call, leg {result.channel}"] = counts.wer
         table.add_row(str(result.channel), reference[str(result.channel)], result.text, f"{100 * counts.wer:.1f}%")
     console.print(table)
+    _stream_sample_call(console, samples / "call.wav")
     folder = find_data(data)
     if not evaluate:
         return wers

@@ -41,3 +41,4 @@ def test_demo_without_evaluation(capsys):
     assert main(["demo", "--no-eval"]) == 0
     out = capsys.readouterr().out
     assert "sample call" in out and "bundled model" in out
+    assert "streamed live" in out and "unidirectional" in out  # the same call through the streaming model
