@@ -304,19 +304,14 @@ class Recognizer:
             s._raw, position = [], position + count
 
     def _convolve(self, work: list[tuple[Stream, int]]) -> tuple[Tensor, Tensor]:
-        """The causal convolutions over every stream's window in one batch: (B, T', C) new outputs, lengths (B,).
-        Windows are left-aligned and zero-padded on the right, which no causal output of a window sees."""
-        windows = [s._window(n) for s, n in work]
-        width = max(w.shape[0] for w, _ in windows)
-        inputs = torch.zeros(len(windows), width, windows[0][0].shape[1])
-        for i, (w, _) in enumerate(windows):
-            inputs[i, : w.shape[0]] = w
-        outputs = self.model.subsampling(inputs)  # (B, ceil(width / 4), C)
-        lengths = torch.tensor([new for _, new in windows])
-        batch = outputs.new_zeros(len(windows), int(lengths.max()), outputs.shape[2])
-        for i, (w, new) in enumerate(windows):
-            end = -(-w.shape[0] // SUBSAMPLING)  # the window's own outputs end here
-            batch[i, :new] = outputs[i, end - new : end]
+        """The causal convolutions' new outputs of every stream's window, as one padded batch (B, T', C) and
+        lengths (B,): only the outputs of the new frames are computed, each layer one matrix product for all
+        streams (`Subsampling.last_outputs`)."""
+        xs = self.model.subsampling.last_outputs([s._window(n) for s, n in work])
+        lengths = torch.tensor([x.shape[0] for x in xs])
+        batch = xs[0].new_zeros(len(xs), int(lengths.max()), xs[0].shape[1])
+        for i, x in enumerate(xs):
+            batch[i, : x.shape[0]] = x
         return batch, lengths
 
     def _step(self, work: list[tuple[Stream, int]]) -> None:
