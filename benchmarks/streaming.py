@@ -1,7 +1,7 @@
 """Streaming recognition: real-time factor, latency of partial and final results, how many concurrent real-time
 streams the machine sustains with batch dispatch, and what streaming costs in accuracy.
 
-    python benchmarks/streaming.py [--model DIR] [--data DIR] [--quick] [--out bench-results/streaming.json]
+    python benchmarks/streaming.py [--model DIR] [--data DIR] [--repeat N] [--quick] [--out bench-results/streaming.json]
 
 The model: --model (a unidirectional model directory), else the bundled streaming model, else the streaming
 recipe's architecture (configs/telephone-streaming.toml) with untrained weights: its speed is the trained model's
@@ -191,6 +191,7 @@ def main() -> None:
     parser.add_argument("--streams", type=int, nargs="+", default=[1, 10, 50, 100, 150, 200])
     parser.add_argument("--utterances", type=int, default=None, help="AN4 test utterances (default: all 130)")
     parser.add_argument("--ticks", type=int, default=30, help="100 ms ticks per concurrency measurement")
+    parser.add_argument("--repeat", type=int, default=1, help="measure the one-thread RTF sweep this many times")
     parser.add_argument("--quick", action="store_true", help="a few utterances and streams: the path, not numbers")
     parser.add_argument("--out", type=Path, default=Path("bench-results/streaming.json"))
     args = parser.parse_args()
@@ -208,7 +209,9 @@ def main() -> None:
     params = offline.model.num_parameters()
     console.print(f"model: {source}, {params:,} parameters; {len(audios)} AN4 test utterances; {CHUNK_MS} ms chunks")
 
-    sweep = [rtf_and_latency(rec, audios, ms) for ms in ((CHUNK_MS,) if args.quick else SWEEP_MS)]
+    sweep = [
+        rtf_and_latency(rec, audios, ms) for _ in range(args.repeat) for ms in ((CHUNK_MS,) if args.quick else SWEEP_MS)
+    ]
     latency = next(r for r in sweep if r["chunk_ms"] == CHUNK_MS)
     table = Table(title="one stream, one thread")
     for col in ("chunk ms", "RTF", "partial latency p50 ms", "final latency p50 ms", "final latency p95 ms"):
