@@ -211,11 +211,11 @@ class Stream:
         if self.recorded is not None:
             empty = torch.zeros(0, rec.model.config.vocab_size)
             self.recorded.append((utt.start, cut, torch.cat(utt.log_probs) if utt.log_probs else empty))
-        if utt.log_probs:
+        if utt.log_probs and keep:  # an utterance without speech that is dropped is not decoded either
             hyp = rec.offline.decode(torch.cat(utt.log_probs))
             offset = utt.start * rec.frame_seconds
             words = tuple(Word(w.word, w.start + offset, w.end + offset, w.conf) for w in hyp.words)
-            if hyp.text and keep:  # the final spans its words (the utterance also holds the silence around them)
+            if hyp.text:  # the final spans its words (the utterance also holds the silence around them)
                 start, end = (words[0].start, words[-1].end) if words else (offset, cut * rec.frame_seconds)
                 self._events.append(Event("final", hyp.text, start, end, words, self.leg))
         self._utterance = _Utterance(cut)
