@@ -1,7 +1,8 @@
 """Streaming recognition: real-time factor, latency of partial and final results, how many concurrent real-time
 streams the machine sustains with batch dispatch, and what streaming costs in accuracy.
 
-    python benchmarks/streaming.py [--model DIR] [--data DIR] [--repeat N] [--quick] [--out bench-results/streaming.json]
+    python benchmarks/streaming.py [--model DIR] [--data DIR] [--repeat N] [--quick]
+                                   [--out bench-results/streaming.json]
 
 The model: --model (a unidirectional model directory), else the bundled streaming model, else the streaming
 recipe's architecture (configs/telephone-streaming.toml) with untrained weights: its speed is the trained model's
@@ -79,9 +80,14 @@ def _an4_test(data: Path, count: int | None) -> tuple[list[np.ndarray], list[str
     return [load_utterance(u, RATE) for u in utts], [u.text for u in utts]
 
 
+def _silence_after(endpoint: EndpointConfig) -> np.ndarray:
+    """What follows each utterance: 1.5 x the trailing silence, so the endpointer ends it as a live call would."""
+    return np.zeros(int(1.5 * endpoint.trailing_silence * RATE), np.float32)
+
+
 def rtf_and_latency(rec: Recognizer, audios: list[np.ndarray], chunk_ms: int = CHUNK_MS) -> dict[str, float]:
     chunk = RATE * chunk_ms // 1000
-    tail = np.zeros(int(1.5 * rec.endpoint.trailing_silence * RATE), np.float32)  # silence after speech
+    tail = _silence_after(rec.endpoint)
 
     def run() -> dict[str, float]:
         compute, audio_s, partial_lags, final_lags = 0.0, 0.0, [], []
@@ -150,10 +156,10 @@ def wer_rows(folder: Path, endpoint: EndpointConfig, audios: list[np.ndarray], t
     offline and streamed; greedy and each model's own decoding."""
     line = TelephoneChannel(codec="ulaw", output_rate=RATE)
     heard = [line.apply(audio, RATE, np.random.default_rng([0, i])) for i, audio in enumerate(audios)]
-    tail = np.zeros(int(1.5 * endpoint.trailing_silence * RATE), np.float32)
+    tail = _silence_after(endpoint)
 
     def offline(model: OfflineRecognizer) -> Callable[[np.ndarray], str]:
-        return lambda audio: model.decode(model.log_probs(audio)).text
+        return lambda audio: model.transcribe(audio, RATE).text
 
     def streamed(model: OfflineRecognizer) -> Callable[[np.ndarray], str]:
         recognizer = Recognizer(model, endpoint)

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import Tensor
+from torch.nn.utils.rnn import pad_sequence
 
 from gruasr.decoding.greedy import greedy_decode
 from gruasr.decoding.hypothesis import Word
@@ -164,9 +165,9 @@ class Stream:
         if self._resampler is not None:
             samples = self._resampler.resample_chunk(samples, last=last)
         self._received += samples.shape[0]
-        for frames in (self._front.cut(samples), self._front.cut_final() if last else None):
-            if frames is not None and frames.shape[0]:
-                self._raw.append(frames)
+        self._raw.append(self._front.cut(samples))
+        if last:
+            self._raw.append(self._front.cut_final())
         config = self.recognizer.offline.bundle.features
         for cut, voiced in self._endpointer.accept(samples):
             ready = num_frames(cut, config)
@@ -295,24 +296,18 @@ class Recognizer:
         todo = [s for s in streams if s._raw]
         if not todo:
             return
-        parts = [frames for s in todo for frames in s._raw]
-        features = self.offline.bundle.cmvn(self.offline.fbank.compute_frames(torch.cat(parts)))
-        position = 0
-        for s in todo:
-            count = sum(frames.shape[0] for frames in s._raw)
-            s._pending = torch.cat([s._pending, features[position : position + count]])
-            s._raw, position = [], position + count
+        raw = [torch.cat(s._raw) for s in todo]
+        features = self.offline.bundle.cmvn(self.offline.fbank.compute_frames(torch.cat(raw)))
+        for s, new in zip(todo, features.split([r.shape[0] for r in raw]), strict=True):
+            s._pending = torch.cat([s._pending, new])
+            s._raw = []
 
     def _convolve(self, work: list[tuple[Stream, int]]) -> tuple[Tensor, Tensor]:
         """The causal convolutions' new outputs of every stream's window, as one padded batch (B, T', C) and
         lengths (B,): only the outputs of the new frames are computed, each layer one matrix product for all
         streams (`Subsampling.last_outputs`)."""
         xs = self.model.subsampling.last_outputs([s._window(n) for s, n in work])
-        lengths = torch.tensor([x.shape[0] for x in xs])
-        batch = xs[0].new_zeros(len(xs), int(lengths.max()), xs[0].shape[1])
-        for i, x in enumerate(xs):
-            batch[i, : x.shape[0]] = x
-        return batch, lengths
+        return pad_sequence(xs, batch_first=True), torch.tensor([x.shape[0] for x in xs])
 
     def _step(self, work: list[tuple[Stream, int]]) -> None:
         model = self.model
