@@ -5,9 +5,10 @@
     for result in asr.transcribe_file("call.wav"):   # one result per channel (call leg)
         print(result.channel, result.hypothesis.text)
 
-Long recordings are cut into segments of at most `segment_seconds`, each cut placed at the quietest 100 ms
-near the boundary (so words are rarely split), decoded one after another: memory stays bounded whatever the
-length of the call. Word times are shifted back to the recording's clock.
+Audio is cut into utterances by voice activity (WebRTC VAD, the same endpointer rules as live streams,
+gruasr.vad), each at most 30 s; utterances in which the VAD heard no speech are skipped, so silence, hold
+music between turns and a muted leg cost nothing and produce nothing. Utterances are decoded one after
+another: memory stays bounded whatever the length of the call. Word times are on the recording's clock.
 """
 
 from __future__ import annotations
@@ -29,9 +30,12 @@ from gruasr.errors import CheckpointError, ConfigError
 from gruasr.features import Fbank
 from gruasr.models.ctc_model import SUBSAMPLING
 from gruasr.training.checkpoint import ModelBundle, load_bundle
+from gruasr.vad import EndpointConfig, Segmenter, speech_segments
 
 BUNDLED = Path(__file__).resolve().parent / "pretrained" / "telephone"
 FRAME_SECONDS = 0.01
+#: offline cutting: the streaming endpointer's rules, with utterances of up to 30 s
+OFFLINE_VAD = EndpointConfig(max_utterance=30.0)
 
 
 @dataclass(frozen=True)
@@ -69,7 +73,7 @@ class Recognizer:
         lm: NGramLM | None = None,
         lexicon: Lexicon | None = None,
         options: DecodeOptions | None = None,
-        segment_seconds: float = 30.0,
+        vad: EndpointConfig | None = None,
     ) -> None:
         self.bundle = bundle
         self.model = bundle.model.eval()
@@ -78,9 +82,8 @@ class Recognizer:
         self.lm = lm
         self.lexicon = lexicon
         self.options = options or DecodeOptions()
-        if segment_seconds < 2:
-            raise ConfigError("segment_seconds must be at least 2")
-        self.segment_seconds = segment_seconds
+        #: how audio is cut into utterances (WebRTC VAD; at most 30 s each); stretches without speech are skipped
+        self.vad = vad or OFFLINE_VAD
 
     @property
     def sample_rate(self) -> int:
@@ -102,7 +105,8 @@ class Recognizer:
         return prefix_beam_search(log_probs, self.bundle.tokens, step, self.options.beam, lm, lexicon)
 
     def transcribe(self, samples: np.ndarray, sample_rate: int) -> Hypothesis:
-        """Recognize mono float audio (n,) at any rate; long audio is decoded segment by segment."""
+        """Recognize mono float audio (n,) at any rate: the utterances the VAD finds are decoded one by one
+        (stretches without speech are skipped); word times are on the input's clock."""
         audio = np.asarray(samples, dtype=np.float32)
         if audio.ndim != 1:
             raise ConfigError(f"transcribe expects mono audio (n,), got shape {audio.shape}")
@@ -110,24 +114,32 @@ class Recognizer:
             audio = resample(audio, sample_rate, self.sample_rate)
         words: list[Word] = []
         score = 0.0
-        for start, end in segment_bounds(audio, self.sample_rate, self.segment_seconds):
-            if end - start < int(0.03 * self.sample_rate):  # shorter than one frame: nothing to hear
-                continue
-            hyp = self.decode(self.log_probs(audio[start:end]))
-            offset = start / self.sample_rate
-            words += [Word(w.word, w.start + offset, w.end + offset, w.conf) for w in hyp.words]
+        for start, end in speech_segments(audio, self.sample_rate, self.vad):
+            hyp = self._decode_segment(audio[start:end], start)
+            words += hyp.words
             score += hyp.score
         return Hypothesis(" ".join(w.word for w in words), tuple(words), score)
+
+    def _decode_segment(self, samples: np.ndarray, start: int) -> Hypothesis:
+        """One utterance starting at sample `start` of its channel; word times shifted to the channel's clock."""
+        if len(samples) < int(0.03 * self.sample_rate):  # shorter than one frame: nothing to hear
+            return Hypothesis("", ())
+        hyp = self.decode(self.log_probs(samples))
+        offset = start / self.sample_rate
+        words = tuple(Word(w.word, w.start + offset, w.end + offset, w.conf) for w in hyp.words)
+        return Hypothesis(hyp.text, words, hyp.score)
 
     def transcribe_file(self, path: str | os.PathLike[str], raw: RawFormat | None = None) -> list[Result]:
         """Recognize every channel of a file (any format gruasr.audio reads, any rate); one Result each.
 
-        The file is read in blocks of `segment_seconds`; each channel is decoded up to the quietest point near
-        the end of what has been read, and the rest carried into the next block: memory stays bounded."""
+        The file is read in blocks of `vad.max_utterance` seconds; each channel's VAD cuts it into utterances
+        (gruasr.vad.Segmenter), the voiced ones are decoded as they end, and only the open utterance is kept:
+        memory stays bounded whatever the length of the call."""
         info = audio_info(path, raw)
-        rate, block = self.sample_rate, int(self.segment_seconds * info.sample_rate)
-        carry = [np.zeros(0, dtype=np.float32) for _ in range(info.channels)]
-        done = [0] * info.channels  # samples (at the model's rate) already decoded, per channel
+        rate, block = self.sample_rate, max(1, int(self.vad.max_utterance * info.sample_rate))
+        segmenters = [Segmenter(self.vad, rate) for _ in range(info.channels)]
+        buffers = [np.zeros(0, dtype=np.float32) for _ in range(info.channels)]
+        origin = [0] * info.channels  # channel sample (at the model's rate) of buffers[ch][0]
         words: list[list[Word]] = [[] for _ in range(info.channels)]
         position = 0
         while position < info.frames:
@@ -136,46 +148,22 @@ class Recognizer:
                 path, raw=raw, sample_rate=rate, start=position / info.sample_rate, duration=count / info.sample_rate
             )
             position += count
-            last = position >= info.frames
             for ch in range(info.channels):
-                buffer = np.concatenate([carry[ch], audio.channel(ch)])
-                cut = len(buffer) if last else quietest_cut(buffer, rate, len(buffer) // 2, len(buffer))
-                if cut >= int(0.03 * rate):
-                    hyp = self.decode(self.log_probs(buffer[:cut]))
-                    offset = done[ch] / rate
-                    words[ch] += [Word(w.word, w.start + offset, w.end + offset, w.conf) for w in hyp.words]
-                else:
-                    cut = 0 if not last else cut
-                done[ch] += cut
-                carry[ch] = buffer[cut:]
+                samples = audio.channel(ch)
+                buffers[ch] = np.concatenate([buffers[ch], samples])
+                cuts = segmenters[ch].accept(samples)
+                if position >= info.frames:
+                    cuts += segmenters[ch].finish()
+                for start, end, voiced in cuts:
+                    if voiced:
+                        segment = buffers[ch][start - origin[ch] : end - origin[ch]]
+                        words[ch] += self._decode_segment(segment, start).words
+                    buffers[ch] = buffers[ch][end - origin[ch] :]
+                    origin[ch] = end
         return [
             Result(Hypothesis(" ".join(w.word for w in ws), tuple(ws)), ch, info.duration)
             for ch, ws in enumerate(words)
         ]
-
-
-def quietest_cut(audio: np.ndarray, sample_rate: int, lo: int, hi: int) -> int:
-    """The centre of the quietest 100 ms window within audio[lo:hi] (hi when the range is too short)."""
-    window = max(int(0.1 * sample_rate), 1)
-    region = audio[lo:hi].astype(np.float64) ** 2
-    if len(region) < window:
-        return hi
-    energy = np.convolve(region, np.ones(window), mode="valid")
-    return lo + int(np.argmin(energy)) + window // 2
-
-
-def segment_bounds(audio: np.ndarray, sample_rate: int, max_seconds: float) -> list[tuple[int, int]]:
-    """Cut points for audio longer than max_seconds: each cut at the quietest 100 ms window in the last
-    quarter of the segment, so segments never exceed max_seconds and rarely split a word."""
-    n = len(audio)
-    limit = int(max_seconds * sample_rate)
-    bounds, start = [], 0
-    while n - start > limit:
-        cut = quietest_cut(audio, sample_rate, start + (3 * limit) // 4, start + limit)
-        bounds.append((start, cut))
-        start = cut
-    bounds.append((start, n))
-    return bounds
 
 
 def load_model(

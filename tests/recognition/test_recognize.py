@@ -12,7 +12,8 @@ import pytest
 from gruasr.audio import load_audio, save_wav
 from gruasr.cli.main import main
 from gruasr.decoding.lm import build_arpa
-from gruasr.recognizer import DecodeOptions, load_model, segment_bounds
+from gruasr.recognizer import DecodeOptions, load_model
+from gruasr.vad import EndpointConfig, speech_segments
 
 
 def test_eval_writes_reports_and_prints_wer_last(tiny_model, test_manifest, tmp_path, capsys):
@@ -84,25 +85,29 @@ def test_transcribe_json_per_channel_any_rate_and_bad_files(tiny_model, test_man
     assert "garbage.wav" in captured.err
 
 
-def test_long_recordings_are_cut_at_quiet_points_and_decoded_in_pieces(tiny_model, test_manifest, tmp_path):
+def test_long_recordings_are_cut_by_voice_activity_and_decoded_in_pieces(tiny_model, test_manifest, tmp_path):
     takes = [load_audio(json.loads(line)["audio"]).channel(0) for line in test_manifest.read_text().splitlines()]
-    pause = np.zeros(4000, dtype=np.float32)
-    long = np.concatenate([x for t in takes * 6 for x in (t, pause)])  # ~ 24 takes, 60+ s
-    bounds = segment_bounds(long, 8000, 10.0)
-    assert bounds[0][0] == 0 and bounds[-1][1] == len(long)
-    assert all(b - a <= 80000 for a, b in bounds) and all(
-        bounds[i][1] == bounds[i + 1][0] for i in range(len(bounds) - 1)
-    )
+    pause = np.zeros(8000, dtype=np.float32)
+    long = np.concatenate([x for t in takes * 6 for x in (t, pause)])  # ~ 24 takes with 1 s pauses, 70+ s
+    vad = EndpointConfig(max_utterance=10.0)
+    segments = speech_segments(long, 8000, vad)
+    # every take is an utterance of its own (the pauses are longer than the trailing silence), none too long,
+    # in order, and the pauses' last 0.4 s (after the 0.6 s trailing silence) are not decoded at all
+    assert len(segments) == len(takes) * 6
+    assert all(0 < b - a <= 80000 for a, b in segments)
+    assert all(segments[i][1] <= segments[i + 1][0] for i in range(len(segments) - 1))
+    assert sum(b - a for a, b in segments) < len(long) - len(segments) * 3000
     path = tmp_path / "long.wav"
     save_wav(path, long, 8000)
     asr = load_model(tiny_model, options=DecodeOptions(method="greedy"))
-    asr.segment_seconds = 10.0
+    asr.vad = vad
     whole = asr.transcribe(long, 8000)
-    from_file = asr.transcribe_file(path)[0]
+    from_file = asr.transcribe_file(path)[0]  # read in 10 s blocks: the same cuts, the same words
     assert from_file.duration == pytest.approx(len(long) / 8000)
+    assert from_file.text == whole.text
+    assert [(w.start, w.end) for w in from_file.hypothesis.words] == [(w.start, w.end) for w in whole.words]
     times = [w.start for w in from_file.hypothesis.words]
     assert times == sorted(times) and (not times or times[-1] <= from_file.duration)
-    assert isinstance(whole.text, str)
 
 
 def test_missing_model_is_a_clear_error(tmp_path, capsys):

@@ -68,6 +68,22 @@ def _cmd_folder(args: argparse.Namespace) -> int:
     return _print_report(import_folder(args.src, args.out, args.tsv, _limits(args)))
 
 
+def _cmd_nonspeech(args: argparse.Namespace) -> int:
+    from gruasr.data.corpora.nonspeech import NonSpeechConfig, build_nonspeech
+
+    common = {"sample_rate": args.sample_rate, "min_seconds": args.min_seconds, "max_seconds": args.max_seconds}
+    sets = [
+        ("train", args.train, args.seed, args.crosstalk),
+        ("test", args.test, args.seed + 1, None),
+        ("dev", args.dev, args.seed + 2, None),
+    ]
+    for name, count, seed, speech in sets:
+        if count:
+            path = build_nonspeech(args.out, name, NonSpeechConfig(count=count, seed=seed, **common), speech)
+            print(f'wrote {path}: {count:,} clips without speech (text "")')
+    return 0
+
+
 def _cmd_stats(args: argparse.Namespace) -> int:
     from gruasr.data.stats import format_stats, manifest_stats
 
@@ -122,6 +138,24 @@ def add_data_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     folder.add_argument("--out", required=True, help="output manifest (.jsonl)")
     _check_options(folder)
     folder.set_defaults(func=_cmd_folder)
+
+    nonspeech = corpora.add_parser(
+        "nonspeech", help="generated speech-free audio (silence, noise, hum, tones, DTMF, music) with empty text"
+    )
+    nonspeech.add_argument("--out", required=True, help="output folder: train/dev/test.jsonl and their audio")
+    nonspeech.add_argument("--train", type=int, default=400, metavar="N", help="training clips (0: none)")
+    nonspeech.add_argument("--dev", type=int, default=100, metavar="N", help="dev clips (model selection; 0: none)")
+    nonspeech.add_argument("--test", type=int, default=300, metavar="N", help="evaluation clips (0: none)")
+    nonspeech.add_argument(
+        "--seed", type=int, default=0, help="seed of the training set (test: seed + 1, dev: seed + 2)"
+    )
+    nonspeech.add_argument(
+        "--crosstalk", metavar="MANIFEST", help="speech to mix in faintly as another leg's crosstalk (training only)"
+    )
+    nonspeech.add_argument("--sample-rate", type=int, default=8000, metavar="HZ")
+    nonspeech.add_argument("--min-seconds", type=float, default=0.5, metavar="S")
+    nonspeech.add_argument("--max-seconds", type=float, default=8.0, metavar="S")
+    nonspeech.set_defaults(func=_cmd_nonspeech)
 
     stats = corpora.add_parser(
         "stats", help="hours, speakers, durations and words of a manifest (exit 1 if some audio is unreadable)"

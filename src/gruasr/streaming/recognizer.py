@@ -38,7 +38,7 @@ from gruasr.features.streaming import StreamingFbank
 from gruasr.models.ctc_model import SUBSAMPLING
 from gruasr.recognizer import DecodeOptions, load_model
 from gruasr.recognizer import Recognizer as OfflineRecognizer
-from gruasr.streaming.endpoint import EndpointConfig, Endpointer
+from gruasr.vad import EndpointConfig, Endpointer
 
 #: frames of left context the two causal stride-2 convolutions need to give exact outputs on a new group
 CONV_CONTEXT = 8

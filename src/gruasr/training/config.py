@@ -96,6 +96,10 @@ class OptimConfig:
     #: mixed precision (bfloat16) on a GPU; ignored on a CPU
     amp: bool = True
     device: str = "auto"
+    #: fine-tune: start from this model folder's weights and CMVN (its model config must equal [model]);
+    #: "" trains from a random start. A path relative to the working directory, or "bundled:NAME" for a
+    #: model shipped with gruasr (e.g. "bundled:telephone")
+    init: str = ""
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.max_batch < 1 or self.max_seconds <= 0 or self.lr <= 0:

@@ -41,7 +41,7 @@ from gruasr.errors import ConfigError
 from gruasr.evaluation.metrics import ErrorCounts
 from gruasr.features import GlobalCMVN, SpecAugment
 from gruasr.models.ctc_model import SUBSAMPLING, CTCModel
-from gruasr.training.checkpoint import load_checkpoint, save_checkpoint, save_model
+from gruasr.training.checkpoint import ModelBundle, load_bundle, load_checkpoint, save_checkpoint, save_model
 from gruasr.training.config import TrainConfig
 from gruasr.training.data import BatchMaker, Corpus, EpochPlan, build_corpus, estimate_cmvn, read_utterances
 from gruasr.training.schedule import learning_rate
@@ -145,7 +145,8 @@ class Trainer:
                 dev = build_corpus(dev_utts, self.tokens, cfg, dev_line, 1, line_seed, progress, "dev features")
             _PREPARED[key] = (train, dev)
         self.train, dev = _PREPARED[key]
-        self.cmvn = estimate_cmvn(self.train)
+        self.init = self._init_model()
+        self.cmvn = self.init.cmvn if self.init is not None else estimate_cmvn(self.train)
         self.dev = DevSet(dev, self.cmvn)
         plan = EpochPlan.from_repeats([len(s) for s in train_sets], repeats)
         spec = SpecAugment(cfg.specaugment)
@@ -159,9 +160,24 @@ class Trainer:
             f"variants), {len(plan.order)} per epoch in {self.steps_per_epoch} batches; dev: {len(dev_utts)}"
         )
 
+    def _init_model(self) -> ModelBundle | None:
+        """The model a fine-tuning run starts from (train.init), checked against the recipe's [model]."""
+        name = self.config.train.init
+        if not name:
+            return None
+        bundled = name.startswith("bundled:")
+        folder = Path(__file__).resolve().parents[1] / "pretrained" / name[8:] if bundled else Path(name)
+        bundle = load_bundle(folder)
+        if bundle.model.config != self.config.model or bundle.features != self.config.features:
+            raise ConfigError(f"train.init {name}: its model or feature config differs from the recipe's")
+        self.console.print(f"fine-tuning from {folder}")
+        return bundle
+
     def build_model(self) -> None:
         cfg = self.config
         self.model = CTCModel(cfg.model).to(self.device)
+        if self.init is not None:
+            self.model.load_state_dict(self.init.model.state_dict())
         decay: list[torch.nn.Parameter] = []
         no_decay: list[torch.nn.Parameter] = []
         for name, p in self.model.named_parameters():

@@ -1,10 +1,14 @@
-"""Endpointing: where one utterance of a live stream ends and the next begins.
+"""Voice activity and endpointing: where one utterance ends and the next begins, live or in a file.
 
 WebRTC's voice activity detector (the maintained `webrtcvad-wheels` build) labels every 10, 20 or 30 ms frame as
 speech or not. An utterance ends after `trailing_silence` seconds without speech, or when it reaches
 `max_utterance` seconds; stretches of silence are cut the same way, so nothing grows without bound in a call of
 hours. `min_speech` seconds of speech in a row are needed before a stretch counts as speech, so that clicks and
 line noise do not hold an utterance open.
+
+Streams (gruasr.streaming) and offline recognition (gruasr.recognizer, through `Segmenter`) cut audio by the
+same rules, so a file and the same file played as a live call are cut at the same places, and stretches in
+which the VAD heard no speech are not decoded at all.
 """
 
 from __future__ import annotations
@@ -100,3 +104,46 @@ class Endpointer:
     def in_speech(self) -> bool:
         """Whether the current utterance has heard speech."""
         return self._heard
+
+
+class Segmenter:
+    """Cuts one channel into utterances with the endpointer's rules, for offline recognition.
+
+    `accept(samples)` returns the utterances that ended: (start, end, voiced) in samples from the start of the
+    channel. With the endpointer disabled, audio is cut every `max_utterance` seconds only. `finish()` returns
+    the last one. The caller keeps the samples; this holds less than one VAD frame."""
+
+    def __init__(self, config: EndpointConfig, sample_rate: int) -> None:
+        self.config = config
+        self._endpointer = Endpointer(config, sample_rate)
+        self._limit = int(config.max_utterance * sample_rate)
+        self._start = 0
+        self._received = 0
+
+    def accept(self, samples: np.ndarray) -> list[tuple[int, int, bool]]:
+        self._received += len(samples)
+        out = []
+        if self.config.enabled:
+            for cut, voiced in self._endpointer.accept(samples):
+                out.append((self._start, cut, voiced))
+                self._start = cut
+        else:
+            while self._received - self._start >= self._limit:
+                out.append((self._start, self._start + self._limit, True))
+                self._start += self._limit
+        return out
+
+    def finish(self) -> list[tuple[int, int, bool]]:
+        if self._received <= self._start:
+            return []
+        voiced = self._endpointer.in_speech or not self.config.enabled
+        last = (self._start, self._received, voiced)
+        self._start = self._received
+        return [last]
+
+
+def speech_segments(samples: np.ndarray, sample_rate: int, config: EndpointConfig) -> list[tuple[int, int]]:
+    """The utterances of mono audio (n,) in which the VAD heard speech: [(start, end)] in samples."""
+    segmenter = Segmenter(config, sample_rate)
+    cuts = segmenter.accept(samples) + segmenter.finish()
+    return [(start, end) for start, end, voiced in cuts if voiced]
