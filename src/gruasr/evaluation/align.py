@@ -1,7 +1,13 @@
 """Levenshtein alignment of a reference and a hypothesis (words or characters), with the edit operations.
 
-Costs are 1 for a substitution, deletion or insertion (as NIST sclite and jiwer count them); among equally cheap
-alignments, the backtrace prefers matches and substitutions, then deletions, then insertions.
+The alignment runs in kaldialign (a C++ port of Kaldi's `LevenshteinAlignment`, the aligner icefall writes its
+`errs-*.txt` with): a 1,000-word transcript aligns in a few milliseconds. The distance alone (for CER, where
+the sequences are characters) comes from rapidfuzz's bit-parallel Levenshtein (Hyyro 2003), faster still.
+Costs are 1 for a substitution, deletion or insertion (as jiwer counts them), so the number of errors is the
+edit distance. Among equally cheap alignments, Kaldi's backtrace (from the end) takes
+an insertion before a deletion and a match or substitution only when it is strictly cheaper; the split into
+substitutions, deletions and insertions follows that rule (jiwer's rapidfuzz backtrace may split a tie
+differently; the total is the same).
 """
 
 from __future__ import annotations
@@ -9,7 +15,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import numpy as np
+import kaldialign
+from rapidfuzz.distance import Levenshtein
+
+#: the gap symbol handed to kaldialign: tokens are interned to non-negative ids, so -1 is never a token
+_GAP = -1
 
 
 @dataclass(frozen=True)
@@ -27,46 +37,35 @@ class Alignment:
         return self.sub + self.dels + self.ins
 
 
+def _intern(ref: Sequence[str], hyp: Sequence[str]) -> tuple[list[str], list[int], list[int]]:
+    """Map tokens to ids (in order of first appearance): kaldialign compares integers."""
+    ids: dict[str, int] = {}
+    ref_ids = [ids.setdefault(t, len(ids)) for t in ref]
+    hyp_ids = [ids.setdefault(t, len(ids)) for t in hyp]
+    return list(ids), ref_ids, hyp_ids
+
+
 def align(ref: Sequence[str], hyp: Sequence[str]) -> Alignment:
-    """Minimum-edit alignment of two token sequences."""
-    n, m = len(ref), len(hyp)
-    cost = np.zeros((n + 1, m + 1), dtype=np.int32)
-    cost[:, 0] = np.arange(n + 1)
-    cost[0, :] = np.arange(m + 1)
-    for i in range(1, n + 1):
-        r = ref[i - 1]
-        for j in range(1, m + 1):
-            diagonal = cost[i - 1, j - 1] + (0 if r == hyp[j - 1] else 1)
-            cost[i, j] = min(diagonal, cost[i - 1, j] + 1, cost[i, j - 1] + 1)
+    """Minimum-edit alignment of two token sequences (Kaldi's tie rule, see the module docstring)."""
+    symbols, ref_ids, hyp_ids = _intern(ref, hyp)
     pairs: list[tuple[str | None, str | None]] = []
     hits = sub = dels = ins = 0
-    i, j = n, m
-    while i > 0 or j > 0:
-        if i > 0 and j > 0 and cost[i, j] == cost[i - 1, j - 1] + (0 if ref[i - 1] == hyp[j - 1] else 1):
-            if ref[i - 1] == hyp[j - 1]:
+    for r, h in kaldialign.align(ref_ids, hyp_ids, _GAP):
+        if r == _GAP:
+            ins += 1
+            pairs.append((None, symbols[h]))
+        elif h == _GAP:
+            dels += 1
+            pairs.append((symbols[r], None))
+        else:
+            if r == h:
                 hits += 1
             else:
                 sub += 1
-            pairs.append((ref[i - 1], hyp[j - 1]))
-            i, j = i - 1, j - 1
-        elif i > 0 and cost[i, j] == cost[i - 1, j] + 1:
-            dels += 1
-            pairs.append((ref[i - 1], None))
-            i -= 1
-        else:
-            ins += 1
-            pairs.append((None, hyp[j - 1]))
-            j -= 1
-    pairs.reverse()
+            pairs.append((symbols[r], symbols[h]))
     return Alignment(tuple(pairs), hits, sub, dels, ins)
 
 
 def edit_distance(ref: Sequence[str], hyp: Sequence[str]) -> int:
-    """Number of errors of the best alignment (no backtrace)."""
-    previous = list(range(len(hyp) + 1))
-    for i, r in enumerate(ref, 1):
-        current = [i] + [0] * len(hyp)
-        for j, h in enumerate(hyp, 1):
-            current[j] = min(previous[j - 1] + (r != h), previous[j] + 1, current[j - 1] + 1)
-        previous = current
-    return previous[-1]
+    """Number of errors of the best alignment (no backtrace): unit-cost Levenshtein distance."""
+    return int(Levenshtein.distance(ref, hyp))
