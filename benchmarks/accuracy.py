@@ -6,7 +6,9 @@
 Decoding: greedy, and the model's own beam-search settings (LM weight and word bonus chosen on dev when it
 was bundled). Test sets (gruasr.evaluation.suite): AN4 test clean (16 kHz audio resampled to the model's
 8 kHz), AN4 test through a 300-3400 Hz G.711 mu-law line, FSDD official test takes (isolated digits), and
-200 FSDD "phone numbers" built from test takes only. With --holdout-model (a model trained without one FSDD
+200 FSDD "phone numbers" built from test takes only, and 300 generated clips without speech (silence, noise,
+hum, tones, DTMF, music: `gruasr data nonspeech`'s test set, seed 1) through the mu-law line, scored as
+invented words per minute of non-speech. With --holdout-model (a model trained without one FSDD
 speaker: configs/telephone-holdout.toml), also that speaker's phone numbers.
 """
 
@@ -20,8 +22,11 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from gruasr.audio.telephony import TelephoneChannel
 from gruasr.data.corpora.fsdd import import_fsdd
+from gruasr.data.corpora.nonspeech import NonSpeechConfig, build_nonspeech
 from gruasr.environment import environment
+from gruasr.evaluation.invented import invented_words
 from gruasr.evaluation.suite import TestSet, find_data, prepare_test_sets, run_test_set
 from gruasr.recognizer import load_model, model_decoding
 
@@ -39,6 +44,7 @@ def main() -> None:
         raise SystemExit("corpora not found: give --data or set GRUASR_DATA")
     status = Console(stderr=True)
     rows = []
+    invented: list[dict[str, object]] = []
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         runs: list[tuple[str | None, TestSet]] = [(args.model, t) for t in prepare_test_sets(data, work)]
@@ -61,6 +67,17 @@ def main() -> None:
                     "utterances": len(report.recogs), "words": counts.words, "wer": counts.wer, "cer": counts.cer,
                     "ser": counts.ser, "sub": counts.sub, "del": counts.dels, "ins": counts.ins, "rtf": report.rtf,
                 })  # fmt: skip
+        nonspeech = build_nonspeech(work / "nonspeech", "test", NonSpeechConfig(count=300, seed=1))
+        line = TelephoneChannel(codec="ulaw")
+        for method in ("greedy", "beam+lm"):
+            asr = load_model(args.model)
+            asr.options = model_decoding(
+                asr.bundle.meta, method="greedy" if method == "greedy" else "beam", use_lm=method == "beam+lm"
+            )
+            status.print(f"non-speech: {method}")
+            found = invented_words(lambda x, r: asr.transcribe(x, r).text, nonspeech, asr.sample_rate, line)  # noqa: B023
+            invented.append({"test_set": "non-speech (300 generated clips), mu-law line", "decoding": method,
+                             "model": str(asr.bundle.path), **found.to_dict()})  # fmt: skip
     table = Table(title="accuracy (WER; for isolated digits, accuracy = 1 - WER)")
     for col in ("test set", "decoding", "utterances", "WER", "CER", "RTF"):
         table.add_column(col, justify="left" if col in ("test set", "decoding") else "right")
@@ -70,8 +87,19 @@ def main() -> None:
             f"{r['rtf']:.3f}",
         )  # fmt: skip
     Console(width=140).print(table)
+    table = Table(title="invented words per minute of non-speech (0 is right)")
+    for col in ("test set", "decoding", "minutes", "clips with words", "words / minute", "worst kinds"):
+        table.add_column(col, justify="left" if col in ("test set", "decoding", "worst kinds") else "right")
+    for r in invented:
+        kinds = sorted(r["per_kind"].items(), key=lambda kv: -kv[1])[:3]  # type: ignore[attr-defined]
+        table.add_row(
+            str(r["test_set"]), str(r["decoding"]), f"{r['minutes']:.1f}", f"{r['clips_with_words']} / {r['clips']}",
+            f"{r['invented_words_per_minute']:.2f}", ", ".join(f"{k} {v:.1f}" for k, v in kinds if v > 0) or "-",
+        )  # fmt: skip
+    Console(width=140).print(table)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"environment": environment(), "rows": rows}, indent=2) + "\n")
+    result = {"environment": environment(), "rows": rows, "nonspeech": invented}
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
     status.print(f"wrote {args.out}")
 
 

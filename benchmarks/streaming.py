@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -41,7 +42,9 @@ from rich.console import Console
 from rich.table import Table
 
 from gruasr.audio.telephony import TelephoneChannel
+from gruasr.data.corpora.nonspeech import NonSpeechConfig, build_nonspeech
 from gruasr.environment import environment
+from gruasr.evaluation.invented import invented_words
 from gruasr.evaluation.metrics import ErrorCounts
 from gruasr.recognizer import DecodeOptions, load_model
 from gruasr.recognizer import Recognizer as OfflineRecognizer
@@ -151,9 +154,12 @@ def concurrency(rec: Recognizer, audios: list[np.ndarray], count: int, ticks: in
     }
 
 
-def wer_rows(folder: Path, endpoint: EndpointConfig, audios: list[np.ndarray], texts: list[str]) -> list[dict]:
+def wer_rows(
+    folder: Path, endpoint: EndpointConfig, audios: list[np.ndarray], texts: list[str], nonspeech: Path
+) -> list[dict]:
     """AN4 test WER through the mu-law line: the bidirectional model offline, the streaming model (in `folder`)
-    offline and streamed; greedy and each model's own decoding."""
+    offline and streamed; greedy and each model's own decoding. Beside each WER, the words the same path invents
+    per minute of the generated non-speech clips in the manifest `nonspeech` (through the same line)."""
     line = TelephoneChannel(codec="ulaw", output_rate=RATE)
     heard = [line.apply(audio, RATE, np.random.default_rng([0, i])) for i, audio in enumerate(audios)]
     tail = _silence_after(endpoint)
@@ -179,8 +185,10 @@ def wer_rows(folder: Path, endpoint: EndpointConfig, audios: list[np.ndarray], t
                 decode, counts = mode(model), ErrorCounts()
                 for audio, text in zip(heard, texts, strict=True):
                     counts.add(text, decode(audio))
+                invented = invented_words(lambda x, _: decode(x), nonspeech, RATE, line)  # noqa: B023
                 rows.append({"model": name, "mode": mode.__name__, "decoding": _describe(model.options),
-                             "wer": counts.wer, "words": counts.words})  # fmt: skip
+                             "wer": counts.wer, "words": counts.words,
+                             "invented_per_minute": invented.per_minute})  # fmt: skip
     return rows
 
 
@@ -239,14 +247,18 @@ def main() -> None:
     sustained = max((r["streams"] for r in rows if r["batched"] and r["real_time"]), default=0)
     console.print(f"most concurrent real-time streams measured: {sustained} (of {args.streams})")
 
-    wer = wer_rows(folder, rec.endpoint, audios, texts) if trained else []
+    with tempfile.TemporaryDirectory() as tmp:
+        clips = NonSpeechConfig(count=20 if args.quick else 300, seed=1)
+        nonspeech = build_nonspeech(tmp, "test", clips)
+        wer = wer_rows(folder, rec.endpoint, audios, texts, nonspeech) if trained else []
     if wer:
-        table = Table(title=f"AN4 test WER through the mu-law line ({len(audios)} utterances)")
-        for col in ("model", "mode", "decoding", "WER %", "words"):
+        table = Table(title=f"AN4 test WER through the mu-law line ({len(audios)} utterances) and words invented "
+                            f"per minute of non-speech ({clips.count} generated clips)")  # fmt: skip
+        for col in ("model", "mode", "decoding", "WER %", "words", "invented / min"):
             table.add_column(col, justify="right")
         for row in wer:
             table.add_row(str(row["model"]), str(row["mode"]), str(row["decoding"]), f"{100 * float(row['wer']):.2f}",
-                          str(row["words"]))  # fmt: skip
+                          str(row["words"]), f"{row['invented_per_minute']:.2f}")  # fmt: skip
         console.print(table)
     else:
         console.print("no trained streaming model: accuracy not measured (speed only)")
