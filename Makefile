@@ -34,6 +34,7 @@ bench: $(STAMP)
 model: $(STAMP)
 	$(VENV)/bin/gruasr data an4 --src $(GRUASR_DATA)/an4 --out data/an4
 	$(VENV)/bin/gruasr data fsdd --src $(GRUASR_DATA)/fsdd --out data/fsdd --numbers-train 800
+	$(VENV)/bin/gruasr data nonspeech --out data/nonspeech --crosstalk data/an4/train.jsonl
 	$(VENV)/bin/gruasr train --config configs/telephone.toml --out runs/telephone
 	$(PY) scripts/bundle_model.py runs/telephone
 
@@ -41,6 +42,7 @@ model: $(STAMP)
 model-streaming: $(STAMP)
 	$(VENV)/bin/gruasr data an4 --src $(GRUASR_DATA)/an4 --out data/an4
 	$(VENV)/bin/gruasr data fsdd --src $(GRUASR_DATA)/fsdd --out data/fsdd --numbers-train 800
+	$(VENV)/bin/gruasr data nonspeech --out data/nonspeech --crosstalk data/an4/train.jsonl
 	$(VENV)/bin/gruasr train --config configs/telephone-streaming.toml --out runs/telephone-streaming
 	$(PY) scripts/bundle_model.py runs/telephone-streaming --out src/gruasr/pretrained/telephone-streaming
 
