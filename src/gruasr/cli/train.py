@@ -21,7 +21,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _cmd_lm_build(args: argparse.Namespace) -> int:
     from gruasr.decoding.lm import build_arpa
 
-    path = build_arpa(args.text, args.order, args.out)
+    path = build_arpa(args.text, args.order, args.out, prune=args.prune)
     print(f"wrote {path}")
     return 0
 
@@ -37,8 +37,13 @@ def add_train_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
     lm = sub.add_parser("lm", help="word n-gram language models")
     lm_sub = lm.add_subparsers(dest="lm_command", metavar="SUBCOMMAND", required=True)
-    build = lm_sub.add_parser("build", help="estimate a Kneser-Ney n-gram LM from text, write ARPA")
+    build = lm_sub.add_parser("build", help="estimate a modified Kneser-Ney n-gram LM from text, write ARPA")
     build.add_argument("--text", required=True, help="one sentence per line (training transcripts only)")
     build.add_argument("--order", type=int, default=3)
     build.add_argument("--out", required=True, help="output .arpa file")
+    build.add_argument(
+        "--prune", type=int, nargs="+", metavar="N",
+        help="count cutoffs per order from unigrams, as KenLM's --prune (e.g. 0 1 1: drop bigrams and trigrams "
+        "seen once); the first must be 0, the last repeats",
+    )  # fmt: skip
     build.set_defaults(func=_cmd_lm_build)
