@@ -1,11 +1,16 @@
 """CTC prefix beam search (Hannun et al. 2014, "First-pass large vocabulary continuous speech recognition using
-bi-directional recurrent DNNs"), with optional word n-gram language-model fusion and a lexicon.
+bi-directional recurrent DNNs"), with optional word n-gram language-model fusion, a lexicon, and n-best output.
 
 Each hypothesis is a prefix of tokens with two acoustic scores: p_b (paths ending in blank) and p_nb (ending in
-its last token). When a space closes a word, the word's LM log-probability times `lm_weight` plus
-`word_bonus` is added (shallow fusion); at the end, the last word and </s> are scored. With a lexicon, a
-prefix survives only while its current partial word is the beginning of a lexicon word, so every output word
-is in the lexicon. Tokens whose log-probability at a step is below `prune` are not tried there.
+its last token). A space that closes no word (at the start, or after another space) leaves the text unchanged,
+so its paths are merged into the prefix they extend (their mass is kept, not dropped). When a space closes a
+word, the word's LM log-probability times `lm_weight` plus `word_bonus` is added (shallow fusion); at the end,
+the last word and </s> are scored. With a lexicon, a prefix survives only while its current partial word is the
+beginning of a lexicon word, so every output word is in the lexicon. Tokens whose log-probability at a step is
+below `prune` are not tried there. The final choice sums the probability of the prefixes that spell the same
+text ("cat" and "cat " ending in a space), so with an unlimited beam and no pruning the score of each text is
+exactly its total CTC probability (times the LM's weighted score): tests/decoding/test_beam_exhaustive.py checks
+this against enumerating every path.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ NEG_INF = -math.inf
 @dataclass(frozen=True)
 class BeamConfig:
     beam_size: int = 16
-    #: tokens below this log-probability at a step are not extended there (blank always is)
+    #: tokens below this log-probability at a step are not extended there (blank always is); -inf: none pruned
     prune: float = -10.0
     #: weight of the LM's natural-log probability (alpha) and bonus per word (beta)
     lm_weight: float = 0.5
@@ -88,22 +93,85 @@ def prefix_beam_search(
     lexicon: Lexicon | None = None,
     length: int | None = None,
 ) -> Hypothesis:
-    """Decode one utterance: log_probs (T, V); the first `length` steps are valid."""
+    """Decode one utterance: log_probs (T, V) natural-log CTC posteriors, of which the first `length` steps are
+    valid; `step_seconds` is the duration of one step (for word times). Returns the best hypothesis; its score
+    is the log of the summed probability of its text (acoustic, plus the weighted LM and word bonuses when an
+    LM is given). When nothing survives the lexicon, an empty hypothesis with score -inf."""
+    best = prefix_beam_search_nbest(log_probs, table, step_seconds, config, lm, lexicon, length, nbest=1)
+    return best[0] if best else Hypothesis("", (), NEG_INF, confidence=0.0)
+
+
+def prefix_beam_search_nbest(
+    log_probs: Tensor,
+    table: TokenTable,
+    step_seconds: float,
+    config: BeamConfig | None = None,
+    lm: NGramLM | None = None,
+    lexicon: Lexicon | None = None,
+    length: int | None = None,
+    nbest: int = 5,
+) -> list[Hypothesis]:
+    """The `nbest` best distinct texts of the final beam, best first (arguments as prefix_beam_search).
+
+    Each hypothesis's `score` is the log of the summed probability of the prefixes spelling its text, and its
+    `confidence` that probability's share of all texts left in the final beam (a posterior among the beam's
+    alternatives, not calibrated against the truth). Word times come from the best-scoring prefix of the text.
+    Empty when nothing survives the lexicon."""
+    if nbest < 1:
+        raise ConfigError(f"nbest must be >= 1, got {nbest}")
     config = config or BeamConfig()
     lp = log_probs.detach().float().cpu().numpy()
     if length is not None:
         lp = lp[:length]
+    beams = _search(lp, table, config, lm, lexicon)
+    alpha = config.lm_weight
+
+    # Final scores: the last partial word and </s> scored, then prefixes with the same text merged.
+    by_text: dict[str, tuple[float, float, tuple[int, ...]]] = {}  # text -> (summed score, best score, prefix)
+    for prefix, beam in beams.items():
+        score = beam.acoustic + beam.lm
+        if beam.partial:
+            if lexicon is not None and beam.partial not in lexicon.words:
+                continue
+            word_lm, state = _word_score(lm, config, beam, beam.partial)
+            score += word_lm
+        else:
+            state = beam.lm_state
+        if lm is not None:
+            score += alpha * lm.score(state, EOS)[0]
+        if score == NEG_INF:
+            continue
+        text = " ".join(table.decode(prefix).split())
+        total, top, top_prefix = by_text.get(text, (NEG_INF, NEG_INF, ()))
+        by_text[text] = (_logadd(total, score), *((score, prefix) if score > top else (top, top_prefix)))
+    if not by_text:
+        return []
+    everything = NEG_INF
+    for total, _, _ in by_text.values():
+        everything = _logadd(everything, total)
+    ranked = sorted(by_text.values(), key=lambda entry: entry[0], reverse=True)[:nbest]
+    out = []
+    for total, _, prefix in ranked:
+        text, words = _words(prefix, beams[prefix], table, step_seconds)
+        out.append(Hypothesis(text, words, total, confidence=math.exp(total - everything)))
+    return out
+
+
+def _word_score(lm: NGramLM | None, config: BeamConfig, beam: _Beam, word: str) -> tuple[float, tuple[str, ...]]:
+    """The weighted LM score plus word bonus of closing `word` after `beam`, and the new LM state."""
+    if lm is None:  # no LM: the acoustic score alone (the word bonus balances the LM's cost per word)
+        return 0.0, beam.lm_state
+    logp, state = lm.score(beam.lm_state, word)
+    return config.lm_weight * logp + config.word_bonus, state
+
+
+def _search(
+    lp: np.ndarray, table: TokenTable, config: BeamConfig, lm: NGramLM | None, lexicon: Lexicon | None
+) -> dict[tuple[int, ...], _Beam]:
+    """Run the prefix beam search over lp (T, V); returns the final beam, prefixes not yet finished."""
     space, blank = table.space, table.blank
-    alpha, beta = config.lm_weight, config.word_bonus
     start_state = lm.start() if lm is not None else ()
     beams: dict[tuple[int, ...], _Beam] = {(): _Beam(p_b=0.0, lm_state=start_state)}
-
-    def word_score(beam: _Beam, word: str) -> tuple[float, tuple[str, ...]]:
-        if lm is None:  # no LM: the acoustic score alone (the word bonus balances the LM's cost per word)
-            return 0.0, beam.lm_state
-        logp, state = lm.score(beam.lm_state, word)
-        return alpha * logp + beta, state
-
     for t in range(lp.shape[0]):
         row = lp[t]
         candidates = [int(c) for c in np.nonzero(row >= config.prune)[0] if c != blank]
@@ -124,11 +192,12 @@ def prefix_beam_search(
                 if source == NEG_INF:
                     continue
                 if c == space:
-                    if not beam.partial:  # a space that closes no word adds nothing
+                    if not beam.partial:  # a leading or doubled space: the same text, so the same prefix
+                        stay.p_nb = _logadd(stay.p_nb, source)
                         continue
                     if lexicon is not None and beam.partial not in lexicon.words:
                         continue
-                    score, state = word_score(beam, beam.partial)
+                    score, state = _word_score(lm, config, beam, beam.partial)
                     ext = _slot(nxt, (*prefix, c), beam, (t, math.exp(p)), score, state, "")
                 else:
                     partial = beam.partial + table.symbols[c]
@@ -138,26 +207,7 @@ def prefix_beam_search(
                 ext.p_nb = _logadd(ext.p_nb, source)
         ranked = sorted(nxt.items(), key=lambda kv: kv[1].acoustic + kv[1].lm, reverse=True)
         beams = dict(ranked[: config.beam_size])
-
-    best_prefix: tuple[int, ...] = ()
-    best_score = NEG_INF
-    for prefix, beam in beams.items():
-        score = beam.acoustic + beam.lm
-        if beam.partial:
-            if lexicon is not None and beam.partial not in lexicon.words:
-                continue
-            word_lm, state = word_score(beam, beam.partial)
-            score += word_lm
-        else:
-            state = beam.lm_state
-        if lm is not None:
-            score += alpha * lm.score(state, EOS)[0]
-        if score > best_score:
-            best_prefix, best_score = prefix, score
-    if best_score == NEG_INF:  # nothing survived the lexicon: fall back to an empty result
-        return Hypothesis("", (), NEG_INF)
-    beam = beams[best_prefix]
-    return Hypothesis(*_words(best_prefix, beam, table, step_seconds), best_score)
+    return beams
 
 
 def _slot(

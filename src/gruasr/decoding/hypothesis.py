@@ -26,6 +26,8 @@ class Hypothesis:
     text: str
     words: tuple[Word, ...] = field(default_factory=tuple)
     score: float = 0.0  # log-probability (acoustic, plus weighted LM when fused)
+    #: the beam search's posterior of this text among its final beam's alternatives, in [0, 1]; None from greedy
+    confidence: float | None = None
 
     def to_dict(self) -> dict[str, object]:
         return {"text": self.text, "words": [w.to_dict() for w in self.words]}
