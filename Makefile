@@ -36,7 +36,7 @@ model: $(STAMP)
 	$(VENV)/bin/gruasr data fsdd --src $(GRUASR_DATA)/fsdd --out data/fsdd --numbers-train 800
 	$(VENV)/bin/gruasr data nonspeech --out data/nonspeech --crosstalk data/an4/train.jsonl
 	$(VENV)/bin/gruasr train --config configs/telephone.toml --out runs/telephone
-	$(PY) scripts/bundle_model.py runs/telephone
+	$(VENV)/bin/gruasr model bundle runs/telephone --out src/gruasr/pretrained/telephone
 
 # The bundled streaming model (unidirectional GRU): same data, 80 epochs (about an hour on 2 CPU cores).
 model-streaming: $(STAMP)
@@ -44,7 +44,7 @@ model-streaming: $(STAMP)
 	$(VENV)/bin/gruasr data fsdd --src $(GRUASR_DATA)/fsdd --out data/fsdd --numbers-train 800
 	$(VENV)/bin/gruasr data nonspeech --out data/nonspeech --crosstalk data/an4/train.jsonl
 	$(VENV)/bin/gruasr train --config configs/telephone-streaming.toml --out runs/telephone-streaming
-	$(PY) scripts/bundle_model.py runs/telephone-streaming --out src/gruasr/pretrained/telephone-streaming
+	$(VENV)/bin/gruasr model bundle runs/telephone-streaming --out src/gruasr/pretrained/telephone-streaming
 
 # The comparison study of the recurrent units (about 2 hours on 2 CPU cores): two one-thread processes share
 # the runs; the last call trains whatever a failed shard left, measures, and writes runs/compare/report.md.

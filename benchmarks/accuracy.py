@@ -28,7 +28,7 @@ from gruasr.data.corpora.nonspeech import NonSpeechConfig, build_nonspeech
 from gruasr.environment import environment
 from gruasr.evaluation.invented import invented_words
 from gruasr.evaluation.suite import TestSet, find_data, prepare_test_sets, run_test_set
-from gruasr.recognizer import load_model, model_decoding
+from gruasr.recognizer import OfflineRecognizer, model_decoding
 
 
 def main() -> None:
@@ -55,7 +55,7 @@ def main() -> None:
             runs.append((args.holdout_model, TestSet(name, work / "holdout" / "holdout_numbers.jsonl")))
         for model, test in runs:
             for method in ("greedy", "beam+lm"):
-                asr = load_model(model)  # the model's own decoding settings (tuned on dev), then the method
+                asr = OfflineRecognizer.load(model)  # the model's own decoding settings (tuned on dev), then the method
                 asr.options = model_decoding(
                     asr.bundle.meta, method="greedy" if method == "greedy" else "beam", use_lm=method == "beam+lm"
                 )
@@ -70,7 +70,7 @@ def main() -> None:
         nonspeech = build_nonspeech(work / "nonspeech", "test", NonSpeechConfig(count=300, seed=1))
         line = TelephoneChannel(codec="ulaw")
         for method in ("greedy", "beam+lm"):
-            asr = load_model(args.model)
+            asr = OfflineRecognizer.load(args.model)
             asr.options = model_decoding(
                 asr.bundle.meta, method="greedy" if method == "greedy" else "beam", use_lm=method == "beam+lm"
             )

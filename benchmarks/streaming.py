@@ -46,9 +46,8 @@ from gruasr.data.corpora.nonspeech import NonSpeechConfig, build_nonspeech
 from gruasr.environment import environment
 from gruasr.evaluation.invented import invented_words
 from gruasr.evaluation.metrics import ErrorCounts
-from gruasr.recognizer import DecodeOptions, load_model
-from gruasr.recognizer import Recognizer as OfflineRecognizer
-from gruasr.streaming import EndpointConfig, Recognizer
+from gruasr.recognizer import DecodeOptions, OfflineRecognizer
+from gruasr.streaming import EndpointConfig, StreamingRecognizer
 from gruasr.streaming.recognizer import BUNDLED_STREAMING
 from gruasr.timing import one_thread
 
@@ -59,10 +58,10 @@ SWEEP_MS = (40, 100, 200, 400)
 
 
 def _untrained_recognizer() -> OfflineRecognizer:
+    from gruasr.bundle import ModelBundle
     from gruasr.data.tokens import TokenTable
     from gruasr.features.cmvn import GlobalCMVN
     from gruasr.models.ctc_model import CTCModel
-    from gruasr.training.checkpoint import ModelBundle
     from gruasr.training.config import load_config
 
     config = load_config(ROOT / "configs" / "telephone-streaming.toml")
@@ -88,7 +87,7 @@ def _silence_after(endpoint: EndpointConfig) -> np.ndarray:
     return np.zeros(int(1.5 * endpoint.trailing_silence * RATE), np.float32)
 
 
-def rtf_and_latency(rec: Recognizer, audios: list[np.ndarray], chunk_ms: int = CHUNK_MS) -> dict[str, float]:
+def rtf_and_latency(rec: StreamingRecognizer, audios: list[np.ndarray], chunk_ms: int = CHUNK_MS) -> dict[str, float]:
     chunk = RATE * chunk_ms // 1000
     tail = _silence_after(rec.endpoint)
 
@@ -124,7 +123,9 @@ def rtf_and_latency(rec: Recognizer, audios: list[np.ndarray], chunk_ms: int = C
     return one_thread(run)
 
 
-def concurrency(rec: Recognizer, audios: list[np.ndarray], count: int, ticks: int, batched: bool) -> dict[str, float]:
+def concurrency(
+    rec: StreamingRecognizer, audios: list[np.ndarray], count: int, ticks: int, batched: bool
+) -> dict[str, float]:
     chunk = RATE * CHUNK_MS // 1000
     streams = [rec.stream() for _ in range(count)]
     signals = [np.concatenate([audios[i % len(audios)], np.zeros(RATE // 2, np.float32)]) for i in range(count)]
@@ -168,7 +169,7 @@ def wer_rows(
         return lambda audio: model.transcribe(audio, RATE).text
 
     def streamed(model: OfflineRecognizer) -> Callable[[np.ndarray], str]:
-        recognizer = Recognizer(model, endpoint)
+        recognizer = StreamingRecognizer(model, endpoint)
 
         def run(audio: np.ndarray) -> str:
             stream = recognizer.stream()
@@ -180,7 +181,7 @@ def wer_rows(
     rows = []
     for name, path, modes in (("bidirectional (bundled)", None, [offline]), ("streaming", folder, [offline, streamed])):
         for options in (DecodeOptions("greedy"), None):  # None: the model's own
-            model = load_model(path, options=options)
+            model = OfflineRecognizer.load(path, options=options)
             for mode in modes:
                 decode, counts = mode(model), ErrorCounts()
                 for audio, text in zip(heard, texts, strict=True):
@@ -213,11 +214,11 @@ def main() -> None:
         args.utterances, args.streams, args.ticks = 4, [1, 4], 5
     folder = args.model if args.model is not None else BUNDLED_STREAMING
     if args.model is not None or (BUNDLED_STREAMING / "model.json").is_file():
-        offline, trained = load_model(folder), True
+        offline, trained = OfflineRecognizer.load(folder), True
         source = str(args.model) if args.model is not None else "bundled"
     else:
         offline, source, trained = _untrained_recognizer(), "untrained telephone-streaming architecture", False
-    rec = Recognizer(offline, EndpointConfig())
+    rec = StreamingRecognizer(offline, EndpointConfig())
     audios, texts = _an4_test(args.data, args.utterances)
     console = Console()
     params = offline.model.num_parameters()

@@ -158,10 +158,10 @@ def parity_table(parity: dict[str, float]) -> Table:
 
 def _stream_sample_call(console: Console, path: Path) -> None:
     """The same call as a live one, through the bundled streaming model: each leg's turns as they end."""
-    from gruasr.streaming import Recognizer
+    from gruasr.streaming import StreamingRecognizer
     from gruasr.streaming.calls import call_transcript
 
-    recognizer = Recognizer.load()
+    recognizer = StreamingRecognizer.load()
     config = recognizer.model.config
     table = Table(title=f"the same call streamed live (100 ms chunks): bundled streaming model, {config.unit} "
                         f"{config.num_layers}x{config.hidden_size} unidirectional")  # fmt: skip
@@ -183,12 +183,12 @@ def run_recognizer_demo(
 
     from gruasr.evaluation.metrics import ErrorCounts
     from gruasr.evaluation.suite import find_data, prepare_test_sets, run_test_set
-    from gruasr.recognizer import load_model
+    from gruasr.recognizer import OfflineRecognizer
 
     console = console or Console()
     status = Console(stderr=True)
     console.rule("[bold]gruasr demo: a GRU recognizer for phone calls")
-    asr = load_model()
+    asr = OfflineRecognizer.load()
     bundle = asr.bundle
     console.print(
         f"bundled model: {bundle.model.config.unit} {bundle.model.config.num_layers}x{bundle.model.config.hidden_size}"

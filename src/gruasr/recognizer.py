@@ -1,9 +1,9 @@
 """The offline recognizer: audio in, text with word times and confidences out.
 
-    from gruasr import load_model
-    asr = load_model()                      # the bundled telephone model (or a model directory)
+    from gruasr.recognizer import OfflineRecognizer
+    asr = OfflineRecognizer.load()          # the bundled telephone model (or a model folder), device="cpu"
     for result in asr.transcribe_file("call.wav"):   # one result per channel (call leg)
-        print(result.channel, result.hypothesis.text)
+        print(result.channel, result.leg, result.hypothesis.text)
 
 Audio is cut into utterances by voice activity (WebRTC VAD, the same endpointer rules as live streams,
 gruasr.vad), each at most 30 s; utterances in which the VAD heard no speech are skipped, so silence, hold
@@ -14,7 +14,7 @@ another: memory stays bounded whatever the length of the call. Word times are on
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -22,50 +22,55 @@ import torch
 
 from gruasr.audio.io import RawFormat, audio_info, load_audio
 from gruasr.audio.resample import resample
-from gruasr.decoding.beam import BeamConfig, Lexicon, prefix_beam_search
+from gruasr.bundle import PRETRAINED, DecodeOptions, ModelBundle, bundled, load_bundle, model_decoding
+from gruasr.decoding.beam import Lexicon, prefix_beam_search
 from gruasr.decoding.greedy import greedy_decode
 from gruasr.decoding.hypothesis import Hypothesis, Word
 from gruasr.decoding.lm import NGramLM
-from gruasr.errors import CheckpointError, ConfigError
+from gruasr.errors import ShapeError
 from gruasr.features import Fbank
-from gruasr.models.ctc_model import SUBSAMPLING
-from gruasr.training.checkpoint import ModelBundle, load_bundle
 from gruasr.vad import EndpointConfig, Segmenter, speech_segments
 
-BUNDLED = Path(__file__).resolve().parent / "pretrained" / "telephone"
-FRAME_SECONDS = 0.01
+__all__ = ["BUNDLED", "DecodeOptions", "OfflineRecognizer", "Result", "leg_name", "load_model", "model_decoding"]
+
+#: the bundled telephone model's folder
+BUNDLED = PRETRAINED / "telephone"
 #: offline cutting: the streaming endpointer's rules, with utterances of up to 30 s
 OFFLINE_VAD = EndpointConfig(max_utterance=30.0)
 
 
-@dataclass(frozen=True)
-class DecodeOptions:
-    """How to decode: "greedy", or "beam" (with the LM and lexicon when given)."""
-
-    method: str = "beam"
-    beam: BeamConfig = field(default_factory=BeamConfig)
-    use_lm: bool = True
-
-    def __post_init__(self) -> None:
-        if self.method not in ("greedy", "beam"):
-            raise ConfigError(f"decoding method must be 'greedy' or 'beam', got {self.method!r}")
+def leg_name(channel: int) -> str:
+    """The label of a call leg: channel 0 is leg "A", 1 is "B", ... (results and events carry both)."""
+    return chr(ord("A") + channel) if 0 <= channel < 26 else f"C{channel}"
 
 
 @dataclass(frozen=True)
 class Result:
-    """One channel's transcript."""
+    """One channel's transcript. `channel` is the channel's index in the file (0 for mono); `leg` its call-leg
+    label ("A", "B", ...) when the file has several channels, else None: the same fields as a streaming Event
+    and the CLI's JSON."""
 
     hypothesis: Hypothesis
     channel: int
-    duration: float
+    duration: float  # seconds of audio in the channel
+    leg: str | None = None
 
     @property
     def text(self) -> str:
         return self.hypothesis.text
 
+    def to_dict(self) -> dict[str, object]:
+        """{"channel", "leg" (when labelled), "text", "words": [{"word", "start", "end", "conf"}]}."""
+        out: dict[str, object] = {"channel": self.channel}
+        if self.leg is not None:
+            out["leg"] = self.leg
+        return {**out, **self.hypothesis.to_dict()}
 
-class Recognizer:
-    """A model with its features, CMVN, tokens and (optionally) language model and lexicon."""
+
+class OfflineRecognizer:
+    """Whole recordings in, transcripts out: a model with its features, CMVN, tokens and (optionally) language
+    model and lexicon. Make one with `OfflineRecognizer.load(path, device=...)`. The filterbank and CMVN live on
+    the model's device; decoding runs on the CPU."""
 
     def __init__(
         self,
@@ -78,26 +83,57 @@ class Recognizer:
         self.bundle = bundle
         self.model = bundle.model.eval()
         self.model.encoder.use_inference_backend()
-        self.fbank = Fbank(bundle.features)
+        self.fbank = Fbank(bundle.features).to(bundle.device)
+        bundle.cmvn.to(bundle.device)
         self.lm = lm
         self.lexicon = lexicon
         self.options = options or DecodeOptions()
         #: how audio is cut into utterances (WebRTC VAD; at most 30 s each); stretches without speech are skipped
         self.vad = vad or OFFLINE_VAD
 
+    @classmethod
+    def load(
+        cls,
+        path: str | os.PathLike[str] | None = None,
+        device: str | torch.device = "cpu",
+        lm: str | os.PathLike[str] | None = None,
+        lexicon: str | os.PathLike[str] | None = None,
+        options: DecodeOptions | None = None,
+        vad: EndpointConfig | None = None,
+    ) -> OfflineRecognizer:
+        """A recognizer from a model folder (None: the bundled telephone model), its model, filterbank and CMVN
+        on `device`. The folder's lm.arpa and lexicon.txt are used unless `lm` / `lexicon` name others;
+        options.use_lm=False decodes without them. Without `options`, the model's own decoding settings apply
+        (model.json "decoding": beam size, LM weight and word bonus tuned on dev, and whether the LM helps),
+        else beam search with the LM."""
+        bundle = load_bundle(Path(path) if path is not None else bundled("telephone"), device)
+        language_model, words = bundle.language_model(lm, lexicon)
+        return cls(bundle, language_model, words, options or bundle.decoding(), vad)
+
     @property
     def sample_rate(self) -> int:
         return self.bundle.sample_rate
 
-    def log_probs(self, samples: np.ndarray) -> torch.Tensor:
-        """Mono float audio at the model's rate -> CTC log-probabilities (T', V)."""
+    @property
+    def device(self) -> torch.device:
+        """Where the model, filterbank and CMVN are."""
+        return self.bundle.device
+
+    def log_probs(self, samples: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """Mono float audio (n,) at the model's rate -> CTC log-probabilities (T', V) on the model's device,
+        T' = ceil(T / 4) for T feature frames."""
         with torch.inference_mode():
-            feats = self.bundle.cmvn(self.fbank(torch.from_numpy(np.ascontiguousarray(samples, dtype=np.float32))))
-            log_probs, _, _ = self.model(feats[None])
+            if isinstance(samples, torch.Tensor):
+                samples = samples.to(self.device, torch.float32)
+            feats = self.bundle.cmvn(self.fbank(samples))  # (T, F)
+            log_probs, _, _ = self.model(feats[None])  # (1, T', V)
         return log_probs[0]
 
     def decode(self, log_probs: torch.Tensor) -> Hypothesis:
-        step = SUBSAMPLING * FRAME_SECONDS
+        """CTC log-probabilities (T', V), any device -> the best hypothesis (word times in seconds from the
+        first frame), by the options' method."""
+        log_probs = log_probs.cpu()
+        step = self.bundle.step_seconds
         if self.options.method == "greedy":
             return greedy_decode(log_probs, self.bundle.tokens, step)
         lm = self.lm if self.options.use_lm else None
@@ -109,7 +145,7 @@ class Recognizer:
         (stretches without speech are skipped); word times are on the input's clock."""
         audio = np.asarray(samples, dtype=np.float32)
         if audio.ndim != 1:
-            raise ConfigError(f"transcribe expects mono audio (n,), got shape {audio.shape}")
+            raise ShapeError(f"transcribe expects mono audio (n,), got shape {audio.shape}")
         if sample_rate != self.sample_rate:
             audio = resample(audio, sample_rate, self.sample_rate)
         words: list[Word] = []
@@ -161,7 +197,12 @@ class Recognizer:
                     buffers[ch] = buffers[ch][end - origin[ch] :]
                     origin[ch] = end
         return [
-            Result(Hypothesis(" ".join(w.word for w in ws), tuple(ws)), ch, info.duration)
+            Result(
+                Hypothesis(" ".join(w.word for w in ws), tuple(ws)),
+                ch,
+                info.duration,
+                leg_name(ch) if info.channels > 1 else None,
+            )
             for ch, ws in enumerate(words)
         ]
 
@@ -171,37 +212,7 @@ def load_model(
     lm: str | os.PathLike[str] | None = None,
     lexicon: str | os.PathLike[str] | None = None,
     options: DecodeOptions | None = None,
-    device: str = "cpu",
-) -> Recognizer:
-    """A Recognizer from a model directory (None: the bundled telephone model). The directory's lm.arpa and
-    lexicon.txt are used unless `lm` / `lexicon` name others; options.use_lm=False decodes without them.
-    Without `options`, the model's own decoding settings apply (model.json "decoding": beam size, LM weight
-    and word bonus tuned on dev, and whether the LM helps), else beam search with the LM."""
-    folder = Path(path) if path is not None else BUNDLED
-    if path is None and not (folder / "model.json").is_file():
-        raise CheckpointError(f"the bundled model is missing from {folder}; give --model DIR")
-    bundle = load_bundle(folder, device)
-    lm_path = Path(lm) if lm is not None else folder / "lm.arpa"
-    language_model = NGramLM.from_arpa(lm_path) if lm_path.is_file() or lm is not None else None
-    lex_path = Path(lexicon) if lexicon is not None else folder / "lexicon.txt"
-    if lex_path.is_file() or lexicon is not None:
-        words: Lexicon | None = Lexicon.from_file(str(lex_path))
-    else:
-        words = Lexicon(language_model.vocab) if language_model is not None else None
-    return Recognizer(bundle, language_model, words, options or model_decoding(bundle.meta))
-
-
-def model_decoding(meta: dict[str, object], **overrides: object) -> DecodeOptions:
-    """The decoding options a model directory recommends (model.json "decoding"), with `overrides` applied:
-    method, use_lm, beam_size, lm_weight, word_bonus (None values are ignored)."""
-    saved = meta.get("decoding")
-    settings: dict[str, object] = dict(saved) if isinstance(saved, dict) else {}
-    settings.update({k: v for k, v in overrides.items() if v is not None})
-    beam = BeamConfig(
-        beam_size=int(settings.get("beam_size", 16)),  # type: ignore[call-overload]
-        lm_weight=float(settings.get("lm_weight", 0.5)),  # type: ignore[arg-type]
-        word_bonus=float(settings.get("word_bonus", 1.0)),  # type: ignore[arg-type]
-    )
-    return DecodeOptions(
-        method=str(settings.get("method", "beam")), beam=beam, use_lm=bool(settings.get("use_lm", True))
-    )
+    device: str | torch.device = "cpu",
+) -> OfflineRecognizer:
+    """The same as `OfflineRecognizer.load(path, device, lm, lexicon, options)`: a short name kept for scripts."""
+    return OfflineRecognizer.load(path, device, lm, lexicon, options)

@@ -16,7 +16,7 @@ from gruasr.audio.io import AN4_RAW, load_audio, save_wav
 from gruasr.audio.signals import cadence, colored_noise, dtmf, silence, tone, white_noise
 from gruasr.cli.main import main
 from gruasr.recognizer import load_model
-from gruasr.streaming import Recognizer as StreamingRecognizer
+from gruasr.streaming import StreamingRecognizer
 
 RATE = 8000
 

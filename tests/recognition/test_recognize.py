@@ -9,7 +9,8 @@ import shutil
 import numpy as np
 import pytest
 
-from gruasr.audio import load_audio, save_wav
+from gruasr.audio import RawFormat, load_audio, save_wav
+from gruasr.cli.inputs import parse_raw
 from gruasr.cli.main import main
 from gruasr.decoding.lm import build_arpa
 from gruasr.recognizer import DecodeOptions, load_model
@@ -77,12 +78,14 @@ def test_transcribe_json_per_channel_any_rate_and_bad_files(tiny_model, test_man
     captured = capsys.readouterr()
     assert code == 1  # the bad file fails the run, after the good ones are done
     rows = [json.loads(line) for line in captured.out.strip().splitlines()]
-    assert [(r["audio"], r.get("channel")) for r in rows] == [(str(stereo), 0), (str(stereo), 1), (str(wideband), None)]
+    assert [(r["audio"], r["channel"], r.get("leg")) for r in rows] == [
+        (str(stereo), 0, "A"), (str(stereo), 1, "B"), (str(wideband), 0, None)
+    ]  # fmt: skip
     for row in rows:
         assert isinstance(row["text"], str)
         for word in row["words"]:
             assert {"word", "start", "end", "conf"} <= set(word) and 0 <= word["start"] <= word["end"]
-    assert "garbage.wav" in captured.err
+    assert "garbage.wav" in captured.err and captured.err.count("\n") == 1  # one line for the bad file
 
 
 def test_long_recordings_are_cut_by_voice_activity_and_decoded_in_pieces(tiny_model, test_manifest, tmp_path):
@@ -111,8 +114,69 @@ def test_long_recordings_are_cut_by_voice_activity_and_decoded_in_pieces(tiny_mo
 
 
 def test_missing_model_is_a_clear_error(tmp_path, capsys):
-    assert main(["transcribe", "--model", str(tmp_path / "nope"), str(tmp_path / "x.wav")]) == 1
+    wav = tmp_path / "x.wav"
+    save_wav(wav, np.zeros(8000, np.float32), 8000)
+    assert main(["transcribe", "--model", str(tmp_path / "nope"), str(wav)]) == 1
     assert "model not found" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["transcribe", "stream", "call"])
+def test_input_files_are_checked_before_the_model_loads(command, tmp_path, capsys):
+    """Each bad file is one error line, and the model (here: a folder that does not exist) is never read."""
+    empty, garbage = tmp_path / "empty.wav", tmp_path / "garbage.flac"
+    empty.write_bytes(b"")
+    garbage.write_bytes(b"fLaC not really")
+    missing = tmp_path / "missing.wav"
+    files = [str(missing), str(empty), str(garbage)] if command == "transcribe" else [str(missing)]
+    assert main([command, "--model", str(tmp_path / "no-model"), *files]) == 1
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == len(files) and not any("model" in line for line in lines)
+    assert "missing.wav: no such file" in lines[0]
+    if command == "transcribe":
+        assert "empty file" in lines[1] and "garbage.flac" in lines[2]
+
+
+def test_raw_headerless_audio_gives_the_same_text_as_the_wav(tiny_model, test_manifest, tmp_path, capsys):
+    first = json.loads(test_manifest.read_text().splitlines()[0])["audio"]
+    audio = load_audio(first, sample_rate=16000).channel(0)
+    raw = tmp_path / "take.pcm"
+    raw.write_bytes((np.clip(audio, -1, 1) * 32767).astype(">i2").tobytes())
+    wav = tmp_path / "take.wav"
+    save_wav(wav, load_audio(raw, raw=RawFormat(16000, 2, "big")).channel(0), 16000)
+    common = ["--model", str(tiny_model), "--greedy", "--json"]
+    assert main(["transcribe", *common, "--raw", "16000:2:be", str(raw)]) == 0
+    from_raw = json.loads(capsys.readouterr().out)
+    assert main(["transcribe", *common, str(wav)]) == 0
+    assert from_raw["text"] == json.loads(capsys.readouterr().out)["text"]
+    assert main(["transcribe", *common, str(raw)]) == 1  # a .pcm file without --raw: told what is missing
+    assert "RawFormat" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["transcribe", "--raw", "16000:2:middle", str(raw)])
+    assert "RATE:WIDTH:ENDIAN" in capsys.readouterr().err
+    assert parse_raw("8000:2:le:2") == RawFormat(8000, 2, "little", 2)
+    assert parse_raw("16000:2:be").spec == "s16be"
+
+
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [([], "beam+lm"), (["--no-lm"], "beam"), (["--greedy"], "greedy"), (["--decoding", "beam"], "beam")],
+)
+def test_no_lm_is_beam_search_without_the_lm_and_greedy_has_its_own_flag(
+    flags, expected, tiny_model, test_manifest, tmp_path
+):
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_model, folder)
+    (tmp_path / "t.txt").write_text("one two\nthree\n")
+    build_arpa(tmp_path / "t.txt", 2, folder / "lm.arpa")
+    args = ["eval", "--manifest", str(test_manifest), "--model", str(folder), "--out", str(tmp_path / "e")]
+    assert main([*args, *flags]) == 0
+    assert json.loads((tmp_path / "e" / "report.json").read_text())["decoding"] == expected
+
+
+def test_greedy_and_no_lm_together_are_refused(capsys):
+    with pytest.raises(SystemExit):
+        main(["transcribe", "--greedy", "--no-lm", "x.wav"])
+    assert "not allowed with" in capsys.readouterr().err
 
 
 def test_model_directory_lm_is_used_by_default(tiny_model, tmp_path):

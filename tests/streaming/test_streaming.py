@@ -16,6 +16,7 @@ import torch
 
 from gruasr.audio.io import AN4_RAW, load_audio, save_wav
 from gruasr.audio.resample import resample
+from gruasr.bundle import ModelBundle, save_model
 from gruasr.cli.main import main
 from gruasr.data.corpora.an4 import parse_transcription
 from gruasr.data.tokens import TokenTable
@@ -25,10 +26,8 @@ from gruasr.features.cmvn import GlobalCMVN
 from gruasr.features.config import FbankConfig
 from gruasr.models.ctc_model import CTCModel, ModelConfig
 from gruasr.models.recurrent import available
-from gruasr.recognizer import DecodeOptions
-from gruasr.recognizer import Recognizer as OfflineRecognizer
-from gruasr.streaming import EndpointConfig, Endpointer, Recognizer, Stream
-from gruasr.training.checkpoint import ModelBundle, save_model
+from gruasr.recognizer import DecodeOptions, OfflineRecognizer
+from gruasr.streaming import EndpointConfig, Endpointer, Stream, StreamingRecognizer
 
 RATE = 8000
 BACKENDS = {"lstm": "fused", "rnn": "fused"}
@@ -45,9 +44,9 @@ def _bundle(unit: str = "gru", bidirectional: bool = False, seed: int = 0) -> Mo
     return ModelBundle(model, FbankConfig(), cmvn, TokenTable(), {})
 
 
-def _recognizer(unit: str = "gru", endpoint: EndpointConfig | None = None, seed: int = 0) -> Recognizer:
+def _recognizer(unit: str = "gru", endpoint: EndpointConfig | None = None, seed: int = 0) -> StreamingRecognizer:
     offline = OfflineRecognizer(_bundle(unit, seed=seed), options=DecodeOptions("greedy"))
-    return Recognizer(offline, endpoint or EndpointConfig(enabled=False))
+    return StreamingRecognizer(offline, endpoint or EndpointConfig(enabled=False))
 
 
 @pytest.fixture(scope="module")
@@ -111,13 +110,13 @@ def test_partials_grow_towards_the_final(real_audio: list[np.ndarray]) -> None:
     assert ends == sorted(ends) and ends[-1] <= finals[0].end
     assert finals[0].words and finals[0].words[0].start >= finals[0].start
     d = finals[0].to_dict()
-    assert set(d) == {"type", "text", "start", "end", "words"} and set(d["words"][0]) == {
+    assert set(d) == {"type", "channel", "text", "start", "end", "words"} and set(d["words"][0]) == {
         "word",
         "start",
         "end",
         "conf",
     }
-    assert set(partials[0].to_dict()) == {"type", "text", "start", "end"}
+    assert set(partials[0].to_dict()) == {"type", "channel", "text", "start", "end"}
 
 
 def test_endpointed_utterances_equal_offline_segments(real_audio: list[np.ndarray]) -> None:
@@ -140,7 +139,7 @@ def test_endpointed_utterances_equal_offline_segments(real_audio: list[np.ndarra
             assert streamed.shape == offline.shape
             assert float((streamed - offline).abs().max()) < 1e-4
         # the cuts fall in the silence: the first utterance ends after the first speech, before the second
-        cuts = [end * 0.01 for _, end, _ in stream.recorded[:-1]]
+        cuts = [end * rec.frame_seconds for _, end, _ in stream.recorded[:-1]]
         speech_end, second_start = real_audio[0].shape[0] / RATE, (real_audio[0].shape[0] + silence.shape[0]) / RATE
         assert any(speech_end < c < second_start for c in cuts)
 
@@ -230,7 +229,7 @@ def test_memory_stays_bounded_over_a_long_stream() -> None:
 
 def test_bad_input_and_models_are_refused() -> None:
     with pytest.raises(ConfigError, match="unidirectional"):
-        Recognizer(OfflineRecognizer(_bundle(bidirectional=True)))
+        StreamingRecognizer(OfflineRecognizer(_bundle(bidirectional=True)))
     rec = _recognizer()
     stream = rec.stream()
     with pytest.raises(ShapeError, match="mono"):
@@ -294,7 +293,8 @@ def test_stream_and_call_commands(tmp_path: Path, real_audio: list[np.ndarray], 
 
     assert main(["call", str(call), "--json", *common, "--no-endpoint"]) == 0
     turns = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    rec = Recognizer(OfflineRecognizer(_bundle(), options=DecodeOptions("greedy")), EndpointConfig(enabled=False))
+    offline_rec = OfflineRecognizer(_bundle(), options=DecodeOptions("greedy"))
+    rec = StreamingRecognizer(offline_rec, EndpointConfig(enabled=False))
     for leg, audio in (("A", stereo[0]), ("B", stereo[1])):  # one utterance per leg: the offline text
         offline = rec.offline.log_probs(audio)
         stream = rec.stream(record=True)

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from gruasr.bundle import ModelBundle
 from gruasr.cli.main import main
 from gruasr.data.tokens import TokenTable
 from gruasr.errors import ConfigError
@@ -22,7 +23,6 @@ from gruasr.study.match import count_parameters, match_hidden_size
 from gruasr.study.measure import Item, Scorer, long_inputs, streaming_probe, training_memory
 from gruasr.study.report import _differs, _verdict
 from gruasr.study.runs import plan_runs
-from gruasr.training.checkpoint import ModelBundle
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from gruasr import GruAsrError, __version__
 from gruasr.cli.compare import add_compare_parser
 from gruasr.cli.data import add_data_parser
+from gruasr.cli.model import add_model_parsers
 from gruasr.cli.recognize import add_recognize_parsers
 from gruasr.cli.stream import add_stream_parsers
 from gruasr.cli.train import add_train_parsers
@@ -60,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_train_parsers(sub)
     add_recognize_parsers(sub)
     add_stream_parsers(sub)
+    add_model_parsers(sub)
     add_compare_parser(sub)
     return parser
 

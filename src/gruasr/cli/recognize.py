@@ -8,45 +8,52 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from gruasr.errors import GruAsrError
+from gruasr.cli.inputs import add_raw_option, check_audio_files
+from gruasr.errors import ConfigError, GruAsrError
 
 if TYPE_CHECKING:
-    from gruasr.recognizer import Recognizer
+    from gruasr.recognizer import OfflineRecognizer
 
 
-def _recognizer(args: argparse.Namespace) -> Recognizer:
-    """The model with the decoding the arguments ask for; what they leave open comes from the model."""
-    from gruasr.recognizer import load_model, model_decoding
+def _recognizer(args: argparse.Namespace) -> OfflineRecognizer:
+    """The model on --device with the decoding the arguments ask for; what they leave open comes from the model:
+    --greedy (or --decoding greedy) is the best path, --no-lm (or --decoding beam) beam search without the LM and
+    lexicon, --decoding lm beam search with them."""
+    from gruasr.recognizer import OfflineRecognizer
 
-    recognizer = load_model(args.model, lm=args.lm, lexicon=args.lexicon)
-    method = "greedy" if args.no_lm or args.greedy or args.decoding == "greedy" else None
-    if method is None and args.decoding is not None:
-        method = "beam"
-    use_lm = None if args.decoding is None else args.decoding == "lm"
-    recognizer.options = model_decoding(
-        recognizer.bundle.meta, method=method, use_lm=use_lm, beam_size=args.beam, lm_weight=args.lm_weight,
-        word_bonus=args.word_bonus,
-    )  # fmt: skip
+    recognizer = OfflineRecognizer.load(args.model, args.device, lm=args.lm, lexicon=args.lexicon)
+    method, use_lm = None, None
+    if args.greedy or args.decoding == "greedy":
+        method = "greedy"
+    elif args.no_lm or args.decoding == "beam":
+        method, use_lm = "beam", False
+    elif args.decoding == "lm":
+        method, use_lm = "beam", True
+    recognizer.options = recognizer.bundle.decoding(
+        method=method, use_lm=use_lm, beam_size=args.beam, lm_weight=args.lm_weight, word_bonus=args.word_bonus
+    )
     return recognizer
 
 
-def _decoding_name(recognizer: Recognizer) -> str:
+def _decoding_name(recognizer: OfflineRecognizer) -> str:
     if recognizer.options.method == "greedy":
         return "greedy"
     return "beam+lm" if recognizer.options.use_lm and recognizer.lm is not None else "beam"
 
 
 def _add_decoding(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", help="model directory (default: the bundled telephone model)")
+    parser.add_argument("--model", help="model folder (default: the bundled telephone model)")
+    parser.add_argument("--device", default="cpu", help="where the model runs: cpu, cuda, cuda:1 ... (default cpu)")
     parser.add_argument("--lm", help="ARPA language model (default: the model's lm.arpa, if any)")
     parser.add_argument("--lexicon", help="word list limiting the output (default: the model's, or the LM's words)")
-    parser.add_argument(
+    method = parser.add_mutually_exclusive_group()
+    method.add_argument(
         "--decoding", choices=["lm", "beam", "greedy"],
         help="lm: beam search with the LM and lexicon; beam: without them; greedy: best path "
         "(default: what the model recommends, lm for the bundled model)",
     )  # fmt: skip
-    parser.add_argument("--no-lm", action="store_true", help="greedy decoding, no LM (same as --decoding greedy)")
-    parser.add_argument("--greedy", action="store_true", help="same as --decoding greedy")
+    method.add_argument("--no-lm", action="store_true", help="beam search without the LM and lexicon")
+    method.add_argument("--greedy", action="store_true", help="greedy best-path decoding, no beam")
     parser.add_argument("--beam", type=int, help="beam size (default: the model's, else 16)")
     parser.add_argument("--lm-weight", type=float, help="LM weight alpha (default: the model's, else 0.5)")
     parser.add_argument("--word-bonus", type=float, help="bonus per word beta (default: the model's, else 1.0)")
@@ -57,6 +64,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from gruasr.evaluation.evaluate import evaluate
     from gruasr.evaluation.report import write_report
 
+    if not Path(args.manifest).is_file():
+        raise ConfigError(f"{args.manifest}: no such manifest")
     recognizer = _recognizer(args)
     channel = None
     if args.channel or args.snr is not None or args.packet_loss:
@@ -80,23 +89,23 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 
 def _cmd_transcribe(args: argparse.Namespace) -> int:
+    files = check_audio_files("transcribe", args.files, args.raw)  # before the model loads
+    if not files:
+        return 1
     recognizer = _recognizer(args)
-    failed = 0
-    for path in args.files:
+    failed = len(args.files) - len(files)
+    for path in files:
         try:
-            results = recognizer.transcribe_file(path)
+            results = recognizer.transcribe_file(path, raw=args.raw)
         except GruAsrError as err:
-            print(f"gruasr transcribe: {path}: {err}", file=sys.stderr)
+            print(f"gruasr transcribe: error: {path}: {err}", file=sys.stderr)
             failed += 1
             continue
         for result in results:
             if args.json:
-                obj: dict[str, object] = {"audio": path, **result.hypothesis.to_dict()}
-                if len(results) > 1:
-                    obj["channel"] = result.channel
-                print(json.dumps(obj), flush=True)
+                print(json.dumps({"audio": path, **result.to_dict()}), flush=True)
             else:
-                label = f"[channel {result.channel}] " if len(results) > 1 else ""
+                label = f"{result.leg}: " if result.leg is not None else ""
                 print(f"{path}: {label}{result.text}" if len(args.files) > 1 else f"{label}{result.text}", flush=True)
     return 1 if failed else 0
 
@@ -116,6 +125,7 @@ def add_recognize_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParse
 
     tr = sub.add_parser("transcribe", help="transcribe audio files (any format and rate; one result per channel)")
     tr.add_argument("files", nargs="+", metavar="FILE")
-    tr.add_argument("--json", action="store_true", help="one JSON object per input (and channel) per line")
+    tr.add_argument("--json", action="store_true", help="one JSON object per input and channel per line")
+    add_raw_option(tr)
     _add_decoding(tr)
     tr.set_defaults(func=_cmd_transcribe)

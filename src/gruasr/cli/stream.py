@@ -7,14 +7,15 @@ import json
 import sys
 from typing import TYPE_CHECKING
 
+from gruasr.cli.inputs import add_raw_option, check_audio_files
 from gruasr.cli.recognize import _add_decoding, _recognizer
 
 if TYPE_CHECKING:
-    from gruasr.streaming import Recognizer
+    from gruasr.streaming import StreamingRecognizer
 
 
-def _streaming(args: argparse.Namespace) -> Recognizer:
-    from gruasr.streaming import EndpointConfig, Recognizer
+def _streaming(args: argparse.Namespace) -> StreamingRecognizer:
+    from gruasr.streaming import EndpointConfig, StreamingRecognizer
     from gruasr.streaming.recognizer import bundled_streaming_model
 
     if args.model is None:
@@ -23,14 +24,17 @@ def _streaming(args: argparse.Namespace) -> Recognizer:
         vad_mode=args.vad_mode, trailing_silence=args.trailing_silence, max_utterance=args.max_utterance,
         enabled=not args.no_endpoint, drop_unvoiced=not args.keep_unvoiced,
     )  # fmt: skip
-    return Recognizer(_recognizer(args), endpoint)
+    return StreamingRecognizer(_recognizer(args), endpoint)
 
 
 def _cmd_stream(args: argparse.Namespace) -> int:
     from gruasr.streaming.calls import file_events
 
+    if not check_audio_files("stream", [args.file], args.raw):  # before the model loads
+        return 1
     recognizer = _streaming(args)
-    for event in file_events(recognizer, args.file, args.chunk_ms, label_legs=False, realtime=args.realtime):
+    events = file_events(recognizer, args.file, args.chunk_ms, label_legs=False, realtime=args.realtime, raw=args.raw)
+    for event in events:
         if args.json:
             print(json.dumps(event.to_dict()), flush=True)
         elif event.type == "final" or args.partials:
@@ -50,8 +54,10 @@ def _timestamp(seconds: float, sep: str) -> str:
 def _cmd_call(args: argparse.Namespace) -> int:
     from gruasr.streaming.calls import call_transcript
 
+    if not check_audio_files("call", [args.file], args.raw):  # before the model loads
+        return 1
     recognizer = _streaming(args)
-    finals = call_transcript(recognizer, args.file)
+    finals = call_transcript(recognizer, args.file, raw=args.raw)
     if args.format == "json":
         for event in finals:
             print(json.dumps({"audio": args.file, **event.to_dict()}))
@@ -72,6 +78,7 @@ def _cmd_call(args: argparse.Namespace) -> int:
 
 def _add_streaming(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("file", metavar="FILE", help="audio file (any format and rate gruasr reads)")
+    add_raw_option(parser)
     _add_decoding(parser)
     parser.set_defaults(model=None)
     parser.add_argument("--vad-mode", type=int, default=2, choices=[0, 1, 2, 3], help="WebRTC VAD aggressiveness")

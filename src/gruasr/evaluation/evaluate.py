@@ -13,11 +13,11 @@ from gruasr.audio.telephony import TelephoneChannel
 from gruasr.data.manifest import load_utterance, read_manifest
 from gruasr.errors import GruAsrError
 from gruasr.evaluation.report import Recog, Report
-from gruasr.recognizer import Recognizer
+from gruasr.recognizer import OfflineRecognizer
 
 
 def evaluate(
-    recognizer: Recognizer,
+    recognizer: OfflineRecognizer,
     manifest: str | os.PathLike[str],
     channel: TelephoneChannel | None = None,
     seed: int = 0,

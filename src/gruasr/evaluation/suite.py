@@ -20,7 +20,7 @@ from gruasr.data.corpora.fsdd import import_fsdd
 from gruasr.errors import ConfigError
 from gruasr.evaluation.evaluate import evaluate
 from gruasr.evaluation.report import Report
-from gruasr.recognizer import Recognizer
+from gruasr.recognizer import OfflineRecognizer
 
 
 @dataclass(frozen=True)
@@ -56,7 +56,7 @@ def prepare_test_sets(data: Path, work: Path, numbers: int = 200) -> list[TestSe
     ]
 
 
-def run_test_set(recognizer: Recognizer, test: TestSet, console: Console | None = None) -> Report:
+def run_test_set(recognizer: OfflineRecognizer, test: TestSet, console: Console | None = None) -> Report:
     channel = None
     if test.channel is not None:
         channel = TelephoneChannel(codec=test.channel, output_rate=recognizer.sample_rate)

@@ -154,7 +154,7 @@ class CTCModel(nn.Module):
     ) -> tuple[Tensor, Tensor, State]:
         """features (B, T, F), lengths (B,) -> log_probs (B, T', V), out_lengths (B,), encoder state."""
         if features.dim() != 3 or features.shape[2] != self.config.input_dim:
-            raise ConfigError(f"expected features (B, T, {self.config.input_dim}), got {tuple(features.shape)}")
+            raise ShapeError(f"expected features (B, T, {self.config.input_dim}), got {tuple(features.shape)}")
         if lengths is None:
             lengths = torch.full((features.shape[0],), features.shape[1], dtype=torch.int64)
         x = self.subsampling(features)  # (B, T', C)

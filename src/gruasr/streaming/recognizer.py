@@ -1,4 +1,9 @@
-"""Streaming recognition of live calls: one shared `Recognizer`, one `Stream` per call leg.
+"""Streaming recognition of live calls: one shared `StreamingRecognizer`, one `Stream` per call leg.
+
+    from gruasr.streaming import StreamingRecognizer
+    asr = StreamingRecognizer.load()                 # the bundled streaming model, device="cpu"
+    leg = asr.stream(8000, channel=0, leg="A")
+    events = leg.accept(chunk) + leg.finish()        # Event(type, text, start, end, words, channel, leg)
 
 A stream takes audio in chunks of any size. Its samples go through the streaming front end (exactly the offline
 frames), global CMVN, and the model's two causal stride-2 convolutions, which need 8 frames of left context to
@@ -11,9 +16,11 @@ LM), and the stream starts the next utterance from a fresh state, exactly as off
 would. In between, partial results (greedy) come whenever the text grows. Memory per stream is bounded by the
 longest utterance (`max_utterance`), whatever the length of the call.
 
-Many calls at once: `Recognizer.advance(streams)` runs the recurrent steps of every stream that has audio ready
-as one batch (Deep Speech 2's batch dispatch); results equal unbatched ones. A Recognizer may be shared between
-threads (a lock guards the model); a Stream belongs to one thread.
+Many calls at once: `StreamingRecognizer.advance(streams)` runs the recurrent steps of every stream that has audio
+ready as one batch (Deep Speech 2's batch dispatch); results equal unbatched ones. A recognizer may be shared
+between threads (a lock guards the model); a Stream belongs to one thread. The filterbank, CMVN, the streams'
+pending frames and recurrent state live on the model's device; log-probabilities come back to the CPU for
+decoding.
 """
 
 from __future__ import annotations
@@ -30,19 +37,19 @@ import torch
 from torch import Tensor
 from torch.nn.utils.rnn import pad_sequence
 
+from gruasr.bundle import PRETRAINED
 from gruasr.decoding.greedy import greedy_decode
 from gruasr.decoding.hypothesis import Word
 from gruasr.errors import ConfigError, ShapeError
 from gruasr.features.framing import num_frames
 from gruasr.features.streaming import StreamingFbank
 from gruasr.models.ctc_model import SUBSAMPLING
-from gruasr.recognizer import DecodeOptions, load_model
-from gruasr.recognizer import Recognizer as OfflineRecognizer
+from gruasr.recognizer import DecodeOptions, OfflineRecognizer
 from gruasr.vad import EndpointConfig, Endpointer
 
 #: frames of left context the two causal stride-2 convolutions need to give exact outputs on a new group
 CONV_CONTEXT = 8
-BUNDLED_STREAMING = Path(__file__).resolve().parent.parent / "pretrained" / "telephone-streaming"
+BUNDLED_STREAMING = PRETRAINED / "telephone-streaming"
 
 
 def bundled_streaming_model() -> Path:
@@ -57,22 +64,26 @@ def bundled_streaming_model() -> Path:
 
 @dataclass(frozen=True)
 class Event:
-    """A partial result (the text so far of the utterance going on) or a final one (with words)."""
+    """A partial result (the text so far of the utterance going on) or a final one (with words). `channel` and
+    `leg` name the stream's call leg as the offline Result does: the channel's index in the file (0 for a single
+    stream) and its label ("A", "B", ...) or None."""
 
     type: str  # "partial" or "final"
     text: str
     start: float  # seconds from the start of the stream: a final spans its words, a partial the audio so far
     end: float
     words: tuple[Word, ...] = ()
+    channel: int = 0
     leg: str | None = None
 
     def to_dict(self) -> dict[str, object]:
-        out: dict[str, object] = {"type": self.type, "text": self.text, "start": round(self.start, 3),
-                                  "end": round(self.end, 3)}  # fmt: skip
-        if self.type == "final":
-            out["words"] = [w.to_dict() for w in self.words]
+        """{"type", "channel", "leg" (when labelled), "text", "start", "end", "words" (finals)}."""
+        out: dict[str, object] = {"type": self.type, "channel": self.channel}
         if self.leg is not None:
             out["leg"] = self.leg
+        out.update({"text": self.text, "start": round(self.start, 3), "end": round(self.end, 3)})
+        if self.type == "final":
+            out["words"] = [w.to_dict() for w in self.words]
         return out
 
 
@@ -84,15 +95,25 @@ class _Utterance:
 
 
 class Stream:
-    """One call leg. Make it with `Recognizer.stream()`; feed it with `accept(samples)` (float in [-1, 1], mono,
-    at the declared rate, any chunk size) and end it with `finish()`; both return the new events."""
+    """One call leg. Make it with `StreamingRecognizer.stream()`; feed it with `accept(samples)` (float in [-1, 1],
+    mono, at the declared rate, any chunk size) and end it with `finish()`; both return the new events."""
 
-    def __init__(self, recognizer: Recognizer, sample_rate: int, leg: str | None = None, record: bool = False):
+    def __init__(
+        self,
+        recognizer: StreamingRecognizer,
+        sample_rate: int,
+        leg: str | None = None,
+        record: bool = False,
+        channel: int = 0,
+    ):
         if not isinstance(sample_rate, int) or sample_rate < 1000:
             raise ConfigError(f"sample_rate must be an int >= 1000 Hz, got {sample_rate!r}")
+        if isinstance(channel, bool) or not isinstance(channel, int) or channel < 0:
+            raise ConfigError(f"channel must be an int >= 0, got {channel!r}")
         self.recognizer = recognizer
         self.sample_rate = sample_rate
         self.leg = leg
+        self.channel = channel
         rate = recognizer.sample_rate
         self._resampler = None
         if sample_rate != rate:
@@ -101,11 +122,11 @@ class Stream:
             self._resampler = soxr.ResampleStream(sample_rate, rate, 1, dtype="float32", quality="HQ")
         self._front = StreamingFbank(recognizer.offline.fbank)
         self._endpointer = Endpointer(recognizer.endpoint, rate)
-        dim = recognizer.offline.bundle.features.dim
+        dim, device = recognizer.offline.bundle.features.dim, recognizer.device
         self._raw: list[Tensor] = []  # frames cut from the samples, features not yet computed
-        self._pending = torch.zeros(0, dim)  # normalized frames not yet through the convolutions
+        self._pending = torch.zeros(0, dim, device=device)  # normalized frames not yet through the convolutions
         self._pending_start = 0  # global index of _pending[0]
-        self._context = torch.zeros(0, dim)  # the current utterance's last frames through the convolutions
+        self._context = torch.zeros(0, dim, device=device)  # the utterance's last frames through the convolutions
         self._state: Tensor | tuple[Tensor, ...] | None = None
         self._utterance = _Utterance(0)
         # frames where utterances end (4-frame aligned but the last), and whether the VAD heard speech before
@@ -128,7 +149,7 @@ class Stream:
 
     def feed(self, samples: np.ndarray | Sequence[float]) -> None:
         """Add audio without running the network: for callers that batch many streams with
-        `Recognizer.advance(streams)` and then collect each one's `events()`."""
+        `StreamingRecognizer.advance(streams)` and then collect each one's `events()`."""
         self._feed(self._check(samples), last=False)
 
     def finish(self) -> list[Event]:
@@ -139,7 +160,7 @@ class Stream:
         return self.events()
 
     def events(self) -> list[Event]:
-        """The events not yet returned (for callers that drive `Recognizer.advance` themselves)."""
+        """The events not yet returned (for callers that drive `StreamingRecognizer.advance` themselves)."""
         out, self._events = self._events, []
         return out
 
@@ -218,7 +239,7 @@ class Stream:
             words = tuple(Word(w.word, w.start + offset, w.end + offset, w.conf) for w in hyp.words)
             if hyp.text:  # the final spans its words (the utterance also holds the silence around them)
                 start, end = (words[0].start, words[-1].end) if words else (offset, cut * rec.frame_seconds)
-                self._events.append(Event("final", hyp.text, start, end, words, self.leg))
+                self._events.append(Event("final", hyp.text, start, end, words, self.channel, self.leg))
         self._utterance = _Utterance(cut)
         self._state = None
         self._context = self._context[:0]
@@ -232,11 +253,13 @@ class Stream:
         if text and text != utt.partial:
             utt.partial = text
             start = utt.start * rec.frame_seconds
-            self._events.append(Event("partial", text, start, self._pending_start * rec.frame_seconds, leg=self.leg))
+            end = self._pending_start * rec.frame_seconds
+            self._events.append(Event("partial", text, start, end, channel=self.channel, leg=self.leg))
 
 
-class Recognizer:
-    """The shared model of many streams; see the module docstring."""
+class StreamingRecognizer:
+    """The shared model of many streams; see the module docstring. Make one with
+    `StreamingRecognizer.load(path, device=...)`, or wrap an OfflineRecognizer of a unidirectional model."""
 
     def __init__(self, offline: OfflineRecognizer, endpoint: EndpointConfig | None = None) -> None:
         model = offline.model
@@ -247,8 +270,8 @@ class Recognizer:
         self.offline = offline
         self.model = model.eval()
         self.endpoint = endpoint or EndpointConfig()
-        self.frame_seconds = offline.bundle.features.frame_shift_ms / 1000.0
-        self.step_seconds = SUBSAMPLING * self.frame_seconds
+        self.frame_seconds = offline.bundle.frame_seconds
+        self.step_seconds = offline.bundle.step_seconds
         self._lock = threading.Lock()
         self.batches = 0  # batched recurrent calls so far (for benchmarks)
 
@@ -256,20 +279,32 @@ class Recognizer:
     def load(
         cls,
         path: str | os.PathLike[str] | None = None,
-        options: DecodeOptions | None = None,
+        device: str | torch.device = "cpu",
         endpoint: EndpointConfig | None = None,
-    ) -> Recognizer:
-        """A streaming recognizer from a model directory (None: the bundled streaming model)."""
+        lm: str | os.PathLike[str] | None = None,
+        lexicon: str | os.PathLike[str] | None = None,
+        options: DecodeOptions | None = None,
+    ) -> StreamingRecognizer:
+        """A streaming recognizer from a unidirectional model folder (None: the bundled streaming model) on
+        `device`; LM, lexicon and decoding options as OfflineRecognizer.load (they decode the finals)."""
         folder = Path(path) if path is not None else bundled_streaming_model()
-        return cls(load_model(folder, options=options), endpoint)
+        return cls(OfflineRecognizer.load(folder, device, lm, lexicon, options), endpoint)
 
     @property
     def sample_rate(self) -> int:
         return self.offline.sample_rate
 
-    def stream(self, sample_rate: int | None = None, leg: str | None = None, record: bool = False) -> Stream:
-        """A new stream at `sample_rate` (default: the model's); see Stream."""
-        return Stream(self, self.sample_rate if sample_rate is None else sample_rate, leg, record)
+    @property
+    def device(self) -> torch.device:
+        """Where the model, filterbank, CMVN and the streams' state are."""
+        return self.offline.device
+
+    def stream(
+        self, sample_rate: int | None = None, leg: str | None = None, record: bool = False, channel: int = 0
+    ) -> Stream:
+        """A new stream at `sample_rate` (default: the model's) for the call leg `channel` (labelled `leg`);
+        see Stream."""
+        return Stream(self, self.sample_rate if sample_rate is None else sample_rate, leg, record, channel)
 
     def advance(self, streams: Sequence[Stream]) -> None:
         """Run every stream's ready audio through the network, the recurrent steps of all streams as one batch
@@ -307,7 +342,7 @@ class Recognizer:
         lengths (B,): only the outputs of the new frames are computed, each layer one matrix product for all
         streams (`Subsampling.last_outputs`)."""
         xs = self.model.subsampling.last_outputs([s._window(n) for s, n in work])
-        return pad_sequence(xs, batch_first=True), torch.tensor([x.shape[0] for x in xs])
+        return pad_sequence(xs, batch_first=True), torch.tensor([x.shape[0] for x in xs])  # lengths on the CPU
 
     def _step(self, work: list[tuple[Stream, int]]) -> None:
         model = self.model
@@ -317,7 +352,7 @@ class Recognizer:
         y, _, state = encoder(batch, lengths if len(work) > 1 else None, state)
         log_probs = model.output(y).log_softmax(-1)
         for i, (s, _) in enumerate(work):
-            s._utterance.log_probs.append(log_probs[i, : int(lengths[i])].clone())
+            s._utterance.log_probs.append(log_probs[i, : int(lengths[i])].to("cpu", copy=True))
             s._state = (
                 tuple(p[:, i : i + 1].clone() for p in state)
                 if isinstance(state, tuple)
@@ -330,7 +365,9 @@ class Recognizer:
         shape = (encoder.num_layers * encoder.num_directions, 1, encoder.hidden_size)
         parts = encoder.state_parts
         filled = [
-            (s if isinstance(s, tuple) else (s,)) if s is not None else tuple(torch.zeros(shape) for _ in range(parts))
+            (s if isinstance(s, tuple) else (s,))
+            if s is not None
+            else tuple(torch.zeros(shape, device=self.device) for _ in range(parts))
             for s in states
         ]
         stacked = tuple(torch.cat([f[k] for f in filled], dim=1) for k in range(parts))

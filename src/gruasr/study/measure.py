@@ -37,18 +37,17 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from gruasr.audio.telephony import TelephoneChannel
+from gruasr.bundle import ModelBundle, frame_seconds, load_bundle
 from gruasr.data.manifest import load_utterance, read_manifest
 from gruasr.evaluation.metrics import ErrorCounts
+from gruasr.features.config import FbankConfig
 from gruasr.models.ctc_model import CTCModel, ModelConfig
-from gruasr.recognizer import DecodeOptions
-from gruasr.recognizer import Recognizer as OfflineRecognizer
+from gruasr.recognizer import DecodeOptions, OfflineRecognizer
 from gruasr.study.config import MeasureConfig, StudyConfig
 from gruasr.study.runs import Run, run_dir
 from gruasr.timing import median_seconds, one_thread
-from gruasr.training.checkpoint import ModelBundle, load_bundle
 
 MEASURE_VERSION = 3
-FRAME_SECONDS = 0.01
 PAUSE_SECONDS = 0.25
 
 
@@ -126,9 +125,9 @@ def real_time_factor(scorer: Scorer, items: Sequence[Item]) -> float:
 def streaming_probe(scorer: Scorer, items: Sequence[Item], chunk_ms: int) -> dict[str, float]:
     """Feed each item to a gruasr.streaming stream (no endpointing: one utterance) in chunks of `chunk_ms`; time
     every whole chunk on one thread and compare the streamed log-probabilities with the offline ones."""
-    from gruasr.streaming import EndpointConfig, Recognizer
+    from gruasr.streaming import EndpointConfig, StreamingRecognizer
 
-    recognizer = Recognizer(scorer.recognizer, EndpointConfig(enabled=False))
+    recognizer = StreamingRecognizer(scorer.recognizer, EndpointConfig(enabled=False))
     chunk = int(chunk_ms * scorer.rate / 1000)
 
     def run() -> dict[str, float]:
@@ -162,10 +161,13 @@ def streaming_probe(scorer: Scorer, items: Sequence[Item], chunk_ms: int) -> dic
 PROBE_TOKENS = 30
 
 
-def probe_batch(config: ModelConfig, batch: int, seconds: float, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """Random features (batch, frames, input_dim) and targets (batch, PROBE_TOKENS) for the probes."""
+def probe_batch(
+    config: ModelConfig, batch: int, seconds: float, seed: int = 0, features: FbankConfig | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random features (batch, frames, input_dim) and targets (batch, PROBE_TOKENS) for the probes: `seconds`
+    of audio at the frame shift of `features` (default: FbankConfig())."""
     generator = torch.Generator().manual_seed(seed)
-    frames = int(seconds / FRAME_SECONDS)
+    frames = int(seconds / frame_seconds(features or FbankConfig()))
     x = torch.randn(batch, frames, config.input_dim, generator=generator)
     return x, torch.randint(1, config.vocab_size, (batch, PROBE_TOKENS), generator=generator)
 
@@ -186,10 +188,12 @@ def probe_step(model: CTCModel, optimizer: torch.optim.Optimizer, x: torch.Tenso
     optimizer.step()
 
 
-def training_memory(config: ModelConfig, batch: int, seconds: float, seed: int = 0) -> dict[str, float]:
+def training_memory(
+    config: ModelConfig, batch: int, seconds: float, seed: int = 0, features: FbankConfig | None = None
+) -> dict[str, float]:
     """Bytes of one training step on `batch` utterances of `seconds` with 30-token targets (CPU, float32)."""
     model = CTCModel(config).train()
-    x, targets = probe_batch(config, batch, seconds, seed)
+    x, targets = probe_batch(config, batch, seconds, seed, features)
     seen = {p.untyped_storage().data_ptr() for p in model.parameters()}
     saved = 0
 
@@ -214,8 +218,8 @@ def training_memory(config: ModelConfig, batch: int, seconds: float, seed: int =
 
 
 def _peak_rss_child() -> None:
-    """In a fresh process (argv: model config JSON, batch, seconds): print the resident memory before and at
-    the peak of two training steps, sampled every 0.5 ms from /proc (Linux)."""
+    """In a fresh process (argv: model config JSON, batch, seconds, feature config JSON): print the resident
+    memory before and at the peak of two training steps, sampled every 0.5 ms from /proc (Linux)."""
     import os
     import sys
     import threading
@@ -230,7 +234,8 @@ def _peak_rss_child() -> None:
     config = ModelConfig.from_dict(json.loads(sys.argv[1]))
     model = CTCModel(config).train()
     optimizer = torch.optim.AdamW(model.parameters())
-    x, targets = probe_batch(config, int(sys.argv[2]), float(sys.argv[3]))
+    features = FbankConfig.from_dict(json.loads(sys.argv[4]))
+    x, targets = probe_batch(config, int(sys.argv[2]), float(sys.argv[3]), features=features)
     base, peak, done = rss(), [0], threading.Event()
 
     def watch() -> None:
@@ -247,7 +252,7 @@ def _peak_rss_child() -> None:
     print(json.dumps({"base": base, "peak": max(peak[0], rss())}))
 
 
-def peak_training_rss(config: ModelConfig, batch: int, seconds: float) -> float:
+def peak_training_rss(config: ModelConfig, batch: int, seconds: float, features: FbankConfig | None = None) -> float:
     """Measured: how much a fresh process's resident memory grows at its peak over two training steps (Adam) on
     `batch` utterances of `seconds`, in MiB: RSS is sampled every 0.5 ms from /proc (Linux) while they run."""
     import subprocess
@@ -255,7 +260,8 @@ def peak_training_rss(config: ModelConfig, batch: int, seconds: float) -> float:
 
     code = "from gruasr.study.measure import _peak_rss_child; _peak_rss_child()"
     done = subprocess.run(
-        [sys.executable, "-c", code, json.dumps(config.to_dict()), str(batch), str(seconds)],
+        [sys.executable, "-c", code, json.dumps(config.to_dict()), str(batch), str(seconds),
+         json.dumps((features or FbankConfig()).to_dict())],
         capture_output=True, text=True, check=True, timeout=600,
     )  # fmt: skip
     sizes = json.loads(done.stdout.strip().splitlines()[-1])
@@ -310,10 +316,12 @@ def measure_run(run: Run, study: StudyConfig, out: Path, test: TestData, sweeps:
         "training": training_facts(json.loads((folder / "summary.json").read_text()), measure.target_dev_wer),
         "test": {"an4": scorer.score(test.an4, line), "numbers": scorer.score(test.numbers, line)},
         "rtf_one_thread": real_time_factor(scorer, test.rtf),
-        "memory": training_memory(run.config.model, measure.memory_batch, measure.memory_seconds),
+        "memory": training_memory(
+            run.config.model, measure.memory_batch, measure.memory_seconds, features=run.config.features
+        ),
     }
     if run.seed == study.seeds[0]:  # the same for every seed: measured once per unit and direction
-        rss = peak_training_rss(run.config.model, measure.memory_batch, measure.memory_seconds)
+        rss = peak_training_rss(run.config.model, measure.memory_batch, measure.memory_seconds, run.config.features)
         result["memory"]["peak_rss_growth_mb"] = rss
     if run.direction == "uni":
         result["streaming"] = streaming_probe(scorer, test.rtf[:10], measure.chunk_ms)
@@ -336,7 +344,9 @@ def measure_run(run: Run, study: StudyConfig, out: Path, test: TestData, sweeps:
     return result
 
 
-def train_step_seconds(config: ModelConfig, batch: int, seconds: float, repeat: int = 3) -> float:
+def train_step_seconds(
+    config: ModelConfig, batch: int, seconds: float, repeat: int = 3, features: FbankConfig | None = None
+) -> float:
     """Median wall time of one training step (forward, CTC loss, backward, AdamW) on one thread, on `batch`
     utterances of `seconds`: the units' training speed measured side by side, whatever else the machine was
     doing while the runs trained."""
@@ -344,7 +354,7 @@ def train_step_seconds(config: ModelConfig, batch: int, seconds: float, repeat: 
     def run() -> float:
         model = CTCModel(config).train()
         optimizer = torch.optim.AdamW(model.parameters())
-        x, targets = probe_batch(config, batch, seconds)
+        x, targets = probe_batch(config, batch, seconds, features=features)
         return median_seconds(lambda: probe_step(model, optimizer, x, targets), torch.device("cpu"), repeat)
 
     return one_thread(run)
@@ -391,7 +401,7 @@ def measure_runs(
             if run.seed == study.seeds[0] and "train_step_s" not in result:
                 memory = study.measure
                 result["train_step_s"] = train_step_seconds(
-                    run.config.model, memory.memory_batch, memory.memory_seconds
+                    run.config.model, memory.memory_batch, memory.memory_seconds, features=run.config.features
                 )
             _save(path, result)
             progress.advance(job)

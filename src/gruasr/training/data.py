@@ -18,6 +18,7 @@ from rich.progress import Progress
 from torch import Tensor
 from torch.utils.data import DataLoader
 
+from gruasr.bundle import frame_seconds
 from gruasr.data.augment import AugmentConfig
 from gruasr.data.batching import BucketBatchSampler, Collate, SpeechDataset, _worker_init
 from gruasr.data.manifest import Utterance, read_manifest
@@ -35,6 +36,7 @@ class Corpus:
     utts: list[Utterance]
     targets: list[Tensor]  # (L,) int64 token ids
     features: list[list[Tensor]]  # [variant][utterance]
+    frame_seconds: float  # seconds between feature frames (the feature config's frame shift)
 
     def frames(self, variant: int) -> np.ndarray:
         return np.array([f.shape[0] for f in self.features[variant]], dtype=np.int64)
@@ -103,7 +105,7 @@ def build_corpus(
     targets = [torch.tensor(tokens.encode(u.text), dtype=torch.int64) for u in utts]
     workers = config.train.num_workers
     features = compute_features(utts, config, augment, variants, seed, workers, progress, description)
-    return Corpus(utts, targets, features)
+    return Corpus(utts, targets, features, frame_seconds(config.features))
 
 
 def estimate_cmvn(corpus: Corpus) -> GlobalCMVN:
@@ -148,7 +150,7 @@ class BatchMaker:
     def durations(self, epoch: int) -> np.ndarray:
         variant = epoch % len(self.corpus.features)
         frames = self.corpus.frames(variant)[self.plan.order]
-        return frames.astype(np.float64) / 100.0
+        return frames.astype(np.float64) * self.corpus.frame_seconds
 
     def __call__(self, keys: list[tuple[int, int]]) -> dict[str, object]:
         variants = len(self.corpus.features)

@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from gruasr.bundle import ModelBundle, bundled, frame_seconds, load_bundle, save_model
 from gruasr.data.augment import AugmentConfig
 from gruasr.data.tokens import TokenTable
 from gruasr.decoding.greedy import greedy_batch
@@ -41,12 +42,10 @@ from gruasr.errors import ConfigError
 from gruasr.evaluation.metrics import ErrorCounts
 from gruasr.features import GlobalCMVN, SpecAugment
 from gruasr.models.ctc_model import SUBSAMPLING, CTCModel
-from gruasr.training.checkpoint import ModelBundle, load_bundle, load_checkpoint, save_checkpoint, save_model
+from gruasr.training.checkpoint import load_checkpoint, save_checkpoint
 from gruasr.training.config import TrainConfig
 from gruasr.training.data import BatchMaker, Corpus, EpochPlan, build_corpus, estimate_cmvn, read_utterances
 from gruasr.training.schedule import learning_rate
-
-FRAME_SECONDS = 0.01
 
 
 def seed_everything(seed: int, deterministic: bool) -> None:
@@ -95,7 +94,7 @@ class DevSet:
                 for b, i in enumerate(idx):
                     x[b, : lengths[b]] = self.cmvn(feats[i])
                 log_probs, out_lengths, _ = model(x.to(device), lengths)
-                hyps = greedy_batch(log_probs, out_lengths, tokens, SUBSAMPLING * FRAME_SECONDS)
+                hyps = greedy_batch(log_probs, out_lengths, tokens, SUBSAMPLING * self.corpus.frame_seconds)
                 for i, hyp in zip(idx, hyps, strict=True):
                     counts.add(self.corpus.utts[i].text, hyp.text)
         return counts
@@ -154,7 +153,7 @@ class Trainer:
         self.sampler = self.batches.sampler(cfg)
         self.steps_per_epoch = len(self.sampler.batches(0))
         self.total_steps = self.steps_per_epoch * cfg.train.epochs
-        seconds = sum(f.shape[0] for f in self.train.features[0]) * FRAME_SECONDS
+        seconds = sum(f.shape[0] for f in self.train.features[0]) * frame_seconds(cfg.features)
         self.console.print(
             f"train: {len(train_utts)} utterances ({seconds / 3600:.2f} h per variant, {cfg.augment.variants} "
             f"variants), {len(plan.order)} per epoch in {self.steps_per_epoch} batches; dev: {len(dev_utts)}"
@@ -165,8 +164,7 @@ class Trainer:
         name = self.config.train.init
         if not name:
             return None
-        bundled = name.startswith("bundled:")
-        folder = Path(__file__).resolve().parents[1] / "pretrained" / name[8:] if bundled else Path(name)
+        folder = bundled(name.removeprefix("bundled:")) if name.startswith("bundled:") else Path(name)
         bundle = load_bundle(folder)
         if bundle.model.config != self.config.model or bundle.features != self.config.features:
             raise ConfigError(f"train.init {name}: its model or feature config differs from the recipe's")
