@@ -5,6 +5,7 @@ raise ShapeError for bad shapes, import nothing from training; every documented 
 from __future__ import annotations
 
 import ast
+import json
 import re
 import subprocess
 import sys
@@ -14,7 +15,9 @@ import numpy as np
 import pytest
 import torch
 
+from gruasr.audio.io import RawFormat, load_audio, save_wav
 from gruasr.bundle import DecodeOptions, load_bundle
+from gruasr.cli.main import main
 from gruasr.errors import ShapeError
 from gruasr.recognizer import OfflineRecognizer, Result
 from gruasr.streaming import Event, StreamingRecognizer
@@ -165,3 +168,19 @@ def test_cuda_the_bundled_models_load_on_the_gpu() -> None:
     streaming = StreamingRecognizer.load(device="cuda")
     assert streaming.device.type == "cuda"
     assert isinstance(asr.transcribe(_speechlike(), RATE).text, str)
+
+
+def test_stream_and_call_read_headerless_audio_as_the_same_wav(tmp_path: Path, capsys) -> None:
+    folder = saved(tmp_path / "m")
+    raw = tmp_path / "leg.pcm"
+    raw.write_bytes((_speechlike(2.0) * 32767).astype("<i2").tobytes())
+    wav = tmp_path / "leg.wav"
+    save_wav(wav, load_audio(raw, raw=RawFormat(RATE, 2, "little")).channel(0), RATE)
+    common = ["--model", str(folder), "--greedy", "--json", "--no-endpoint", "--keep-unvoiced"]
+    for command in ("stream", "call"):
+        assert main([command, *common, "--raw", "8000:2:le", str(raw)]) == 0
+        from_raw = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+        assert main([command, *common, str(wav)]) == 0
+        from_wav = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+        assert from_raw and [{**e, "audio": None} for e in from_raw] == [{**e, "audio": None} for e in from_wav]
+        assert all(e["channel"] == 0 for e in from_raw)
