@@ -43,16 +43,9 @@ def _cmd_stream(args: argparse.Namespace) -> int:
     return 0
 
 
-def _timestamp(seconds: float, sep: str) -> str:
-    ms = int(round(seconds * 1000))
-    h, rest = divmod(ms, 3_600_000)
-    m, rest = divmod(rest, 60_000)
-    s, ms = divmod(rest, 1000)
-    return f"{h:02d}:{m:02d}:{s:02d}{sep}{ms:03d}"
-
-
 def _cmd_call(args: argparse.Namespace) -> int:
     from gruasr.streaming.calls import call_transcript
+    from gruasr.subtitles import Cue, subtitles, timestamp
 
     if not check_audio_files("call", [args.file], args.raw):  # before the model loads
         return 1
@@ -62,17 +55,10 @@ def _cmd_call(args: argparse.Namespace) -> int:
         for event in finals:
             print(json.dumps({"audio": args.file, **event.to_dict()}))
     elif args.format in ("srt", "vtt"):
-        sep = "," if args.format == "srt" else "."
-        lines = ["WEBVTT", ""] if args.format == "vtt" else []
-        for n, event in enumerate(finals, 1):
-            if args.format == "srt":
-                lines.append(str(n))
-            lines.append(f"{_timestamp(event.start, sep)} --> {_timestamp(event.end, sep)}")
-            lines += [f"{event.leg}: {event.text}" if args.format == "srt" else f"<v {event.leg}>{event.text}", ""]
-        sys.stdout.write("\n".join(lines) + ("\n" if lines else ""))
+        sys.stdout.write(subtitles((Cue(e.start, e.end, e.text, e.leg) for e in finals), args.format))
     else:
         for event in finals:
-            print(f"[{_timestamp(event.start, '.')} - {_timestamp(event.end, '.')}] {event.leg}: {event.text}")
+            print(f"[{timestamp(event.start, '.')} - {timestamp(event.end, '.')}] {event.leg}: {event.text}")
     return 0
 
 

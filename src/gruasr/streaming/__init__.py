@@ -5,7 +5,7 @@ call leg), which gives `Event`s; endpointing by `gruasr.vad`.
     asr = StreamingRecognizer.load(endpoint=EndpointConfig(trailing_silence=0.6))   # bundled model, device="cpu"
 """
 
-from gruasr.streaming.recognizer import Event, Stream, StreamingRecognizer
+from gruasr.streaming.recognizer import Event, PendingFinal, Stream, StreamingRecognizer
 from gruasr.vad import EndpointConfig, Endpointer
 
-__all__ = ["EndpointConfig", "Endpointer", "Event", "Stream", "StreamingRecognizer"]
+__all__ = ["EndpointConfig", "Endpointer", "Event", "PendingFinal", "Stream", "StreamingRecognizer"]

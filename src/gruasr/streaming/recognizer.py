@@ -16,6 +16,10 @@ LM), and the stream starts the next utterance from a fresh state, exactly as off
 would. In between, partial results (greedy) come whenever the text grows. Memory per stream is bounded by the
 longest utterance (`max_utterance`), whatever the length of the call.
 
+Finals are decoded when they are collected: `Stream.events()` decodes them in the caller's thread, and a server
+that must not stall other calls on one slow beam search takes them undecoded with `Stream.take()` and decodes
+each `PendingFinal` in a pool (`PendingFinal.event(hypothesis)` builds the same Event).
+
 Many calls at once: `StreamingRecognizer.advance(streams)` runs the recurrent steps of every stream that has audio
 ready as one batch (Deep Speech 2's batch dispatch); results equal unbatched ones. A recognizer may be shared
 between threads (a lock guards the model); a Stream belongs to one thread. The filterbank, CMVN, the streams'
@@ -39,7 +43,7 @@ from torch.nn.utils.rnn import pad_sequence
 
 from gruasr.bundle import PRETRAINED
 from gruasr.decoding.greedy import greedy_decode
-from gruasr.decoding.hypothesis import Word
+from gruasr.decoding.hypothesis import Hypothesis, Word
 from gruasr.errors import ConfigError, ShapeError
 from gruasr.features.framing import num_frames
 from gruasr.features.streaming import StreamingFbank
@@ -85,6 +89,32 @@ class Event:
         if self.type == "final":
             out["words"] = [w.to_dict() for w in self.words]
         return out
+
+
+@dataclass(frozen=True)
+class PendingFinal:
+    """An ended utterance whose final result is not decoded yet: its CTC log-probabilities (T', V) on the CPU,
+    and where it lies in the stream. Decode `log_probs` by any decoder (word times in seconds from its first
+    step), then `event(hypothesis)` gives the final Event on the stream's clock (None when nothing was said)."""
+
+    log_probs: Tensor
+    offset: float  # seconds from the start of the stream to the utterance's first frame
+    end: float  # seconds from the start of the stream to the utterance's end (its cut)
+    channel: int = 0
+    leg: str | None = None
+
+    def words(self, hyp: Hypothesis) -> tuple[Word, ...]:
+        """The hypothesis's words moved onto the stream's clock."""
+        return tuple(Word(w.word, w.start + self.offset, w.end + self.offset, w.conf) for w in hyp.words)
+
+    def event(self, hyp: Hypothesis) -> Event | None:
+        """The final Event of a decoded hypothesis; it spans its words (the utterance also holds the silence
+        around them). None for an empty text."""
+        if not hyp.text:
+            return None
+        words = self.words(hyp)
+        start, end = (words[0].start, words[-1].end) if words else (self.offset, self.end)
+        return Event("final", hyp.text, start, end, words, self.channel, self.leg)
 
 
 @dataclass
@@ -133,7 +163,7 @@ class Stream:
         self._cuts: deque[tuple[int, bool]] = deque()
         self._last_cut = 0
         self._received = 0  # samples at the model rate
-        self._events: list[Event] = []
+        self._events: list[Event | PendingFinal] = []
         self.finished = False
         #: with record=True: (first frame, end frame, log-probs (T', V)) of every ended utterance (for tests and
         #: analysis; it grows with the stream)
@@ -147,10 +177,11 @@ class Stream:
         self.recognizer.advance([self])
         return self.events()
 
-    def feed(self, samples: np.ndarray | Sequence[float]) -> None:
+    def feed(self, samples: np.ndarray | Sequence[float], last: bool = False) -> None:
         """Add audio without running the network: for callers that batch many streams with
-        `StreamingRecognizer.advance(streams)` and then collect each one's `events()`."""
-        self._feed(self._check(samples), last=False)
+        `StreamingRecognizer.advance(streams)` and then collect each one's `events()` (or `take()`).
+        `last=True` ends the stream: the next advance ends its last utterance, as finish() does."""
+        self._feed(self._check(samples), last=last)
 
     def finish(self) -> list[Event]:
         """End of the stream: the last utterance's final result (if it has words). The stream is then done."""
@@ -160,7 +191,18 @@ class Stream:
         return self.events()
 
     def events(self) -> list[Event]:
-        """The events not yet returned (for callers that drive `StreamingRecognizer.advance` themselves)."""
+        """The events not yet returned (for callers that drive `StreamingRecognizer.advance` themselves);
+        finals are decoded here, in the caller's thread, by the recognizer's decoder."""
+        out: list[Event] = []
+        for item in self.take():
+            event = item if isinstance(item, Event) else item.event(self.recognizer.offline.decode(item.log_probs))
+            if event is not None:
+                out.append(event)
+        return out
+
+    def take(self) -> list[Event | PendingFinal]:
+        """The events not yet returned, in order, with each final still to be decoded (a PendingFinal): for
+        callers that decode finals elsewhere (a server's pool)."""
         out, self._events = self._events, []
         return out
 
@@ -234,12 +276,8 @@ class Stream:
             empty = torch.zeros(0, rec.model.config.vocab_size)
             self.recorded.append((utt.start, cut, torch.cat(utt.log_probs) if utt.log_probs else empty))
         if utt.log_probs and keep:  # an utterance without speech that is dropped is not decoded either
-            hyp = rec.offline.decode(torch.cat(utt.log_probs))
-            offset = utt.start * rec.frame_seconds
-            words = tuple(Word(w.word, w.start + offset, w.end + offset, w.conf) for w in hyp.words)
-            if hyp.text:  # the final spans its words (the utterance also holds the silence around them)
-                start, end = (words[0].start, words[-1].end) if words else (offset, cut * rec.frame_seconds)
-                self._events.append(Event("final", hyp.text, start, end, words, self.channel, self.leg))
+            offset, end = utt.start * rec.frame_seconds, cut * rec.frame_seconds
+            self._events.append(PendingFinal(torch.cat(utt.log_probs), offset, end, self.channel, self.leg))
         self._utterance = _Utterance(cut)
         self._state = None
         self._context = self._context[:0]
