@@ -1,0 +1,108 @@
+"""What `gruasr serve` is told: listeners, the thread layout, limits, and where call transcripts go.
+
+A TOML file (`--config serve.toml`) holds a `[server]` table with the field names below; unknown keys are
+errors; command-line flags override the file. Nothing here is global: `create_app(config, recognizer)` and
+`serve(config)` take the object.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+from gruasr.errors import ConfigError
+
+
+def default_decode_workers() -> int:
+    """One decoding thread per core beyond the one that runs the event loop and the ticker (at least one)."""
+    return max(1, (os.cpu_count() or 1) - 1)
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    host: str = "127.0.0.1"
+    #: the HTTP/WebSocket port (Vosk's default 2700): Vosk WebSocket on /, media streams on /media, REST
+    port: int = 2700
+    #: Asterisk AudioSocket TCP port; None: no AudioSocket listener
+    audiosocket_port: int | None = None
+    #: a model folder (a unidirectional streaming model); None: the bundled streaming model
+    model: str | None = None
+    #: torch intra-op threads of the ticker (the one thread that runs the network for all streams). One is the
+    #: safe choice on a shared machine: a parallel region waits on its slowest thread, and a descheduled peer
+    #: makes every tick wait (100x slower with a CPU hog beside it on 2 cores).
+    torch_threads: int = 1
+    #: threads decoding finals (beam search + LM), beside the event loop and the ticker
+    decode_workers: int = 0  # 0: default_decode_workers()
+    #: the ticker runs at most once per tick_ms and right away when audio is waiting after an idle spell
+    tick_ms: float = 100.0
+    #: open streaming sessions (all protocols); past it new ones are refused ("capacity")
+    max_sessions: int = 256
+    #: audio a session may have waiting for the ticker, seconds; past it the session is refused ("backlog")
+    max_backlog_seconds: float = 10.0
+    #: replies and call events waiting for a slow client, per connection; past it the client is dropped ("slow")
+    max_outbox: int = 256
+    #: largest REST upload, bytes
+    max_upload_bytes: int = 100 * 1024 * 1024
+    #: SIGTERM: open sessions get their finals within this many seconds, then the process exits
+    drain_seconds: float = 10.0
+    #: write each media-stream and AudioSocket call's final events as JSON Lines under this folder
+    output: str | None = None
+    #: POST each final event of a media-stream or AudioSocket call to this URL (JSON)
+    webhook: str | None = None
+    #: endpointing: seconds of silence that end an utterance
+    trailing_silence: float = 0.6
+    #: calls whose events stay available over server-sent events after they ended
+    keep_calls: int = 100
+
+    def __post_init__(self) -> None:
+        for name in ("port", "torch_threads", "max_sessions", "max_outbox", "max_upload_bytes", "keep_calls"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < (0 if name == "port" else 1):
+                raise ConfigError(f"server.{name} must be a positive integer, got {value!r}")
+        if self.audiosocket_port is not None and not (0 <= self.audiosocket_port < 65536):
+            raise ConfigError(f"server.audiosocket_port must be a port number, got {self.audiosocket_port!r}")
+        if not 0 <= self.decode_workers <= 64:
+            raise ConfigError(f"server.decode_workers must be 0 (one per spare core) to 64, got {self.decode_workers}")
+        for name in ("tick_ms", "max_backlog_seconds", "drain_seconds", "trailing_silence"):
+            value = getattr(self, name)
+            if not isinstance(value, int | float) or not value > 0:
+                raise ConfigError(f"server.{name} must be a number > 0, got {value!r}")
+        if self.webhook is not None and not self.webhook.startswith(("http://", "https://")):
+            raise ConfigError(f"server.webhook must be an http(s) URL, got {self.webhook!r}")
+
+    @property
+    def decoders(self) -> int:
+        """Decoding threads: decode_workers, or one per spare core."""
+        return self.decode_workers or default_decode_workers()
+
+    def with_overrides(self, **overrides: Any) -> ServerConfig:
+        """A copy with the given fields replaced (None values are ignored: a flag that was not given)."""
+        return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def load_config(path: str | os.PathLike[str] | None) -> ServerConfig:
+    """ServerConfig from a TOML file's [server] table (None: the defaults)."""
+    if path is None:
+        return ServerConfig()
+    file = Path(path)
+    if not file.is_file():
+        raise ConfigError(f"server config not found: {file}")
+    try:
+        data = tomllib.loads(file.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{file}: not valid TOML ({err})") from None
+    extra = set(data) - {"server"}
+    if extra:
+        raise ConfigError(f"{file}: unknown tables {sorted(extra)} (expected [server])")
+    table = data.get("server", {})
+    known = {f.name for f in fields(ServerConfig)}
+    unknown = set(table) - known
+    if unknown:
+        raise ConfigError(f"{file}: unknown server keys {sorted(unknown)}; known: {sorted(known)}")
+    try:
+        return ServerConfig(**table)
+    except TypeError as err:
+        raise ConfigError(f"{file}: {err}") from None

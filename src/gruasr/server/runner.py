@@ -1,0 +1,125 @@
+"""Running the app: uvicorn with the server's thread layout, JSON log lines on stderr, and a SIGTERM drain.
+
+SIGTERM (or Ctrl+C) drains: /readyz turns 503 and new sessions are refused ("draining"); every open session is
+asked to end, so it gets the finals of what was said (Vosk clients a final result then close 1001, calls their
+last events); after they are done, or `drain_seconds`, uvicorn stops and the process exits 0. A second signal
+stops at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+from types import FrameType
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+
+from gruasr.server.app import create_app
+from gruasr.server.config import ServerConfig
+from gruasr.server.engine import Engine
+from gruasr.streaming.recognizer import StreamingRecognizer
+from gruasr.vad import EndpointConfig
+
+log = logging.getLogger("gruasr.server")
+_STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message and the record's `extra` fields (never audio or
+    transcripts: the server logs sizes, ids and reasons only)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        out: dict[str, Any] = {
+            "time": round(record.created, 3),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        out.update({k: v for k, v in record.__dict__.items() if k not in _STANDARD})
+        if record.exc_info:
+            out["error"] = self.formatException(record.exc_info)
+        return json.dumps(out, default=str)
+
+
+def setup_logging(level: str = "info") -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter())
+    for name in ("gruasr", "uvicorn.error"):
+        logger = logging.getLogger(name)
+        logger.handlers = [handler]
+        logger.setLevel(level.upper())
+        logger.propagate = False
+
+
+class DrainingServer(uvicorn.Server):
+    """uvicorn's server whose first SIGTERM/SIGINT drains the engine before stopping (see the module docstring)."""
+
+    def __init__(self, config: uvicorn.Config, engine: Engine, drain_seconds: float) -> None:
+        super().__init__(config)
+        self.engine = engine
+        self.drain_seconds = drain_seconds
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._draining = False
+
+    async def serve(self, sockets: Any = None) -> None:
+        self._loop = asyncio.get_running_loop()
+        await super().serve(sockets)
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self._draining or self._loop is None:
+            super().handle_exit(sig, frame)
+            self.force_exit = self._draining
+            return
+        self._draining = True
+        self._loop.call_soon_threadsafe(lambda: self._loop and self._loop.create_task(self.drain()))
+
+    async def drain(self) -> None:
+        """Refuse new sessions, let the open ones end with their finals (bounded), then stop."""
+        log.info("draining", extra={"streams": len(self.engine.legs), "seconds": self.drain_seconds})
+        self.engine.drain()
+        idle = await self.engine.wait_idle(self.drain_seconds)
+        await asyncio.sleep(0.2)  # the last close frames and call events leave
+        log.info("drained" if idle else "drain timed out", extra={"streams": len(self.engine.legs)})
+        self.should_exit = True
+
+
+def uvicorn_config(app: Starlette, config: ServerConfig) -> uvicorn.Config:
+    """uvicorn's settings: no per-message deflate (no Sec-WebSocket-Extensions a PBX module did not offer), the
+    sans-I/O websockets implementation, our logging, one event loop."""
+    return uvicorn.Config(
+        app,
+        host=config.host,
+        port=config.port,
+        ws="websockets-sansio",
+        ws_per_message_deflate=False,
+        lifespan="on",
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=max(1, int(config.drain_seconds)),
+    )
+
+
+def build(config: ServerConfig, recognizer: StreamingRecognizer | None = None) -> tuple[Starlette, DrainingServer]:
+    """The app and its uvicorn server (recognizer None: load config.model or the bundled streaming model)."""
+    if recognizer is None:
+        endpoint = EndpointConfig(trailing_silence=config.trailing_silence)
+        recognizer = StreamingRecognizer.load(config.model, endpoint=endpoint)
+    app = create_app(config, recognizer)
+    return app, DrainingServer(uvicorn_config(app, config), app.state.engine, config.drain_seconds)
+
+
+def run(config: ServerConfig) -> int:
+    """`gruasr serve`: load, listen, serve until SIGTERM, drain, exit 0."""
+    setup_logging()
+    _, server = build(config)
+    log.info(
+        "serving",
+        extra={"host": config.host, "port": config.port, "audiosocket_port": config.audiosocket_port,
+               "torch_threads": config.torch_threads, "decode_workers": config.decoders},
+    )  # fmt: skip
+    server.run()
+    return 0

@@ -1,0 +1,241 @@
+"""The Vosk WebSocket protocol against real clients on loopback: the project's lock-step client on real AN4 audio
+gives what `gruasr stream` gives; the `ws` subprotocol is accepted and no extension is sent unasked; every row of
+docs/serving.md's Vosk example table is a test; two clients at once get their own results."""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from websockets.sync.client import connect
+
+from gruasr.cli.main import main
+from gruasr.streaming import StreamingRecognizer
+from tests.server.conftest import RATE, Running, Utterance, pcm16, running, wav
+from tests.server.vosk_client import closed, final_text, finals, lockstep
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "serving.md"
+
+
+def _call_audio(an4: list[Utterance]) -> np.ndarray:
+    """Two utterances of one speaker with 1.5 s of silence between: the server must find the endpoint."""
+    gap = np.zeros(int(1.5 * RATE), np.float32)
+    return np.concatenate([gap[:RATE // 2], an4[0].samples, gap, an4[1].samples, gap[:RATE // 2]])
+
+
+def test_lockstep_client_gets_what_gruasr_stream_gives(
+    server: Running, an4: list[Utterance], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The Vosk test client's pattern (WAV file bytes, header included, 8000-byte chunks, one reply read per
+    chunk, eof) on real AN4 speech: the finals, their words and times equal `gruasr stream --json` on the file."""
+    path = wav(tmp_path / "two.wav", _call_audio(an4))
+    replies = lockstep(server.ws, path.read_bytes(), {"sample_rate": RATE, "words": 1})
+    assert main(["stream", str(path), "--json"]) == 0
+    events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    expected = [e for e in events if e["type"] == "final"]
+    got = finals(replies)
+    assert len(expected) == 2, expected  # the two utterances, cut at the pause
+    assert [r["text"] for r in got if r["text"]] == [e["text"] for e in expected]
+    served_words = [(w["word"], w["start"], w["end"]) for r in got for w in r.get("result", [])]
+    stream_words = [(w["word"], w["start"], w["end"]) for e in expected for w in e["words"]]
+    assert served_words == stream_words
+    assert len(replies) == -(-path.stat().st_size // 8000) + 1  # exactly one reply per message
+    assert all(set(r) == {"partial"} for r in replies if r not in got)
+
+
+def test_ws_subprotocol_accepted_and_no_extension_unasked(server: Running) -> None:
+    """A PBX module offers the `ws` subprotocol and no extension: it gets `ws` back and no
+    Sec-WebSocket-Extensions header; a client offering permessage-deflate is not answered with it either."""
+    with connect(server.ws, subprotocols=["ws"], compression=None) as ws:
+        assert ws.subprotocol == "ws"
+        assert "Sec-WebSocket-Extensions" not in ws.response.headers
+    with connect(server.ws, compression="deflate") as ws:  # offers permessage-deflate
+        assert ws.subprotocol is None
+        assert "Sec-WebSocket-Extensions" not in ws.response.headers
+        ws.send('{"eof" : 1}')
+        assert json.loads(ws.recv(timeout=30)) == {"text": ""}
+
+
+def test_two_clients_at_once_get_their_own_results(
+    server: Running, an4: list[Utterance], recognizer: StreamingRecognizer
+) -> None:
+    """Two speakers streamed at the same time through one server (batched in the same ticks): each client's
+    final equals its own audio streamed in process, nothing of the other's."""
+    a, b = an4[0], an4[2]
+    assert a.speaker != b.speaker
+    results: dict[str, str] = {}
+
+    def client(utt: Utterance) -> None:
+        results[utt.id] = final_text(lockstep(server.ws, utt.pcm, chunk=1600))
+
+    threads = [threading.Thread(target=client, args=(u,)) for u in (a, b)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    for utt in (a, b):
+        stream = recognizer.stream(RATE)
+        expected = " ".join(e.text for e in stream.accept(utt.samples) + stream.finish() if e.type == "final")
+        assert results[utt.id] == expected
+    assert results[a.id] != results[b.id]
+
+
+# -- docs/serving.md: the Vosk example table, one test per row ----------------------------------------------------
+
+
+def _table_rows() -> list[str]:
+    """The `case` column of the table under "### Vosk protocol examples"."""
+    text = DOCS.read_text(encoding="utf-8")
+    section = text.split("### Vosk protocol examples", 1)[1].split("\n#", 1)[0]
+    return re.findall(r"^\| `([a-z0-9-]+)` \|", section, flags=re.MULTILINE)
+
+
+def _session(server: Running, messages: list[Any]) -> tuple[list[dict[str, Any]], int | None]:
+    """Send each message (dict: JSON text; bytes: audio), read one reply per message but the config (a message
+    after which the server closes gets none); then the close code."""
+    replies = []
+    with connect(server.ws, compression=None) as ws:
+        for m in messages:
+            try:
+                ws.send(json.dumps(m) if isinstance(m, dict) else m)
+            except Exception:  # the server closed after an error
+                break
+            if isinstance(m, dict) and "config" in m:
+                continue
+            try:
+                replies.append(json.loads(ws.recv(timeout=30)))
+            except Exception:
+                break
+        try:  # what the server sent before closing (an error after a message that has no reply)
+            while True:
+                replies.append(json.loads(ws.recv(timeout=30)))
+        except Exception:
+            return replies, ws.close_code
+
+
+def _chunks(pcm: bytes, size: int = 8000) -> list[bytes]:
+    return [pcm[i : i + size] for i in range(0, len(pcm), size)]
+
+
+EOF_ = {"eof": 1}
+
+
+def case_no_config(server: Running, an4: list[Utterance]) -> None:
+    replies, code = _session(server, [*_chunks(an4[0].pcm), EOF_])
+    assert all(set(r) == {"partial"} for r in replies[:-1])
+    assert set(replies[-1]) == {"text"} and replies[-1]["text"]
+    assert code == 1000
+
+
+def case_words(server: Running, an4: list[Utterance]) -> None:
+    replies, _ = _session(server, [{"config": {"words": 1}}, *_chunks(an4[0].pcm), EOF_])
+    final = replies[-1]
+    assert list(final) == ["result", "text"]
+    assert all(list(w) == ["conf", "end", "start", "word"] for w in final["result"])
+    assert " ".join(w["word"] for w in final["result"]) == final["text"]
+    assert all(0 <= w["conf"] <= 1 and w["start"] <= w["end"] for w in final["result"])
+
+
+def case_silence(server: Running, an4: list[Utterance]) -> None:
+    replies, code = _session(server, [{"config": {"words": 1}}, bytes(16000), EOF_])
+    assert replies == [{"partial": ""}, {"text": ""}] and code == 1000
+
+
+def case_alternatives(server: Running, an4: list[Utterance]) -> None:
+    replies, _ = _session(server, [{"config": {"max_alternatives": 3}}, *_chunks(an4[0].pcm), EOF_])
+    alternatives = replies[-1]["alternatives"]
+    assert list(replies[-1]) == ["alternatives"] and 1 <= len(alternatives) <= 3
+    assert all(list(a) == ["confidence", "text"] for a in alternatives)
+    confidences = [a["confidence"] for a in alternatives]
+    assert confidences == sorted(confidences, reverse=True) and 0 < sum(confidences) <= 1.0 + 1e-6
+    assert len({a["text"] for a in alternatives}) == len(alternatives)
+    plain, _ = _session(server, [*_chunks(an4[0].pcm), EOF_])
+    assert alternatives[0]["text"] == plain[-1]["text"]
+
+
+def case_reset(server: Running, an4: list[Utterance]) -> None:
+    first, second = an4[0], an4[1]
+    messages = [{"config": {"words": 1}}, *_chunks(first.pcm), {"reset": 1}, *_chunks(second.pcm), EOF_]
+    replies, code = _session(server, messages)
+    reset_reply = replies[len(_chunks(first.pcm))]
+    assert "text" in reset_reply and reset_reply["text"]
+    last = replies[-1]
+    assert last["text"] and code == 1000
+    assert last["result"][0]["start"] >= len(first.samples) / RATE  # the clock goes on after a reset
+
+
+def case_phrase_list(server: Running, an4: list[Utterance]) -> None:
+    phrases = ["yes", "no", "operator", "rubout", "enter", "one", "two", "three", "four", "five", "six", "seven"]
+    replies, _ = _session(server, [{"config": {"phrase_list": phrases}}, *_chunks(an4[0].pcm), EOF_])
+    words = replies[-1]["text"].split()
+    assert words and set(words) <= set(phrases)
+
+
+def case_wav_header(server: Running, an4: list[Utterance], tmp_path: Path) -> None:
+    path = wav(tmp_path / "a.wav", an4[0].samples)
+    with_header, _ = _session(server, [*_chunks(path.read_bytes()), EOF_])
+    bare, _ = _session(server, [*_chunks(an4[0].pcm), EOF_])
+    assert path.read_bytes()[44:] == an4[0].pcm
+    assert with_header[-1] == bare[-1]
+
+
+def case_odd_chunks(server: Running, an4: list[Utterance]) -> None:
+    odd, _ = _session(server, [*_chunks(an4[0].pcm, 4001), EOF_])
+    even, _ = _session(server, [*_chunks(an4[0].pcm), EOF_])
+    assert odd[-1] == even[-1] and odd[-1]["text"]
+
+
+def case_bad_message(server: Running, an4: list[Utterance]) -> None:
+    replies, code = _session(server, ["hello"])
+    assert list(replies[0]) == ["error"] and code == 1003
+
+
+def case_config_after_audio(server: Running, an4: list[Utterance]) -> None:
+    replies, code = _session(server, [an4[0].pcm[:8000], {"config": {"sample_rate": 16000}}, EOF_])
+    assert replies[0] == {"partial": replies[0]["partial"]}
+    assert "error" in replies[-1] and code == 1003
+
+
+def case_bad_config(server: Running, an4: list[Utterance]) -> None:
+    replies, code = _session(server, [{"config": {"sample_rate": 100}}, EOF_])
+    assert "sample_rate" in replies[0]["error"] and code == 1003
+
+
+CASES: dict[str, Callable[..., None]] = {
+    "no-config": case_no_config,
+    "words": case_words,
+    "silence": case_silence,
+    "alternatives": case_alternatives,
+    "reset": case_reset,
+    "phrase-list": case_phrase_list,
+    "wav-header": case_wav_header,
+    "odd-chunks": case_odd_chunks,
+    "bad-message": case_bad_message,
+    "config-after-audio": case_config_after_audio,
+    "bad-config": case_bad_config,
+}
+
+
+def test_every_table_row_has_a_test() -> None:
+    assert sorted(_table_rows()) == sorted(CASES)
+
+
+@pytest.fixture(scope="module")
+def shared_server(recognizer: StreamingRecognizer):  # type: ignore[no-untyped-def]
+    with running(recognizer) as r:
+        yield r
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_vosk_table_row(case: str, shared_server: Running, an4: list[Utterance], tmp_path: Path) -> None:
+    check = CASES[case]
+    if "tmp_path" in check.__code__.co_varnames[: check.__code__.co_argcount]:
+        check(shared_server, an4, tmp_path)
+    else:
+        check(shared_server, an4)
