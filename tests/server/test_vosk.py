@@ -17,8 +17,8 @@ from websockets.sync.client import connect
 
 from gruasr.cli.main import main
 from gruasr.streaming import StreamingRecognizer
-from tests.server.conftest import RATE, Running, Utterance, pcm16, running, wav
-from tests.server.vosk_client import closed, final_text, finals, lockstep
+from tests.server.conftest import RATE, Running, Utterance, running, wav
+from tests.server.vosk_client import final_text, finals, lockstep
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "serving.md"
 
@@ -26,7 +26,7 @@ DOCS = Path(__file__).resolve().parents[2] / "docs" / "serving.md"
 def _call_audio(an4: list[Utterance]) -> np.ndarray:
     """Two utterances of one speaker with 1.5 s of silence between: the server must find the endpoint."""
     gap = np.zeros(int(1.5 * RATE), np.float32)
-    return np.concatenate([gap[:RATE // 2], an4[0].samples, gap, an4[1].samples, gap[:RATE // 2]])
+    return np.concatenate([gap[: RATE // 2], an4[0].samples, gap, an4[1].samples, gap[: RATE // 2]])
 
 
 def test_lockstep_client_gets_what_gruasr_stream_gives(

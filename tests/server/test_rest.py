@@ -1,0 +1,108 @@
+"""The OpenAI-compatible REST endpoint with the official `openai` client (base_url pointed at the server): json,
+verbose_json with words, srt; OpenAI-style errors; health, readiness and Prometheus metrics."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import openai
+import pytest
+
+from gruasr.recognizer import OfflineRecognizer
+from gruasr.streaming import StreamingRecognizer
+from tests.server.conftest import RATE, Running, Utterance, wav
+from tests.server.vosk_client import lockstep
+
+
+@pytest.fixture
+def client(server: Running) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{server.url}/v1", api_key="unused", max_retries=0, timeout=60)
+
+
+def _expected(offline: OfflineRecognizer, path: Path) -> str:
+    return " ".join(r.text for r in offline.transcribe_file(path) if r.text)
+
+
+def test_openai_client_json_verbose_and_srt(
+    client: openai.OpenAI, an4: list[Utterance], recognizer: StreamingRecognizer, tmp_path: Path
+) -> None:
+    """json gives the text the server's model gives the file offline; verbose_json with word timestamps gives
+    the same words with times inside the audio; srt gives one cue per segment with the same text."""
+    gap = np.zeros(RATE, np.float32)
+    path = wav(tmp_path / "call.wav", np.concatenate([gap, an4[2].samples, gap, gap, an4[3].samples, gap]))
+    expected = _expected(recognizer.offline, path)
+    assert expected
+
+    with path.open("rb") as f:
+        plain = client.audio.transcriptions.create(model="whisper-1", file=f)
+    assert plain.text == expected
+
+    with path.open("rb") as f:
+        verbose = client.audio.transcriptions.create(
+            model="gruasr", file=f, response_format="verbose_json", timestamp_granularities=["word"]
+        )
+    assert verbose.text == expected
+    assert verbose.duration == pytest.approx(path.stat().st_size / 2 / RATE, abs=0.01)
+    assert verbose.words is not None and " ".join(w.word for w in verbose.words) == expected
+    assert all(0 <= w.start <= w.end <= verbose.duration for w in verbose.words)
+    assert verbose.segments is not None and len(verbose.segments) == 2  # two utterances, 2 s apart
+    assert " ".join(s.text for s in verbose.segments) == expected
+
+    with path.open("rb") as f:
+        srt = client.audio.transcriptions.create(model="gruasr", file=f, response_format="srt")
+    blocks = [b.splitlines() for b in str(srt).strip().split("\n\n")]
+    assert [b[0] for b in blocks] == ["1", "2"]
+    assert all(" --> " in b[1] and "," in b[1] for b in blocks)
+    assert " ".join(" ".join(b[2:]) for b in blocks) == expected
+
+
+def test_openai_errors_are_openai_shaped(client: openai.OpenAI, tmp_path: Path) -> None:
+    bad = tmp_path / "not-audio.wav"
+    bad.write_bytes(b"RIFF....WAVEnot really")
+    with pytest.raises(openai.BadRequestError) as caught, bad.open("rb") as f:
+        client.audio.transcriptions.create(model="gruasr", file=f)
+    body = caught.value.body
+    assert isinstance(body, dict) and body["type"] == "invalid_request_error" and body["code"] == "bad_audio"
+    assert str(tmp_path) not in body["message"] and "gruasr-upload" not in body["message"]
+    with pytest.raises(openai.BadRequestError), bad.open("rb") as f:
+        client.audio.transcriptions.create(model="gruasr", file=f, response_format="mp3")  # type: ignore[arg-type]
+
+
+def _get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=30) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read().decode()
+
+
+def test_health_readiness_and_metrics(server: Running, an4: list[Utterance]) -> None:
+    """/healthz and /readyz answer 200; after one Vosk session /metrics counts it, its audio and its ticks, and
+    lists every refusal reason (at zero); a bad message counts as a refusal."""
+    assert _get(f"{server.url}/healthz") == (200, json.dumps({"status": "ok"}, separators=(",", ":")))
+    status, body = _get(f"{server.url}/readyz")
+    assert status == 200 and json.loads(body)["status"] == "ready"
+    lockstep(server.ws, an4[0].pcm)
+    _, text = _get(f"{server.url}/metrics")
+    metrics = {
+        line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line and not line.startswith("#")
+    }
+    assert metrics['gruasr_sessions_total{protocol="vosk"}'] == 1
+    assert metrics['gruasr_audio_seconds_total{protocol="vosk"}'] == pytest.approx(len(an4[0].samples) / RATE)
+    assert metrics["gruasr_tick_seconds_count"] >= 1
+    assert metrics["gruasr_final_latency_seconds_count"] >= 1
+    assert metrics['gruasr_sessions_active{protocol="vosk"}'] == 0
+    assert metrics['gruasr_refusals_total{reason="capacity"}'] == 0
+    from websockets.sync.client import connect
+
+    with connect(server.ws, compression=None) as ws:
+        ws.send("not json")
+        ws.recv(timeout=30)
+    _, text = _get(f"{server.url}/metrics")
+    assert 'gruasr_refusals_total{reason="bad_request"} 1.0' in text
