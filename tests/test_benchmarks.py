@@ -54,3 +54,16 @@ def test_streaming_benchmark_quick_writes_json(tmp_path, data_dir):
     assert all(r["tick_ms_p95"] >= r["tick_ms_p50"] > 0 for r in report["concurrency"])
     assert report["trained"] == bool(report["wer"])  # accuracy only for a trained model, never made up
     assert "concurrent streams" in done.stdout
+
+
+def test_server_load_quick_writes_json(tmp_path, data_dir):
+    """Two real-time Vosk clients against a `gruasr serve` subprocess (stopped after): the report has the row,
+    the clients got every reply, and the served text is what the same audio gives streamed in process."""
+    out = tmp_path / "server_load.json"
+    done = _bench("server_load.py", "--data", str(data_dir), "--out", str(out))
+    row = json.loads(out.read_text())["rows"][0]
+    assert (row["clients"], row["torch_threads"], row["cpu_hog"]) == (2, 1, False)
+    assert row["errors"] == 0 and row["same_text"] == 2
+    assert row["wer_served"] == row["wer_in_process"]
+    assert row["reply_ms_p95"] >= row["reply_ms_p50"] > 0
+    assert "gruasr serve under load" in done.stdout
