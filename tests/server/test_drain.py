@@ -107,3 +107,22 @@ def test_server_config_file_and_errors(tmp_path: Path) -> None:
         ServerConfig(torch_threads=0)
     with pytest.raises(ConfigError, match="webhook"):
         ServerConfig(webhook="ftp://x")
+
+
+def test_stream_and_call_run_one_torch_thread_unless_told(an4: list[Utterance], tmp_path: Path) -> None:
+    """The thread trap applies to `gruasr stream`/`call` too: they set one intra-op thread (or --threads N)."""
+    import torch
+
+    from gruasr.cli.main import main
+    from tests.server.conftest import wav
+
+    path = wav(tmp_path / "a.wav", an4[0].samples)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        assert main(["call", str(path), "--json"]) == 0
+        assert torch.get_num_threads() == 1
+        assert main(["stream", str(path), "--threads", "2"]) == 0
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

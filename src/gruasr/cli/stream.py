@@ -15,9 +15,14 @@ if TYPE_CHECKING:
 
 
 def _streaming(args: argparse.Namespace) -> StreamingRecognizer:
+    import torch
+
     from gruasr.streaming import EndpointConfig, StreamingRecognizer
     from gruasr.streaming.recognizer import bundled_streaming_model
 
+    # One intra-op thread by default: a stream's steps are small, and with a busy core beside it a second thread
+    # makes every step wait on a descheduled peer (docs/serving.md, "Threads").
+    torch.set_num_threads(args.threads)
     if args.model is None:
         args.model = str(bundled_streaming_model())
     endpoint = EndpointConfig(
@@ -71,6 +76,7 @@ def _add_streaming(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--trailing-silence", type=float, default=0.6, help="seconds of silence ending an utterance")
     parser.add_argument("--max-utterance", type=float, default=20.0, help="longest utterance, seconds")
     parser.add_argument("--no-endpoint", action="store_true", help="no endpointing: one utterance per leg")
+    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1, docs/serving.md)")
     parser.add_argument(
         "--keep-unvoiced", action="store_true", help="also report utterances in which the VAD heard no speech"
     )
