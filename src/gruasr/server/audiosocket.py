@@ -20,7 +20,7 @@ import uuid
 
 from gruasr.errors import ConfigError
 from gruasr.server.calls import Call, CallHub
-from gruasr.server.engine import Engine, Leg, Refused, unless
+from gruasr.server.engine import Engine, Interrupt, Leg, Refused
 from gruasr.server.wire import pcm16_samples
 
 log = logging.getLogger("gruasr.server.audiosocket")
@@ -57,12 +57,12 @@ class AudioSocketServer:
 
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         metrics = self.engine.metrics
-        draining = asyncio.Event()
-        unregister = self.engine.on_drain(draining.set)
+        interrupt = Interrupt()
+        unregister = self.engine.on_drain(interrupt)
         metrics.sessions.labels(PROTOCOL).inc()
         metrics.active.labels(PROTOCOL).inc()
         try:
-            await self._serve(reader, draining)
+            await self._serve(reader, interrupt)
         except (ConfigError, Refused) as err:
             reason = err.reason if isinstance(err, Refused) else "bad_request"
             metrics.refuse(reason)
@@ -74,13 +74,13 @@ class AudioSocketServer:
             with contextlib.suppress(ConnectionError):
                 await writer.wait_closed()
 
-    async def _serve(self, reader: asyncio.StreamReader, draining: asyncio.Event) -> None:
+    async def _serve(self, reader: asyncio.StreamReader, interrupt: Interrupt) -> None:
         call: Call | None = None
         leg: Leg | None = None
         carry = b""
         try:
             while True:
-                header = await unless(draining, reader.readexactly(3))
+                header = await interrupt.receive(reader.readexactly(3))
                 if header is None:
                     break
                 kind, length = header[0], int.from_bytes(header[1:3], "big")

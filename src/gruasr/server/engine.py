@@ -57,22 +57,33 @@ Listener = Callable[[list[Output]], None]
 T = TypeVar("T")
 
 
-async def unless(event: asyncio.Event, awaitable: Awaitable[T]) -> T | None:
-    """The awaitable's result, or None as soon as `event` is set (the awaitable is then cancelled): a receive
-    loop that a drain interrupts."""
-    if event.is_set():
-        return None
-    task = asyncio.ensure_future(awaitable)
-    stop = asyncio.ensure_future(event.wait())
-    try:
-        await asyncio.wait([task, stop], return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        stop.cancel()
-    if task.done():
-        return task.result()
-    task.cancel()
-    await asyncio.gather(task, return_exceptions=True)
-    return None
+class Interrupt:
+    """Lets a drain interrupt a session's receive loop, without a task per message: `await interrupt.receive(aw)`
+    gives the awaitable's result, or None once the interrupt is called (before or while waiting). Register the
+    instance itself as the session's drain callback (`Engine.on_drain`)."""
+
+    def __init__(self) -> None:
+        self.called = False
+        self._waiter: asyncio.Task[object] | None = None
+
+    def __call__(self) -> None:
+        self.called = True
+        if self._waiter is not None:
+            self._waiter.cancel()
+
+    async def receive(self, awaitable: Awaitable[T]) -> T | None:
+        if self.called:
+            return None
+        task = asyncio.current_task()
+        self._waiter = task
+        try:
+            return await awaitable
+        except asyncio.CancelledError:
+            if self.called and task is not None and task.uncancel() == 0:
+                return None  # our own cancel: the drain
+            raise
+        finally:
+            self._waiter = None
 
 
 def shift(event: Event, seconds: float) -> Event:
@@ -185,6 +196,13 @@ class Leg:
 
     def _deliver(self, items: list[Output | concurrent.futures.Future[Output | None]], work: _Work) -> None:
         previous = self._delivered
+        if (previous is None or previous.done()) and all(isinstance(item, Output) for item in items):
+            self._delivered = None  # nothing to wait for (no final): hand over now, no task
+            now = time.perf_counter()
+            for _ in items:
+                self.engine.metrics.partial_latency.observe(now - work.arrived)
+            self._hand_over([item for item in items if isinstance(item, Output)], work)
+            return
         self._delivered = asyncio.get_running_loop().create_task(self._in_order(previous, items, work))
 
     async def _in_order(
@@ -214,6 +232,10 @@ class Leg:
                 if not ticket.done():
                     ticket.set_exception(err)
             return
+        self._hand_over(outputs, work)
+
+    def _hand_over(self, outputs: list[Output], work: _Work) -> None:
+        """Outputs to the listener, then to the waiters (the last ticket of the tick gets them all)."""
         if self.listener is not None and outputs and not self.closed:
             try:
                 self.listener(outputs)

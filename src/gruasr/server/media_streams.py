@@ -32,7 +32,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from gruasr.errors import ConfigError
 from gruasr.server.calls import Call, CallHub
-from gruasr.server.engine import Engine, Leg, Refused, unless
+from gruasr.server.engine import Engine, Interrupt, Leg, Refused
 from gruasr.server.wire import mulaw_samples
 
 log = logging.getLogger("gruasr.server.media")
@@ -118,10 +118,10 @@ class _MediaCall:
             log.info("call ended", extra={"protocol": PROTOCOL, "call": self.call.id})
 
 
-async def _serve(websocket: WebSocket, session: _MediaCall, draining: asyncio.Event) -> None:
+async def _serve(websocket: WebSocket, session: _MediaCall, interrupt: Interrupt) -> None:
     handlers = {"start": session.start, "media": session.media, "dtmf": session.dtmf}
     while True:
-        message = await unless(draining, websocket.receive())
+        message = await interrupt.receive(websocket.receive())
         if message is None or message["type"] == "websocket.disconnect":
             await session.finish()
             if message is None:
@@ -153,12 +153,12 @@ async def media_endpoint(websocket: WebSocket, engine: Engine, hub: CallHub) -> 
         await websocket.close(1013, "the server is shutting down")
         return
     session = _MediaCall(engine, hub)
-    draining = asyncio.Event()
-    unregister = engine.on_drain(draining.set)
+    interrupt = Interrupt()
+    unregister = engine.on_drain(interrupt)
     metrics.sessions.labels(PROTOCOL).inc()
     metrics.active.labels(PROTOCOL).inc()
     try:
-        await _serve(websocket, session, draining)
+        await _serve(websocket, session, interrupt)
     except (ConfigError, Refused) as err:
         reason = err.reason if isinstance(err, Refused) else "bad_request"
         metrics.refuse(reason)

@@ -33,7 +33,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from gruasr.decoding.hypothesis import Hypothesis, Word
 from gruasr.errors import ConfigError
 from gruasr.server.decoding import MAX_ALTERNATIVES, DecodeRequest, normalize_phrases
-from gruasr.server.engine import Engine, Leg, Output, Refused, unless
+from gruasr.server.engine import Engine, Interrupt, Leg, Output, Refused
 from gruasr.server.wire import MAX_RATE, MIN_RATE, pcm16_samples
 
 log = logging.getLogger("gruasr.server.vosk")
@@ -123,7 +123,7 @@ class _Session:
         self.leg: Leg | None = None
         self.partial = ""
         self.replies: asyncio.Queue[_Reply] = asyncio.Queue(engine.config.max_outbox)
-        self.draining = asyncio.Event()
+        self.interrupt = Interrupt()  # the drain
         self._carry = b""
         self._first_audio = True
 
@@ -143,7 +143,7 @@ class _Session:
     async def read(self) -> None:
         """Receive until eof, a disconnect, an error or a drain; queue the replies (and a last 'close')."""
         while True:
-            message = await unless(self.draining, self.ws.receive())
+            message = await self.interrupt.receive(self.ws.receive())
             if message is None:  # drain: the final of what was said, then "going away"
                 if self.leg is not None:
                     self._queue(_Reply("final", self.leg.end()))
@@ -215,7 +215,7 @@ async def vosk_endpoint(websocket: WebSocket, engine: Engine) -> None:
     session = _Session(websocket, engine)
     metrics.sessions.labels(PROTOCOL).inc()
     metrics.active.labels(PROTOCOL).inc()
-    unregister = engine.on_drain(session.draining.set)
+    unregister = engine.on_drain(session.interrupt)
     writer = asyncio.create_task(session.write())
     try:
         await session.read()
