@@ -95,7 +95,7 @@ def _recipe_text(
     }
     history = summary["history"]
     config_option = "" if default_recipe else f" --config {recipe}"
-    make_line = f"(`make {MAKE_TARGETS[out.name]}` runs these.) " if out.name in MAKE_TARGETS else ""
+    make_line = f"(`make {MAKE_TARGETS[out.name]}` runs these.) " if out.name in MAKE_TARGETS and default_recipe else ""
     environment = summary["environment"]
     selection = summary["selection"]
     return (
@@ -112,10 +112,10 @@ non-speech audio:
 
 {make_line}{summary["parameters"]:,} parameters, {len(history)} epochs,
 {sum(r["seconds"] for r in history) / 60:.1f} minutes of training on {environment["device_name"]}
-({environment["threads"]} threads). Selected: {selection["chosen"]}, dev WER
+({environment["threads"]} thread{"s" if environment["threads"] != 1 else ""}). Selected: {selection["chosen"]}, dev WER
 {100 * selection["dev_wer"]:.2f}% (greedy, the recipe's dev sets through its dev line).
-Weights are stored as float16. {LM}: word {order}-gram (interpolated Kneser-Ney) of the training
-transcripts ({facts["sentences"]} sentences); {LEXICON}: their {facts["words"]} words.
+Weights are stored as float16. {LM}: word {order}-gram (interpolated modified Kneser-Ney) of the
+training transcripts ({facts["sentences"]} sentences); {LEXICON}: their {facts["words"]} words.
 
 Decoding chosen on dev (the same dev sets and line), dev WER: """
         + ", ".join(f"{name} {100 * value:.2f}%" for name, value in by_method.items())
@@ -158,7 +158,7 @@ def bundle_run(
     kept = {k: v for k, v in bundle.meta.items() if k not in ("decoding", "decoding_dev_results")}
     extra = {**kept, "decoding": best, "decoding_dev_results": results}
     write_model_files(tmp, bundle.model, bundle.features, bundle.cmvn, bundle.tokens, extra, dtype=torch.float16)
-    facts = {"results": results, "best": best, "sentences": len(texts), "words": len(words)}
+    facts = {"results": results, "best": best, "sentences": sum(1 for t in texts if t), "words": len(words)}
     text = _recipe_text(run, out, recipe_path, recipe is None, order, summary, facts)
     (tmp / "RECIPE.md").write_text(text, encoding="utf-8")
     commit_dir(tmp, out)

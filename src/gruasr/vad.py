@@ -7,7 +7,7 @@ hours. `min_speech` seconds of speech in a row are needed before a stretch count
 line noise do not hold an utterance open.
 
 Streams (gruasr.streaming) and offline recognition (gruasr.recognizer, through `Segmenter`) cut audio by the
-same rules, so a file and the same file played as a live call are cut at the same places, and stretches in
+same rules (offline with the least aggressive VAD mode by default, so quiet talkers are kept), and stretches in
 which the VAD heard no speech are not decoded at all.
 """
 

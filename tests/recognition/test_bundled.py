@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from gruasr.cli.main import main
+from gruasr.evaluation.align import edit_distance
 from gruasr.evaluation.metrics import ErrorCounts
 from gruasr.recognizer import BUNDLED, load_model
 
@@ -32,9 +33,13 @@ def test_transcribe_the_sample_call_with_no_model_argument(capsys):
         starts = [w["start"] for w in row["words"]]
         assert starts == sorted(starts)
     # Synthetic voices through a mu-law line are far from the human training speech: the commands suffer
-    # (47.6% WER over both legs when bundled), but the caller's phone number comes through.
+    # (38.1% WER over both legs with the model bundled on 2026-11-29), but the caller's phone number comes
+    # through, at most one digit wrong.
     assert counts.wer < 0.6, counts.summary_line()
-    assert "five five five two six eight nine" in rows[1]["text"]
+    number = ["four", "one", "two", "five", "five", "five", "two", "six", "eight", "nine"]
+    heard = rows[1]["text"].split()
+    best = min(edit_distance(number, heard[i : i + len(number)]) for i in range(max(1, len(heard) - len(number) + 1)))
+    assert best <= 1, rows[1]["text"]
 
 
 def test_demo_without_evaluation(capsys):
