@@ -4,9 +4,11 @@ verbose_json with words, srt; OpenAI-style errors; health, readiness and Prometh
 from __future__ import annotations
 
 import json
+import re
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import openai
@@ -14,7 +16,7 @@ import pytest
 
 from gruasr.recognizer import OfflineRecognizer
 from gruasr.streaming import StreamingRecognizer
-from tests.server.conftest import RATE, Running, Utterance, wav
+from tests.server.conftest import RATE, Running, Utterance, running, wav
 from tests.server.vosk_client import lockstep
 
 
@@ -60,16 +62,99 @@ def test_openai_client_json_verbose_and_srt(
     assert " ".join(" ".join(b[2:]) for b in blocks) == expected
 
 
-def test_openai_errors_are_openai_shaped(client: openai.OpenAI, tmp_path: Path) -> None:
-    bad = tmp_path / "not-audio.wav"
+# -- docs/serving.md: the REST example table, one test per row ---------------------------------------------------
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "serving.md"
+
+
+def _table_rows() -> list[str]:
+    section = DOCS.read_text(encoding="utf-8").split("### REST examples", 1)[1].split("\n#", 1)[0]
+    return re.findall(r"^\| `([a-z0-9_-]+)` \|", section, flags=re.MULTILINE)
+
+
+@pytest.fixture(scope="module")
+def rest(recognizer: StreamingRecognizer, an4: list[Utterance], tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """A server, its client, a mono recording and a stereo call (leg B answers leg A), and their offline texts."""
+    folder = tmp_path_factory.mktemp("rest")
+    gap = np.zeros(RATE // 2, np.float32)
+    mono = wav(folder / "mono.wav", np.concatenate([gap, an4[4].samples, gap]))
+    a, b = an4[0].samples, an4[2].samples
+    stereo = np.zeros((2, len(a) + len(b) + 3 * RATE), np.float32)
+    stereo[0, RATE // 2 : RATE // 2 + len(a)] = a
+    stereo[1, len(a) + RATE * 2 : len(a) + RATE * 2 + len(b)] = b
+    call = wav(folder / "call.wav", stereo)
+    with running(recognizer) as server:
+        client = openai.OpenAI(base_url=f"{server.url}/v1", api_key="unused", max_retries=0, timeout=60)
+        yield client, mono, call, _expected(recognizer.offline, mono), folder
+
+
+def _create(client: openai.OpenAI, path: Path, **kwargs: Any) -> Any:
+    with path.open("rb") as f:
+        return client.audio.transcriptions.create(model="gruasr", file=f, **kwargs)
+
+
+def row_json(client: openai.OpenAI, mono: Path, call: Path, text: str, folder: Path) -> None:
+    assert _create(client, mono).text == text
+
+
+def row_text(client: openai.OpenAI, mono: Path, call: Path, text: str, folder: Path) -> None:
+    assert str(_create(client, mono, response_format="text")) == text + "\n"
+
+
+def row_srt(client: openai.OpenAI, mono: Path, call: Path, text: str, folder: Path) -> None:
+    lines = str(_create(client, mono, response_format="srt")).splitlines()
+    assert lines[0] == "1" and re.fullmatch(r"\d\d:\d\d:\d\d,\d{3} --> \d\d:\d\d:\d\d,\d{3}", lines[1])
+    assert lines[2] == text
+
+
+def row_vtt(client: openai.OpenAI, mono: Path, call: Path, text: str, folder: Path) -> None:
+    lines = str(_create(client, mono, response_format="vtt")).splitlines()
+    assert lines[:2] == ["WEBVTT", ""]
+    assert re.fullmatch(r"\d\d:\d\d:\d\d\.\d{3} --> \d\d:\d\d:\d\d\.\d{3}", lines[2]) and lines[3] == text
+
+
+def row_verbose_json(client: openai.OpenAI, mono: Path, call: Path, text: str, folder: Path) -> None:
+    out = _create(client, mono, response_format="verbose_json", timestamp_granularities=["word"])
+    assert (out.task, out.language, out.text) == ("transcribe", "english", text)
+    assert [w.word for w in out.words] == text.split()
+    assert all(0.0 <= w.confidence <= 1.0 for w in out.words)  # type: ignore[attr-defined]
+
+
+def row_stereo(client: openai.OpenAI, mono: Path, call: Path, text: str, folder: Path) -> None:
+    out = _create(client, call, response_format="verbose_json")
+    legs = [(s.channel, s.leg) for s in out.segments]  # type: ignore[attr-defined]
+    assert legs == [(0, "A"), (1, "B")]
+    assert [s.start for s in out.segments] == sorted(s.start for s in out.segments)
+    assert out.words is None  # words only when asked for
+
+
+def row_bad_audio(client: openai.OpenAI, mono: Path, call: Path, text: str, folder: Path) -> None:
+    bad = folder / "not-audio.wav"
     bad.write_bytes(b"RIFF....WAVEnot really")
-    with pytest.raises(openai.BadRequestError) as caught, bad.open("rb") as f:
-        client.audio.transcriptions.create(model="gruasr", file=f)
+    with pytest.raises(openai.BadRequestError) as caught:
+        _create(client, bad)
     body = caught.value.body
     assert isinstance(body, dict) and body["type"] == "invalid_request_error" and body["code"] == "bad_audio"
-    assert str(tmp_path) not in body["message"] and "gruasr-upload" not in body["message"]
-    with pytest.raises(openai.BadRequestError), bad.open("rb") as f:
-        client.audio.transcriptions.create(model="gruasr", file=f, response_format="mp3")  # type: ignore[arg-type]
+    assert str(folder) not in body["message"] and "gruasr-upload" not in body["message"]
+
+
+def row_bad_format(client: openai.OpenAI, mono: Path, call: Path, text: str, folder: Path) -> None:
+    with pytest.raises(openai.BadRequestError) as caught:
+        _create(client, mono, response_format="mp3")
+    assert isinstance(caught.value.body, dict) and caught.value.body["param"] == "response_format"
+
+
+ROWS = {"json": row_json, "text": row_text, "srt": row_srt, "vtt": row_vtt, "verbose_json": row_verbose_json,
+        "stereo": row_stereo, "bad-audio": row_bad_audio, "bad-format": row_bad_format}  # fmt: skip
+
+
+def test_every_rest_table_row_has_a_test() -> None:
+    assert sorted(_table_rows()) == sorted(ROWS)
+
+
+@pytest.mark.parametrize("case", sorted(ROWS))
+def test_rest_table_row(case: str, rest: tuple[openai.OpenAI, Path, Path, str, Path]) -> None:
+    ROWS[case](*rest)
 
 
 def _get(url: str) -> tuple[int, str]:
