@@ -119,6 +119,24 @@ def test_partials_grow_towards_the_final(real_audio: list[np.ndarray]) -> None:
     assert set(partials[0].to_dict()) == {"type", "channel", "text", "start", "end"}
 
 
+def test_partials_are_the_greedy_text_of_the_steps_so_far(real_audio: list[np.ndarray]) -> None:
+    """Partials grow the best path step by step; each is what greedy_decode gives on all the utterance's
+    log-probabilities so far (whatever the chunk size)."""
+    from gruasr.decoding.greedy import greedy_decode
+
+    rec = _recognizer(seed=3)
+    for chunk in (320, 800, 2000):
+        stream = rec.stream()
+        seen = 0
+        for start in range(0, len(real_audio[1]), chunk):
+            for event in stream.accept(real_audio[1][start : start + chunk]):
+                if event.type == "partial":
+                    so_far = torch.cat(stream._utterance.log_probs)
+                    assert event.text == greedy_decode(so_far, rec.offline.bundle.tokens, rec.step_seconds).text
+                    seen += 1
+        assert seen > 1
+
+
 def test_endpointed_utterances_equal_offline_segments(real_audio: list[np.ndarray]) -> None:
     """Speech, 1.2 s of silence, speech: two utterances, each streamed exactly as offline recognition of its
     own segment (cut on the 40 ms grid)."""

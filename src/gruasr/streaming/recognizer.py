@@ -42,7 +42,6 @@ from torch import Tensor
 from torch.nn.utils.rnn import pad_sequence
 
 from gruasr.bundle import PRETRAINED
-from gruasr.decoding.greedy import greedy_decode
 from gruasr.decoding.hypothesis import Hypothesis, Word
 from gruasr.errors import ConfigError, ShapeError
 from gruasr.features.framing import num_frames
@@ -122,6 +121,10 @@ class _Utterance:
     start: int  # first frame (global index)
     log_probs: list[Tensor] = field(default_factory=list)
     partial: str = ""
+    # the greedy best path so far, repeats merged and blanks dropped (partials grow it step by step, the same
+    # text greedy_decode gives on the whole utterance)
+    tokens: list[int] = field(default_factory=list)
+    last: int = -1  # the best token of the last step
 
 
 class Stream:
@@ -287,7 +290,7 @@ class Stream:
         if not utt.log_probs:
             return
         rec = self.recognizer
-        text = greedy_decode(torch.cat(utt.log_probs), rec.offline.bundle.tokens, rec.step_seconds).text
+        text = " ".join(rec.offline.bundle.tokens.decode(utt.tokens).split())
         if text and text != utt.partial:
             utt.partial = text
             start = utt.start * rec.frame_seconds
@@ -389,8 +392,15 @@ class StreamingRecognizer:
         state = self._stack([s._state for s, _ in work])
         y, _, state = encoder(batch, lengths if len(work) > 1 else None, state)
         log_probs = model.output(y).log_softmax(-1)
+        best = log_probs.max(dim=-1).indices.tolist()  # (B, T') the greedy path of every stream's new steps
         for i, (s, _) in enumerate(work):
-            s._utterance.log_probs.append(log_probs[i, : int(lengths[i])].to("cpu", copy=True))
+            n = int(lengths[i])
+            utt = s._utterance
+            utt.log_probs.append(log_probs[i, :n].to("cpu", copy=True))
+            for token in best[i][:n]:
+                if token != 0 and token != utt.last:
+                    utt.tokens.append(token)
+                utt.last = token
             s._state = (
                 tuple(p[:, i : i + 1].clone() for p in state)
                 if isinstance(state, tuple)
