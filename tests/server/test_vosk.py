@@ -4,6 +4,7 @@ docs/serving.md's Vosk example table is a test; two clients at once get their ow
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import threading
@@ -13,12 +14,13 @@ from typing import Any
 
 import numpy as np
 import pytest
+from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from gruasr.cli.main import main
 from gruasr.streaming import StreamingRecognizer
-from tests.server.conftest import RATE, Running, Utterance, running, wav
-from tests.server.vosk_client import final_text, finals, lockstep
+from tests.server.conftest import RATE, Running, Utterance, pcm16, running, wav
+from tests.server.vosk_client import closed, final_text, finals, lockstep
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "serving.md"
 
@@ -239,3 +241,52 @@ def test_vosk_table_row(case: str, shared_server: Running, an4: list[Utterance],
         check(shared_server, an4, tmp_path)
     else:
         check(shared_server, an4)
+
+
+def test_a_client_that_does_not_wait_gets_replies_in_order(shared_server: Running, an4: list[Utterance]) -> None:
+    """Audio, reset, more audio and eof sent at once without reading (not lock-step): one reply per message, in
+    order; the reset's final holds the first utterance, eof's the second, on the session's clock."""
+    first, second = an4[0], an4[1]
+    messages: list[Any] = [{"config": {"words": 1}}, *_chunks(first.pcm), {"reset": 1}, *_chunks(second.pcm), EOF_]
+    with connect(shared_server.ws, compression=None) as ws:
+        for m in messages:
+            ws.send(json.dumps(m) if isinstance(m, dict) else m)
+        replies = [json.loads(ws.recv(timeout=30)) for _ in messages[1:]]
+        assert closed(ws) == 1000
+    reset_at = len(_chunks(first.pcm))
+    assert all("partial" in r for i, r in enumerate(replies[:-1]) if i != reset_at)
+    alone = [_session(shared_server, [{"config": {"words": 1}}, *_chunks(u.pcm), EOF_])[0][-1] for u in (first, second)]
+    assert replies[reset_at]["text"] == alone[0]["text"]
+    assert replies[-1]["text"] == alone[1]["text"]
+    offset = len(first.samples) / RATE
+    assert [w["start"] for w in replies[-1]["result"]] == pytest.approx(
+        [w["start"] + offset for w in alone[1]["result"]]
+    )
+
+
+def test_a_firehose_client_is_refused_and_others_are_not_slowed(
+    recognizer: StreamingRecognizer, an4: list[Utterance]
+) -> None:
+    """A client that sends far faster than real time fills its own backlog and is told so (close 1013, reason
+    "backlog"); a lock-step client beside it gets its normal result."""
+    with running(recognizer, max_backlog_seconds=2.0, tick_ms=500.0) as server:
+        result: dict[str, str] = {}
+        other = threading.Thread(target=lambda: result.update(text=final_text(lockstep(server.ws, an4[2].pcm))))
+        other.start()
+        with connect(server.ws, compression=None) as ws:
+            burst = np.tile(an4[0].samples, 4)  # ~16 s, all at once
+            with contextlib.suppress(ConnectionClosed):  # the server may close before the burst is out
+                for chunk in _chunks(pcm16(burst)):
+                    ws.send(chunk)
+            errors = []
+            with contextlib.suppress(ConnectionClosed):
+                while True:
+                    reply = json.loads(ws.recv(timeout=30))
+                    if "error" in reply:
+                        errors.append(reply["error"])
+            assert ws.close_code == 1013 and ws.close_reason == "backlog"
+            assert errors and "waiting" in errors[0]
+        other.join(60)
+    stream = recognizer.stream(RATE)
+    expected = " ".join(e.text for e in stream.accept(an4[2].samples) + stream.finish() if e.type == "final")
+    assert result["text"] == expected

@@ -42,6 +42,9 @@ class ServerConfig:
     max_sessions: int = 256
     #: audio a session may have waiting for the ticker, seconds; past it the session is refused ("backlog")
     max_backlog_seconds: float = 10.0
+    #: audio of one session a tick takes at most, seconds: a client sending faster than real time catches up over
+    #: several ticks instead of making everyone's tick long
+    max_tick_audio: float = 1.0
     #: replies and call events waiting for a slow client, per connection; past it the client is dropped ("slow")
     max_outbox: int = 256
     #: largest REST upload, bytes
@@ -66,7 +69,7 @@ class ServerConfig:
             raise ConfigError(f"server.audiosocket_port must be a port number, got {self.audiosocket_port!r}")
         if not 0 <= self.decode_workers <= 64:
             raise ConfigError(f"server.decode_workers must be 0 (one per spare core) to 64, got {self.decode_workers}")
-        for name in ("tick_ms", "max_backlog_seconds", "drain_seconds", "trailing_silence"):
+        for name in ("tick_ms", "max_backlog_seconds", "max_tick_audio", "drain_seconds", "trailing_silence"):
             value = getattr(self, name)
             if not isinstance(value, int | float) or not value > 0:
                 raise ConfigError(f"server.{name} must be a number > 0, got {value!r}")

@@ -7,10 +7,8 @@ machine a descheduled peer makes every tick wait); `decode_workers` threads that
 A tick starts at most every `tick_ms`, and right away when audio arrives after an idle spell. REST uploads are
 transcribed in one more thread, so a long file never holds up live calls' finals.
 
-Adapters (vosk.py, media_streams.py, audiosocket.py) open a `Leg` per stream, `push` audio (a future per push
-resolves with the outputs of the tick that consumed it) and `end` it; outputs reach a leg's listener in order,
-a final once its decoding is done. Audio waiting per leg is bounded (`max_backlog_seconds`): a client that sends
-faster than real time for long is refused ("backlog"), it never slows the others.
+Adapters (vosk.py, media_streams.py, audiosocket.py) open a `Leg` per stream (gruasr.server.legs), push audio
+into it and end it; a tick takes every leg's waiting audio (at most `max_tick_audio` seconds each).
 """
 
 from __future__ import annotations
@@ -20,41 +18,23 @@ import concurrent.futures
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import TypeVar
 
 import numpy as np
 import torch
 
 from gruasr.decoding.hypothesis import Hypothesis
-from gruasr.errors import GruAsrError
 from gruasr.server.config import ServerConfig
 from gruasr.server.decoding import DecodeRequest, FinalDecoder
+from gruasr.server.legs import Leg, Output, Refused, _Work, shift
 from gruasr.server.metrics import Metrics
-from gruasr.streaming.recognizer import Event, PendingFinal, Stream, StreamingRecognizer
+from gruasr.streaming.recognizer import Event, PendingFinal, StreamingRecognizer
+
+__all__ = ["Engine", "Interrupt", "Leg", "Output", "Refused"]
+T = TypeVar("T")
 
 log = logging.getLogger("gruasr.server")
-
-
-class Refused(GruAsrError):
-    """A session or request the server will not take; `reason` is the metric label (gruasr.server.metrics)."""
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
-
-
-@dataclass(frozen=True)
-class Output:
-    """One result for a leg: a partial or final Event (times in seconds from the start of the leg), and for a
-    final decoded with alternatives, the n-best texts (their words on the same clock)."""
-
-    event: Event
-    alternatives: tuple[Hypothesis, ...] = ()
-
-
-Listener = Callable[[list[Output]], None]
-T = TypeVar("T")
 
 
 class Interrupt:
@@ -84,168 +64,6 @@ class Interrupt:
             raise
         finally:
             self._waiter = None
-
-
-def shift(event: Event, seconds: float) -> Event:
-    """The event moved `seconds` later (a leg's stream restarted after a reset keeps the leg's clock)."""
-    if seconds == 0.0:
-        return event
-    words = tuple(replace(w, start=w.start + seconds, end=w.end + seconds) for w in event.words)
-    return replace(event, start=event.start + seconds, end=event.end + seconds, words=words)
-
-
-@dataclass
-class _Work:
-    """What one tick does for one leg: audio to feed, whether the stream ends, and who waits for it."""
-
-    leg: Leg
-    stream: Stream
-    offset: float
-    chunks: list[np.ndarray]
-    end: bool
-    reset: bool
-    tickets: list[asyncio.Future[list[Output]]]
-    arrived: float  # perf_counter when the first of the chunks arrived
-
-
-class Leg:
-    """One stream inside the server (a Vosk session, one track of a media stream, an AudioSocket call)."""
-
-    def __init__(
-        self, engine: Engine, protocol: str, sample_rate: int, channel: int, leg: str | None, request: DecodeRequest
-    ) -> None:
-        self.engine = engine
-        self.protocol = protocol
-        self.sample_rate = sample_rate
-        self.channel = channel
-        self.leg = leg
-        self.request = request
-        self.listener: Listener | None = None
-        self.seconds = 0.0  # audio pushed so far, seconds (the leg's clock)
-        self.closed = False
-        self._stream = engine.recognizer.stream(sample_rate, leg, channel=channel)
-        self._offset = 0.0  # where the current stream started on the leg's clock
-        self._chunks: list[np.ndarray] = []
-        self._waiting = 0.0  # seconds of audio in _chunks
-        self._end = False
-        self._reset = False
-        self._tickets: list[asyncio.Future[list[Output]]] = []
-        self._arrived = 0.0
-        self._delivered: asyncio.Task[None] | None = None
-
-    @property
-    def ended(self) -> bool:
-        """True once the leg's stream was ended (without reset) or the leg closed: it takes no more audio."""
-        return self._end or self.closed
-
-    def push(self, samples: np.ndarray) -> asyncio.Future[list[Output]]:
-        """Queue mono float samples for the next tick; the future resolves with the outputs of that tick."""
-        if self.closed or self._end:
-            raise Refused("bad_request", "audio after the end of the stream")
-        seconds = samples.shape[0] / self.sample_rate
-        if self._waiting + seconds > self.engine.config.max_backlog_seconds:
-            raise Refused("backlog", f"more than {self.engine.config.max_backlog_seconds:g} s of audio waiting")
-        if not self._chunks:
-            self._arrived = time.perf_counter()
-        self._chunks.append(samples)
-        self._waiting += seconds
-        self.seconds += seconds
-        self.engine.metrics.audio.labels(self.protocol).inc(seconds)
-        return self._ticket()
-
-    def end(self, reset: bool = False) -> asyncio.Future[list[Output]]:
-        """End the current utterance and stream; the future resolves with its outputs (the last final). With
-        `reset` the leg goes on with a fresh stream on the same clock (Vosk's {"reset": 1})."""
-        if self._end:
-            raise Refused("bad_request", "the stream has already ended")
-        if not self._chunks:
-            self._arrived = time.perf_counter()
-        self._end, self._reset = True, reset
-        return self._ticket()
-
-    def close(self) -> None:
-        """Leave: no more outputs are delivered; the engine forgets the leg after its last tick."""
-        if not self.closed:
-            self.closed = True
-            self.engine._forget(self)
-
-    async def delivered(self) -> None:
-        """Wait until every output computed so far has reached the listener."""
-        if self._delivered is not None:
-            await asyncio.shield(self._delivered)
-
-    def _ticket(self) -> asyncio.Future[list[Output]]:
-        ticket: asyncio.Future[list[Output]] = asyncio.get_running_loop().create_future()
-        self._tickets.append(ticket)
-        self.engine._wake.set()
-        return ticket
-
-    def _has_work(self) -> bool:
-        return bool(self._chunks) or (self._end and bool(self._tickets))
-
-    def _take(self) -> _Work:
-        work = _Work(
-            self, self._stream, self._offset, self._chunks, self._end, self._reset, self._tickets, self._arrived
-        )
-        self._chunks, self._tickets, self._waiting = [], [], 0.0
-        if self._end and self._reset:  # the next stream starts where this one's audio ended, on the leg's clock
-            self._stream = self.engine.recognizer.stream(self.sample_rate, self.leg, channel=self.channel)
-            self._offset = self.seconds
-            self._end = self._reset = False
-        return work
-
-    def _deliver(self, items: list[Output | concurrent.futures.Future[Output | None]], work: _Work) -> None:
-        previous = self._delivered
-        if (previous is None or previous.done()) and all(isinstance(item, Output) for item in items):
-            self._delivered = None  # nothing to wait for (no final): hand over now, no task
-            now = time.perf_counter()
-            for _ in items:
-                self.engine.metrics.partial_latency.observe(now - work.arrived)
-            self._hand_over([item for item in items if isinstance(item, Output)], work)
-            return
-        self._delivered = asyncio.get_running_loop().create_task(self._in_order(previous, items, work))
-
-    async def _in_order(
-        self,
-        previous: asyncio.Task[None] | None,
-        items: list[Output | concurrent.futures.Future[Output | None]],
-        work: _Work,
-    ) -> None:
-        if previous is not None:
-            await asyncio.wait([previous])  # its failure was logged there; order is what matters here
-        metrics = self.engine.metrics
-        outputs: list[Output] = []
-        try:
-            for item in items:
-                if isinstance(item, Output):
-                    outputs.append(item)
-                    metrics.partial_latency.observe(time.perf_counter() - work.arrived)
-                    continue
-                result = await asyncio.wrap_future(item)
-                metrics.decode_queue.dec()
-                metrics.final_latency.observe(time.perf_counter() - work.arrived)
-                if result is not None:
-                    outputs.append(result)
-        except Exception as err:  # a decoding failure: the waiters learn it, the other legs go on
-            log.exception("decoding failed", extra={"protocol": self.protocol})
-            for ticket in work.tickets:
-                if not ticket.done():
-                    ticket.set_exception(err)
-            return
-        self._hand_over(outputs, work)
-
-    def _hand_over(self, outputs: list[Output], work: _Work) -> None:
-        """Outputs to the listener, then to the waiters (the last ticket of the tick gets them all)."""
-        if self.listener is not None and outputs and not self.closed:
-            try:
-                self.listener(outputs)
-            except Exception:  # a publisher's failure must not hold back the waiters
-                log.exception("listener failed", extra={"protocol": self.protocol})
-        for k, ticket in enumerate(work.tickets):
-            if not ticket.done():
-                ticket.set_result(outputs if k == len(work.tickets) - 1 else [])
-        if work.end and not work.reset:
-            self.engine._release(self)
 
 
 class Engine:
@@ -356,7 +174,8 @@ class Engine:
             if wait > 0:
                 await asyncio.sleep(wait)
             last = time.perf_counter()
-            batch = [leg._take() for leg in list(self.legs) if leg._has_work()]
+            limit = self.config.max_tick_audio
+            batch = [leg._take(limit) for leg in list(self.legs) if leg._has_work()]
             for leg in [w.leg for w in batch if w.leg.closed]:
                 self.legs.discard(leg)
             if not batch:
