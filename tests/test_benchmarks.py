@@ -67,3 +67,12 @@ def test_server_load_quick_writes_json(tmp_path, data_dir):
     assert row["wer_served"] == row["wer_in_process"]
     assert row["reply_ms_p95"] >= row["reply_ms_p50"] > 0
     assert "gruasr serve under load" in done.stdout
+
+
+def test_thread_layout_quick_writes_json(tmp_path, data_dir):
+    out = tmp_path / "thread_layout.json"
+    done = _bench("thread_layout.py", "--data", str(data_dir), "--out", str(out))
+    (row,) = json.loads(out.read_text())["rows"]
+    assert (row["streams"], row["torch_threads"], row["thread"], row["cpu_hog"]) == (2, 1, "worker", False)
+    assert row["tick_ms_p95"] >= row["tick_ms_p50"] > 0 and row["ticks"] == 3
+    assert "one 100 ms streaming tick" in done.stdout

@@ -126,3 +126,22 @@ def test_stream_and_call_run_one_torch_thread_unless_told(an4: list[Utterance], 
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+def test_serve_command_line(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """`gruasr serve --help` lists the flags; a bad config file is one clear error line and exit 1."""
+    from gruasr.cli.main import main
+
+    with pytest.raises(SystemExit) as done:
+        main(["serve", "--help"])
+    assert done.value.code == 0
+    out = capsys.readouterr().out
+    for flag in ("--port", "--audiosocket-port", "--model", "--config", "--torch-threads", "--decode-workers",
+                 "--output", "--webhook", "--drain-seconds"):  # fmt: skip
+        assert flag in out
+    bad = tmp_path / "serve.toml"
+    bad.write_text("[server]\nport = -1\n")
+    assert main(["serve", "--config", str(bad)]) == 1
+    assert capsys.readouterr().err.strip() == (
+        "gruasr serve: error: server.port must be a port number 0..65535 (0: any free one), got -1"
+    )

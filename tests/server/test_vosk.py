@@ -205,8 +205,9 @@ def case_config_after_audio(server: Running, an4: list[Utterance]) -> None:
 
 
 def case_bad_config(server: Running, an4: list[Utterance]) -> None:
-    replies, code = _session(server, [{"config": {"sample_rate": 100}}, EOF_])
-    assert "sample_rate" in replies[0]["error"] and code == 1003
+    for rate in (100, float("nan"), float("inf"), "8000", 8000.5, True):
+        replies, code = _session(server, [{"config": {"sample_rate": rate}}, EOF_])
+        assert "sample_rate" in replies[0]["error"] and code == 1003, rate
 
 
 CASES: dict[str, Callable[..., None]] = {

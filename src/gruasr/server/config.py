@@ -61,12 +61,16 @@ class ServerConfig:
     keep_calls: int = 100
 
     def __post_init__(self) -> None:
-        for name in ("port", "torch_threads", "max_sessions", "max_outbox", "max_upload_bytes", "keep_calls"):
+        for name in ("torch_threads", "max_sessions", "max_outbox", "max_upload_bytes", "keep_calls"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < (0 if name == "port" else 1):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"server.{name} must be a positive integer, got {value!r}")
-        if self.audiosocket_port is not None and not (0 <= self.audiosocket_port < 65536):
-            raise ConfigError(f"server.audiosocket_port must be a port number, got {self.audiosocket_port!r}")
+        for name in ("port", "audiosocket_port"):
+            value = getattr(self, name)
+            if value is None and name == "audiosocket_port":
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 65535:
+                raise ConfigError(f"server.{name} must be a port number 0..65535 (0: any free one), got {value!r}")
         if not 0 <= self.decode_workers <= 64:
             raise ConfigError(f"server.decode_workers must be 0 (one per spare core) to 64, got {self.decode_workers}")
         for name in ("tick_ms", "max_backlog_seconds", "max_tick_audio", "drain_seconds", "trailing_silence"):

@@ -22,8 +22,10 @@ deflate off), since a PBX module fails a connection that answers with one it did
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,7 +46,7 @@ DEFAULT_RATE = 8000  # PBX modules send no config: telephone audio
 @dataclass(frozen=True)
 class _Reply:
     """An entry of a session's reply queue: "reply" (partial or final, by the outputs), "final" (always a final),
-    "close" (then stop), or "gone" (the client left)."""
+    or "close" (then stop)."""
 
     kind: str
     ticket: asyncio.Future[list[Output]] | None = None
@@ -65,7 +67,7 @@ def parse_config(config: object, engine: Engine) -> VoskConfig:
     if not isinstance(config, dict):
         raise ConfigError("config must be an object")
     rate = config.get("sample_rate", DEFAULT_RATE)
-    if isinstance(rate, bool) or not isinstance(rate, int | float) or rate != int(rate):
+    if isinstance(rate, bool) or not isinstance(rate, int | float) or not math.isfinite(rate) or rate != int(rate):
         raise ConfigError(f"sample_rate must be a whole number of Hz, got {rate!r}")
     if not MIN_RATE <= rate <= MAX_RATE:
         raise ConfigError(f"sample_rate must be {MIN_RATE}..{MAX_RATE} Hz, got {rate!r}")
@@ -149,9 +151,8 @@ class _Session:
                     self._queue(_Reply("final", self.leg.end()))
                 self._queue(_Reply("close", code=1001, reason="server shutting down"))
                 return
-            if message["type"] == "websocket.disconnect":
-                self._queue(_Reply("gone"))
-                return
+            if message["type"] == "websocket.disconnect":  # the client left: nothing more to send
+                raise WebSocketDisconnect(message.get("code", 1000))
             if message.get("bytes") is not None:
                 self._queue(_Reply("reply", self._open().push(self._samples(message["bytes"]))))
                 continue
@@ -184,18 +185,14 @@ class _Session:
         """Send the replies in order until a close."""
         while True:
             reply = await self.replies.get()
-            if reply.kind == "gone":
-                return
             if reply.kind == "close" or reply.ticket is None:
                 await self.ws.close(reply.code, reply.reason)
                 return
             outputs = await reply.ticket
             finals = [o for o in outputs if o.event.type == "final"]
-            for o in outputs:
-                if o.event.type == "partial":
-                    self.partial = o.event.text
+            for o in outputs:  # the partial text after the last final
+                self.partial = o.event.text if o.event.type == "partial" else ""
             if finals or reply.kind == "final":
-                self.partial = ""
                 await self.ws.send_text(json.dumps(final_reply(finals, self.config)))
             else:
                 await self.ws.send_text(json.dumps({"partial": self.partial}))
@@ -227,14 +224,18 @@ async def vosk_endpoint(websocket: WebSocket, engine: Engine) -> None:
         writer.cancel()
         await asyncio.gather(writer, return_exceptions=True)
         code = 1013 if reason in ("backlog", "slow") else 1003
-        try:
+        with contextlib.suppress(WebSocketDisconnect, RuntimeError):
             await websocket.send_text(json.dumps({"error": str(err)}))
             await websocket.close(code, reason)
-        except (WebSocketDisconnect, RuntimeError):
-            pass
-    except WebSocketDisconnect:
+    except (WebSocketDisconnect, OSError):  # the client left (uvicorn's ClientDisconnected is an OSError)
         writer.cancel()
         await asyncio.gather(writer, return_exceptions=True)
+    except Exception:  # a failure of ours (decoding, a bug): this session ends with 1011, the others go on
+        log.exception("session failed", extra={"protocol": PROTOCOL})
+        writer.cancel()
+        await asyncio.gather(writer, return_exceptions=True)
+        with contextlib.suppress(WebSocketDisconnect, RuntimeError):
+            await websocket.close(1011, "internal error")
     finally:
         unregister()
         if session.leg is not None:
