@@ -154,8 +154,7 @@ class Engine:
         return opened
 
     def _forget(self, leg: Leg) -> None:
-        if not leg._has_work():
-            self.legs.discard(leg)
+        self.legs.discard(leg)
 
     def _release(self, leg: Leg) -> None:
         leg.closed = True
@@ -176,8 +175,6 @@ class Engine:
             last = time.perf_counter()
             limit = self.config.max_tick_audio
             batch = [leg._take(limit) for leg in list(self.legs) if leg._has_work()]
-            for leg in [w.leg for w in batch if w.leg.closed]:
-                self.legs.discard(leg)
             if not batch:
                 continue
             try:

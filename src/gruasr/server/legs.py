@@ -134,9 +134,13 @@ class Leg:
         return self._queue(None, reset)
 
     def close(self) -> None:
-        """Leave: no more outputs are delivered; the engine forgets the leg after its last tick."""
+        """Leave: audio not yet taken is dropped (its waiters cancelled), no more outputs are delivered, and the
+        engine forgets the leg."""
         if not self.closed:
             self.closed = True
+            while self._inbox:
+                self._inbox.popleft().ticket.cancel()
+            self._waiting = 0.0
             self.engine._forget(self)
 
     def _queue(self, samples: np.ndarray | None, reset: bool = False) -> asyncio.Future[list[Output]]:
