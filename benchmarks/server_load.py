@@ -263,7 +263,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30.0, help="audio per client per scenario")
     default = ["25:1", "50:1", "100:1", "20:1:hog", "20:2:hog", "100:1:hog"]
     parser.add_argument("--scenarios", nargs="+", default=default, help="CLIENTS:TORCH_THREADS[:hog]")
-    parser.add_argument("--decode-workers", type=int, default=1)
+    parser.add_argument("--decode-workers", type=int, default=0, help="0: the server's default")
     parser.add_argument("--soak-minutes", type=float, default=0.0, help="a soak at 50 clients (0: none)")
     parser.add_argument("--quick", action="store_true", help="2 clients for 3 s, no hog: the path, not numbers")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "results" / "server_load-cpu.json")

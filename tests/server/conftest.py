@@ -48,7 +48,7 @@ def recognizer() -> StreamingRecognizer:
 @contextmanager
 def running(recognizer: StreamingRecognizer, **settings: object) -> Iterator[Running]:
     """A server on a free loopback port in a thread; stopped (and joined) whatever the test does."""
-    config = ServerConfig(**{"port": 0, "decode_workers": 1, **settings})  # type: ignore[arg-type]
+    config = ServerConfig(**{"port": 0, **settings})  # type: ignore[arg-type]
     app, server = build(config, recognizer)
     thread = threading.Thread(target=server.run, name="test-server", daemon=True)
     thread.start()

@@ -291,3 +291,36 @@ def test_a_firehose_client_is_refused_and_others_are_not_slowed(
     stream = recognizer.stream(RATE)
     expected = " ".join(e.text for e in stream.accept(an4[2].samples) + stream.finish() if e.type == "final")
     assert result["text"] == expected
+
+
+def test_a_slow_final_stalls_no_other_call(
+    recognizer: StreamingRecognizer, an4: list[Utterance], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One session's final is held in its decoder (as a pathological beam search would be): another session
+    meanwhile streams, gets every partial and its own final; then the held one gets its final too."""
+    from gruasr.server.decoding import FinalDecoder
+
+    release = threading.Event()
+    held = threading.Event()
+    decode = FinalDecoder.decode
+
+    def slow(self: FinalDecoder, log_probs: Any, request: Any) -> Any:
+        if request.alternatives:  # only the session that asked for alternatives is slow
+            held.set()
+            release.wait(60)
+        return decode(self, log_probs, request)
+
+    monkeypatch.setattr(FinalDecoder, "decode", slow)
+    with running(recognizer, decode_workers=2) as server, connect(server.ws, compression=None) as slow_ws:
+        slow_ws.send(json.dumps({"config": {"max_alternatives": 2}}))
+        for chunk in _chunks(an4[0].pcm):
+            slow_ws.send(chunk)
+            slow_ws.recv(timeout=30)
+        slow_ws.send('{"eof" : 1}')
+        assert held.wait(30)  # its final is in the decoder now, and stays there
+        other = lockstep(server.ws, an4[2].pcm)
+        assert final_text(other) and any(r.get("partial") for r in other)
+        assert not release.is_set()
+        release.set()
+        reply = json.loads(slow_ws.recv(timeout=30))
+        assert reply["alternatives"][0]["text"]

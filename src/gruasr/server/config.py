@@ -17,8 +17,9 @@ from gruasr.errors import ConfigError
 
 
 def default_decode_workers() -> int:
-    """One decoding thread per core beyond the one that runs the event loop and the ticker (at least one)."""
-    return max(1, (os.cpu_count() or 1) - 1)
+    """One decoding thread per core beyond the one that runs the event loop and the ticker, and at least two, so
+    that one slow beam search never holds up the other calls' finals."""
+    return max(2, (os.cpu_count() or 1) - 1)
 
 
 @dataclass(frozen=True)
