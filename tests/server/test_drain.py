@@ -1,5 +1,6 @@
-"""SIGTERM drains `gruasr serve` (a real process): the open session gets its final result and a 1001 close, the
-process exits 0; while draining, /readyz says so and new sessions are refused with the reason."""
+"""`gruasr serve` as a process: SIGTERM drains it (the open session gets its final result and a 1001 close, the
+process exits 0, its JSON logs hold no transcript); while draining, /readyz says so and new sessions are refused
+with the reason; its config file and command line; and the thread layout of `gruasr stream`/`call`."""
 
 from __future__ import annotations
 
