@@ -4,9 +4,10 @@ each client streaming real AN4 test speech through the mu-law line in real time 
     python benchmarks/server_load.py [--data DIR] [--seconds 30] [--soak-minutes 10] [--quick]
                                      [--out docs/results/server_load-cpu.json]
 
-Scenarios (clients, server torch threads, CPU hog beside the server): by default 25/50/100 clients with one torch
-thread, then 20 clients with one and with two threads while a busy-loop process keeps one core busy, and 100
-clients with one thread and the hog. Each client says AN4 test utterances one after another (rotated per client,
+Scenarios (clients, server torch threads, CPU hog beside the server): by default 25/50/100/150 clients with one
+torch thread, then 20 clients with one and with two threads while a busy-loop process keeps one core busy, and
+50 and 100 clients with one thread and the hog. The clients run in this process, on the same 2 cores: they are
+part of the load. Each client says AN4 test utterances one after another (rotated per client,
 1 s of silence after each) for --seconds, then eof. Measured per scenario:
 - chunk-to-reply latency p50/p95 (send of a chunk to its reply; one reply per message, in order);
 - final latency p50/p95: reply time of a final minus the moment its last word's audio was sent (includes the
@@ -261,7 +262,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=Path(os.environ.get("GRUASR_DATA", ROOT.parent / "shared/data")))
     parser.add_argument("--seconds", type=float, default=30.0, help="audio per client per scenario")
-    default = ["25:1", "50:1", "100:1", "20:1:hog", "20:2:hog", "100:1:hog"]
+    default = ["25:1", "50:1", "100:1", "150:1", "20:1:hog", "20:2:hog", "50:1:hog", "100:1:hog"]
     parser.add_argument("--scenarios", nargs="+", default=default, help="CLIENTS:TORCH_THREADS[:hog]")
     parser.add_argument("--decode-workers", type=int, default=0, help="0: the server's default")
     parser.add_argument("--soak-minutes", type=float, default=0.0, help="a soak at 50 clients (0: none)")
