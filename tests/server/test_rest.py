@@ -30,13 +30,16 @@ def _expected(offline: OfflineRecognizer, path: Path) -> str:
 
 
 def test_openai_client_json_verbose_and_srt(
-    client: openai.OpenAI, an4: list[Utterance], recognizer: StreamingRecognizer, tmp_path: Path
+    client: openai.OpenAI, server: Running, an4: list[Utterance], tmp_path: Path
 ) -> None:
     """json gives the text the server's model gives the file offline; verbose_json with word timestamps gives
     the same words with times inside the audio; srt gives one cue per segment with the same text."""
     gap = np.zeros(RATE, np.float32)
     path = wav(tmp_path / "call.wav", np.concatenate([gap, an4[2].samples, gap, gap, an4[3].samples, gap]))
-    expected = _expected(recognizer.offline, path)
+    offline = server.app.state.engine.offline
+    assert offline.model is not server.app.state.engine.recognizer.model  # the bundled offline model
+    assert offline.model.config.bidirectional
+    expected = _expected(offline, path)
     assert expected
 
     with path.open("rb") as f:
@@ -85,7 +88,7 @@ def rest(recognizer: StreamingRecognizer, an4: list[Utterance], tmp_path_factory
     call = wav(folder / "call.wav", stereo)
     with running(recognizer) as server:
         client = openai.OpenAI(base_url=f"{server.url}/v1", api_key="unused", max_retries=0, timeout=60)
-        yield client, mono, call, _expected(recognizer.offline, mono), folder
+        yield client, mono, call, _expected(server.app.state.engine.offline, mono), folder
 
 
 def _create(client: openai.OpenAI, path: Path, **kwargs: Any) -> Any:

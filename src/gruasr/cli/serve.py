@@ -11,6 +11,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
     config = load_config(args.config).with_overrides(
         host=args.host, port=args.port, audiosocket_port=args.audiosocket_port, model=args.model,
+        rest_model=args.rest_model,
         torch_threads=args.torch_threads, decode_workers=args.decode_workers, tick_ms=args.tick_ms,
         max_sessions=args.max_sessions, output=args.output, webhook=args.webhook, drain_seconds=args.drain_seconds,
     )  # fmt: skip
@@ -26,6 +27,10 @@ def add_serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     serve.add_argument("--port", type=int, help="HTTP/WebSocket port (default 2700, as the Vosk server)")
     serve.add_argument("--audiosocket-port", type=int, help="also listen for Asterisk AudioSocket on this TCP port")
     serve.add_argument("--model", metavar="DIR", help="a unidirectional model folder (default: the bundled one)")
+    serve.add_argument(
+        "--rest-model", metavar="DIR", help="model of REST transcriptions (default: the bundled offline model; "
+        "'streaming': the streaming one)",
+    )  # fmt: skip
     serve.add_argument("--torch-threads", type=int, help="intra-op threads of the network step (default 1)")
     serve.add_argument("--decode-workers", type=int, help="threads decoding finals (default: spare cores, >= 2)")
     serve.add_argument("--tick-ms", type=float, help="the ticker's period, ms (default 100)")

@@ -27,6 +27,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
+from gruasr.recognizer import OfflineRecognizer
 from gruasr.server.audiosocket import AudioSocketServer
 from gruasr.server.calls import CallHub
 from gruasr.server.config import ServerConfig
@@ -43,14 +44,16 @@ MODEL_NAME = "gruasr"
 def create_app(
     config: ServerConfig,
     recognizer: StreamingRecognizer,
+    offline: OfflineRecognizer | None = None,
     *,
     middleware: Sequence[Middleware] = (),
     routes: Sequence[BaseRoute] = (),
 ) -> Starlette:
-    """The server's app around one shared streaming recognizer. `app.state` holds `engine`, `calls`, `metrics`
-    and, once started, `audiosocket_port` (the bound port, or None)."""
+    """The server's app around one shared streaming recognizer (and `offline`, the model of REST transcriptions;
+    None: the streaming model's). `app.state` holds `engine`, `calls`, `metrics` and, once started,
+    `audiosocket_port` (the bound port, or None)."""
     metrics = Metrics()
-    engine = Engine(recognizer, config, metrics)
+    engine = Engine(recognizer, config, metrics, offline)
     hub = CallHub(config, metrics)
     audiosocket = AudioSocketServer(engine, hub)
 

@@ -31,6 +31,9 @@ class ServerConfig:
     audiosocket_port: int | None = None
     #: a model folder (a unidirectional streaming model); None: the bundled streaming model
     model: str | None = None
+    #: the model of REST transcriptions (whole recorded files): a model folder; None: the bundled offline
+    #: (bidirectional) telephone model, more accurate on recordings; "streaming": the streaming model
+    rest_model: str | None = None
     #: torch intra-op threads of the ticker (the one thread that runs the network for all streams). One is the
     #: safe choice on a shared machine: a parallel region waits on its slowest thread, and a descheduled peer
     #: makes every tick wait (100x slower with a CPU hog beside it on 2 cores).

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from gruasr.decoding.hypothesis import Hypothesis
+from gruasr.recognizer import OfflineRecognizer
 from gruasr.server.config import ServerConfig
 from gruasr.server.decoding import DecodeRequest, FinalDecoder
 from gruasr.server.legs import Leg, Output, Refused, _Work, shift
@@ -69,8 +70,16 @@ class Interrupt:
 class Engine:
     """Owns the shared recognizer, the ticker thread, the decoding pool and the open legs."""
 
-    def __init__(self, recognizer: StreamingRecognizer, config: ServerConfig, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        recognizer: StreamingRecognizer,
+        config: ServerConfig,
+        metrics: Metrics,
+        offline: OfflineRecognizer | None = None,
+    ) -> None:
         self.recognizer = recognizer
+        #: the model of REST transcriptions (default: the streaming model's offline recognizer)
+        self.offline = offline or recognizer.offline
         self.config = config
         self.metrics = metrics
         self.decoder = FinalDecoder(recognizer.offline)

@@ -7,7 +7,8 @@ verbose_json, `timestamp_granularities[]` = segment (default) and/or word (verbo
 `prompt` and `temperature` (accepted, ignored). Every channel of the file is a call leg: a stereo call's legs
 are transcribed apart and merged in time order; verbose_json segments then carry "channel" and "leg", and
 subtitles name the leg. Errors come as OpenAI's `{"error": {"message", "type", "param", "code"}}` with 400
-(bad request or audio), 413 (too large) or 503 (shutting down).
+(bad request or audio), 413 (too large) or 503 (shutting down). The model is the server's REST model
+(`rest_model`: by default the bundled bidirectional telephone model, the more accurate one on recordings).
 """
 
 from __future__ import annotations
@@ -88,7 +89,7 @@ def _transcribe(engine: Engine, data: bytes, suffix: str) -> list[Result]:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
-        return engine.recognizer.offline.transcribe_file(name)
+        return engine.offline.transcribe_file(name)
     except GruAsrError as err:  # the messages name the temporary path: the client knows its file by its name
         raise type(err)(str(err).replace(name, "the uploaded file")) from None
     finally:

@@ -18,6 +18,7 @@ from typing import Any
 import uvicorn
 from starlette.applications import Starlette
 
+from gruasr.recognizer import OfflineRecognizer
 from gruasr.server.app import create_app
 from gruasr.server.config import ServerConfig
 from gruasr.server.engine import Engine
@@ -104,11 +105,13 @@ def uvicorn_config(app: Starlette, config: ServerConfig) -> uvicorn.Config:
 
 
 def build(config: ServerConfig, recognizer: StreamingRecognizer | None = None) -> tuple[Starlette, DrainingServer]:
-    """The app and its uvicorn server (recognizer None: load config.model or the bundled streaming model)."""
+    """The app and its uvicorn server (recognizer None: load config.model or the bundled streaming model; the
+    REST model as config.rest_model says)."""
     if recognizer is None:
         endpoint = EndpointConfig(trailing_silence=config.trailing_silence)
         recognizer = StreamingRecognizer.load(config.model, endpoint=endpoint)
-    app = create_app(config, recognizer)
+    offline = None if config.rest_model == "streaming" else OfflineRecognizer.load(config.rest_model)
+    app = create_app(config, recognizer, offline)
     return app, DrainingServer(uvicorn_config(app, config), app.state.engine, config.drain_seconds)
 
 
