@@ -58,6 +58,9 @@ def test_call_progress_tones_and_cadence():
     busy = cadence(3.0, RATE, (480, 620), 0.5, 0.5, -10.0)
     on, off = busy[int(0.1 * RATE) : int(0.4 * RATE)], busy[int(0.6 * RATE) : int(0.9 * RATE)]
     assert rms_dbfs(on) == pytest.approx(-10.0, abs=0.5) and np.all(off == 0)
+    joined = cadence(2.0, RATE, (480, 620), 0.5, 0.5, -10.0, phase=0.7)  # 0.2 s into the pause
+    assert np.all(joined[: int(0.29 * RATE)] == 0) and np.any(joined[int(0.31 * RATE) : int(0.4 * RATE)])
+    assert np.array_equal(joined[int(0.3 * RATE) :], busy[: len(joined) - int(0.3 * RATE)])
     ringback = cadence(6.0, RATE, (440, 480), 2.0, 4.0, -10.0)
     assert np.all(ringback[int(2.1 * RATE) :] == 0) and rms_dbfs(ringback[: 2 * RATE]) > -11
 

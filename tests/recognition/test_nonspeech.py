@@ -31,6 +31,8 @@ def signals() -> dict[str, np.ndarray]:
     out["dial tone"] = tone(4.0, RATE, (350.0, 440.0), -15.0)
     out["ring-back"] = cadence(6.5, RATE, (440.0, 480.0), 2.0, 4.0, -15.0)
     out["busy"] = cadence(4.0, RATE, (480.0, 620.0), 0.5, 0.5, -15.0)
+    out["ring-back, joined in a pause"] = cadence(8.0, RATE, (440.0, 480.0), 2.0, 4.0, -15.0, phase=3.3)
+    out["busy, joined in a pause"] = cadence(4.0, RATE, (480.0, 620.0), 0.5, 0.5, -15.0, phase=0.8)
     out["DTMF 0-9 * #"] = dtmf("0123456789*#", RATE, -12.0, tone_s=0.12, gap_s=0.1)
     out["DTMF 5551234, slow"] = dtmf("5551234", RATE, -10.0, tone_s=0.25, gap_s=0.25)
     return out

@@ -82,14 +82,22 @@ def tone(
 
 
 def cadence(
-    seconds: float, sample_rate: int, freqs: tuple[float, ...], on: float, off: float, level_dbfs: float
+    seconds: float,
+    sample_rate: int,
+    freqs: tuple[float, ...],
+    on: float,
+    off: float,
+    level_dbfs: float,
+    phase: float = 0.0,
 ) -> np.ndarray:
-    """A tone switched on for `on` seconds and off for `off` seconds, repeated (ring-back, busy)."""
+    """A tone switched on for `on` seconds and off for `off` seconds, repeated (ring-back, busy), starting
+    `phase` seconds into its cycle (a recording joins a ring-back wherever it happens to be)."""
     n = _count(seconds, sample_rate)
     burst = tone(on, sample_rate, freqs, level_dbfs)
     period = np.concatenate([burst, np.zeros(_count(off, sample_rate), dtype=np.float32)])
-    reps = -(-n // max(len(period), 1))
-    return np.tile(period, reps)[:n].astype(np.float32)
+    skip = _count(phase, sample_rate) % max(len(period), 1)
+    reps = -(-(n + skip) // max(len(period), 1))
+    return np.tile(period, reps)[skip : skip + n].astype(np.float32)
 
 
 def hum(seconds: float, sample_rate: int, level_dbfs: float, rng: np.random.Generator) -> np.ndarray:
@@ -156,13 +164,15 @@ KINDS: dict[str, Callable[[float, int, np.random.Generator], np.ndarray]] = {
     "hum": lambda s, r, g: hum(s, r, g.uniform(-50, -20), g),
     "tone": lambda s, r, g: tone(s, r, (g.uniform(150, min(3600, r / 2 - 200)),), g.uniform(-40, -10)),
     "dial": lambda s, r, g: tone(s, r, (350, 440), g.uniform(-30, -10)),
-    "ringback": lambda s, r, g: cadence(s, r, (440, 480), 2.0, 4.0, g.uniform(-30, -10)),
-    "busy": lambda s, r, g: cadence(s, r, (480, 620), 0.5, 0.5, g.uniform(-30, -10)),
+    "ringback": lambda s, r, g: cadence(s, r, (440, 480), 2.0, 4.0, g.uniform(-30, -10), g.uniform(0, 6)),
+    "busy": lambda s, r, g: cadence(s, r, (480, 620), 0.5, 0.5, g.uniform(-30, -10), g.uniform(0, 1)),
     "sit": lambda s, r, g: np.resize(
         np.concatenate([tone(0.33, r, (f,), g.uniform(-30, -15)) for f in (913.8, 1370.6, 1776.7)]),
         _count(s, r),
     ).astype(np.float32),
-    "fax": lambda s, r, g: cadence(s, r, (1100,) if g.random() < 0.5 else (2100,), 0.5, 3.0, g.uniform(-30, -10)),
+    "fax": lambda s, r, g: cadence(
+        s, r, (1100,) if g.random() < 0.5 else (2100,), 0.5, 3.0, g.uniform(-30, -10), g.uniform(0, 3.5)
+    ),
     "dtmf": lambda s, r, g: np.resize(
         dtmf(_random_keys(g, 1, 12), r, g.uniform(-30, -8), g.uniform(0.05, 0.2), g.uniform(0.05, 0.3)),
         _count(s, r),
