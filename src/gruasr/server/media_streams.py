@@ -50,6 +50,8 @@ def _field(obj: dict[str, Any], name: str, kind: type) -> Any:
 
 
 class _MediaCall:
+    """One media stream: its call (events) and a leg per track; the handlers of start, media and dtmf."""
+
     def __init__(self, engine: Engine, hub: CallHub) -> None:
         self.engine = engine
         self.hub = hub
