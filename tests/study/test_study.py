@@ -125,7 +125,8 @@ def test_verdicts_and_significance() -> None:
 TINY = """
 recipe = "{root}/configs/telephone.toml"
 overrides = ['data.train=["data/an4/train.jsonl", "data/fsdd/train.jsonl", "data/fsdd/train_numbers.jsonl"]',
-             'data.dev=["data/an4/dev.jsonl", "data/fsdd/dev_numbers.jsonl"]', "data.repeat=[1, 1, 1]", "data.limit=12", "data.max_duration=4.0", "features.num_mel_bins=24",
+             'data.dev=["data/an4/dev.jsonl", "data/fsdd/dev_numbers.jsonl"]', "data.repeat=[1, 1, 1]",
+             "data.limit=12", "data.max_duration=4.0", "features.num_mel_bins=24",
              "model.num_layers=1", "model.conv_channels=8", "augment.variants=1", "train.epochs=1",
              "train.max_seconds=40.0", "train.warmup_steps=2", "train.average_last=1", "train.num_workers=0"]
 seeds = [1, 2]
