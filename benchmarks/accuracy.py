@@ -31,6 +31,14 @@ from gruasr.evaluation.suite import TestSet, find_data, prepare_test_sets, run_t
 from gruasr.recognizer import OfflineRecognizer, model_decoding
 
 
+def with_method(asr: OfflineRecognizer, method: str) -> OfflineRecognizer:
+    """The recognizer decoding by `method` ("greedy" or "beam+lm") with the model's own settings (tuned on dev)."""
+    asr.options = model_decoding(
+        asr.bundle.meta, method="greedy" if method == "greedy" else "beam", use_lm=method == "beam+lm"
+    )
+    return asr
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", help="model directory (default: the bundled model)")
@@ -53,12 +61,10 @@ def main() -> None:
                         holdout_speaker=args.holdout_speaker)  # fmt: skip
             name = f"FSDD unseen speaker ({args.holdout_speaker}) phone numbers"
             runs.append((args.holdout_model, TestSet(name, work / "holdout" / "holdout_numbers.jsonl")))
+        loaded = {model: OfflineRecognizer.load(model) for model in {m for m, _ in runs}}  # each model once
         for model, test in runs:
             for method in ("greedy", "beam+lm"):
-                asr = OfflineRecognizer.load(model)  # the model's own decoding settings (tuned on dev), then the method
-                asr.options = model_decoding(
-                    asr.bundle.meta, method="greedy" if method == "greedy" else "beam", use_lm=method == "beam+lm"
-                )
+                asr = with_method(loaded[model], method)
                 status.print(f"{test.name}: {method}")
                 report = run_test_set(asr, test, status)
                 counts = report.counts()
@@ -70,10 +76,7 @@ def main() -> None:
         nonspeech = build_nonspeech(work / "nonspeech", "test", NonSpeechConfig(count=300, seed=1))
         line = TelephoneChannel(codec="ulaw")
         for method in ("greedy", "beam+lm"):
-            asr = OfflineRecognizer.load(args.model)
-            asr.options = model_decoding(
-                asr.bundle.meta, method="greedy" if method == "greedy" else "beam", use_lm=method == "beam+lm"
-            )
+            asr = with_method(loaded[args.model], method)
             status.print(f"non-speech: {method}")
             found = invented_words(lambda x, r: asr.transcribe(x, r).text, nonspeech, asr.sample_rate, line)  # noqa: B023
             invented.append({"test_set": "non-speech (300 generated clips), mu-law line", "decoding": method,

@@ -163,10 +163,7 @@ class OfflineRecognizer:
         """One utterance starting at sample `start` of its channel; word times shifted to the channel's clock."""
         if len(samples) < int(0.03 * self.sample_rate):  # shorter than one frame: nothing to hear
             return Hypothesis("", ())
-        hyp = self.decode(self.log_probs(samples))
-        offset = start / self.sample_rate
-        words = tuple(Word(w.word, w.start + offset, w.end + offset, w.conf) for w in hyp.words)
-        return Hypothesis(hyp.text, words, hyp.score)
+        return self.decode(self.log_probs(samples)).shifted(start / self.sample_rate)
 
     def transcribe_file(self, path: str | os.PathLike[str], raw: RawFormat | None = None) -> list[Result]:
         """Recognize every channel of a file (any format gruasr.audio reads, any rate); one Result each.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 
 @dataclass(frozen=True)
@@ -11,6 +11,10 @@ class Word:
     start: float  # seconds from the start of the audio
     end: float
     conf: float  # in [0, 1]
+
+    def shifted(self, seconds: float) -> Word:
+        """The word `seconds` later (times of a segment moved onto its recording's or stream's clock)."""
+        return replace(self, start=self.start + seconds, end=self.end + seconds)
 
     def to_dict(self) -> dict[str, float | str]:
         return {
@@ -28,6 +32,10 @@ class Hypothesis:
     score: float = 0.0  # log-probability (acoustic, plus weighted LM when fused)
     #: the beam search's posterior of this text among its final beam's alternatives, in [0, 1]; None from greedy
     confidence: float | None = None
+
+    def shifted(self, seconds: float) -> Hypothesis:
+        """The same hypothesis with every word `seconds` later."""
+        return replace(self, words=tuple(w.shifted(seconds) for w in self.words))
 
     def to_dict(self) -> dict[str, object]:
         return {"text": self.text, "words": [w.to_dict() for w in self.words]}

@@ -18,7 +18,6 @@ import concurrent.futures
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import replace
 from typing import TypeVar
 
 import numpy as np
@@ -235,12 +234,7 @@ class Engine:
         event = pending.event(hyps[0])
         alternatives: tuple[Hypothesis, ...] = ()
         if request.alternatives:
-            alternatives = tuple(
-                replace(
-                    h, words=tuple(replace(w, start=w.start + offset, end=w.end + offset) for w in pending.words(h))
-                )
-                for h in hyps
-            )
+            alternatives = tuple(h.shifted(pending.offset).shifted(offset) for h in hyps)
         if event is None:
             return Output(Event("final", "", offset + pending.offset, offset + pending.end), alternatives)
         return Output(shift(event, offset), alternatives)

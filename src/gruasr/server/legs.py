@@ -56,7 +56,7 @@ def shift(event: Event, seconds: float) -> Event:
     """The event moved `seconds` later (a leg's stream restarted after a reset keeps the leg's clock)."""
     if seconds == 0.0:
         return event
-    words = tuple(replace(w, start=w.start + seconds, end=w.end + seconds) for w in event.words)
+    words = tuple(w.shifted(seconds) for w in event.words)
     return replace(event, start=event.start + seconds, end=event.end + seconds, words=words)
 
 

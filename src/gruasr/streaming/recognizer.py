@@ -102,16 +102,12 @@ class PendingFinal:
     channel: int = 0
     leg: str | None = None
 
-    def words(self, hyp: Hypothesis) -> tuple[Word, ...]:
-        """The hypothesis's words moved onto the stream's clock."""
-        return tuple(Word(w.word, w.start + self.offset, w.end + self.offset, w.conf) for w in hyp.words)
-
     def event(self, hyp: Hypothesis) -> Event | None:
         """The final Event of a decoded hypothesis; it spans its words (the utterance also holds the silence
         around them). None for an empty text."""
         if not hyp.text:
             return None
-        words = self.words(hyp)
+        words = hyp.shifted(self.offset).words  # on the stream's clock
         start, end = (words[0].start, words[-1].end) if words else (self.offset, self.end)
         return Event("final", hyp.text, start, end, words, self.channel, self.leg)
 
