@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gruasr.cli.inputs import add_raw_option, check_audio_files
+from gruasr.cli.redaction import add_redact_option, redaction
 from gruasr.errors import ConfigError, GruAsrError
 
 if TYPE_CHECKING:
@@ -89,6 +90,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 
 def _cmd_transcribe(args: argparse.Namespace) -> int:
+    policy = redaction(args)
     files = check_audio_files("transcribe", args.files, args.raw)  # before the model loads
     if not files:
         return 1
@@ -101,7 +103,7 @@ def _cmd_transcribe(args: argparse.Namespace) -> int:
             print(f"gruasr transcribe: error: {path}: {err}", file=sys.stderr)
             failed += 1
             continue
-        for result in results:
+        for result in map(policy.redact_result, results):
             if args.json:
                 print(json.dumps({"audio": path, **result.to_dict()}), flush=True)
             else:
@@ -127,5 +129,6 @@ def add_recognize_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParse
     tr.add_argument("files", nargs="+", metavar="FILE")
     tr.add_argument("--json", action="store_true", help="one JSON object per input and channel per line")
     add_raw_option(tr)
+    add_redact_option(tr)
     _add_decoding(tr)
     tr.set_defaults(func=_cmd_transcribe)

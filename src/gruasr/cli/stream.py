@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from gruasr.cli.inputs import add_raw_option, check_audio_files
 from gruasr.cli.recognize import _add_decoding, _recognizer
+from gruasr.cli.redaction import add_redact_option, redaction
 
 if TYPE_CHECKING:
     from gruasr.streaming import StreamingRecognizer
@@ -33,13 +34,15 @@ def _streaming(args: argparse.Namespace) -> StreamingRecognizer:
 
 
 def _cmd_stream(args: argparse.Namespace) -> int:
+    from gruasr.redact import redact_events
     from gruasr.streaming.calls import file_events
 
+    policy = redaction(args)
     if not check_audio_files("stream", [args.file], args.raw):  # before the model loads
         return 1
     recognizer = _streaming(args)
     events = file_events(recognizer, args.file, args.chunk_ms, label_legs=False, realtime=args.realtime, raw=args.raw)
-    for event in events:
+    for event in redact_events(events, policy):  # a leg's held digits join its next final
         if args.json:
             print(json.dumps(event.to_dict()), flush=True)
         elif event.type == "final" or args.partials:
@@ -49,13 +52,17 @@ def _cmd_stream(args: argparse.Namespace) -> int:
 
 
 def _cmd_call(args: argparse.Namespace) -> int:
+    from gruasr.redact import redact_events
     from gruasr.streaming.calls import call_transcript
     from gruasr.subtitles import Cue, subtitles, timestamp
 
+    policy = redaction(args)
     if not check_audio_files("call", [args.file], args.raw):  # before the model loads
         return 1
     recognizer = _streaming(args)
     finals = call_transcript(recognizer, args.file, raw=args.raw)
+    if policy.enabled:  # each leg's finals in its own order; held digits move a final's start, so sort again
+        finals = sorted(redact_events(finals, policy), key=lambda e: (e.start, e.channel))
     if args.format == "json":
         for event in finals:
             print(json.dumps({"audio": args.file, **event.to_dict()}))
@@ -70,6 +77,7 @@ def _cmd_call(args: argparse.Namespace) -> int:
 def _add_streaming(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("file", metavar="FILE", help="audio file (any format and rate gruasr reads)")
     add_raw_option(parser)
+    add_redact_option(parser)
     _add_decoding(parser)
     parser.set_defaults(model=None)
     parser.add_argument("--vad-mode", type=int, default=2, choices=[0, 1, 2, 3], help="WebRTC VAD aggressiveness")
