@@ -1,5 +1,7 @@
 """gruasr.bundle: a model folder written, read back, verified (sizes, shapes, checksum), and refused clearly when
-broken; decoding defaults and the LM from the folder; `gruasr model verify`."""
+broken; decoding defaults and the LM from the folder; `gruasr model verify`. The manifest and signatures:
+tests/test_model_integrity.py. Tests that break a folder on purpose rewrite its manifest (write_manifest, as
+`gruasr model manifest` would) so that the check behind the manifest is the one that speaks."""
 
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ from gruasr.data.tokens import TokenTable
 from gruasr.decoding.lm import build_arpa
 from gruasr.errors import CheckpointError, ConfigError
 from gruasr.features import FbankConfig, GlobalCMVN
+from gruasr.integrity import write_manifest
 from gruasr.models.ctc_model import CTCModel, ModelConfig
 
 
@@ -48,6 +51,7 @@ def _edit_meta(folder: Path, **changes: object) -> None:
         else:
             meta[key] = value
     (folder / "model.json").write_text(json.dumps(meta))
+    write_manifest(folder)
 
 
 def test_a_saved_folder_loads_back_the_same_model_with_its_checksum(tmp_path: Path) -> None:
@@ -83,8 +87,11 @@ def test_a_changed_weights_file_is_refused_by_its_checksum(tmp_path: Path) -> No
     folder = saved(tmp_path / "m")
     weights = folder / "model.safetensors"
     data = bytearray(weights.read_bytes())
-    data[-3] ^= 0x01  # one bit of the last weight: the file still parses, only the checksum can tell
+    data[-3] ^= 0x01  # one bit of the last weight: the file still parses, only the checksums can tell
     weights.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="model.safetensors: SHA-256 mismatch"):
+        load_bundle(folder)
+    write_manifest(folder)  # the manifest rewritten over the changed weights: model.json's checksum still tells
     with pytest.raises(CheckpointError, match="checksum mismatch"):
         load_bundle(folder)
     with pytest.raises(CheckpointError, match="checksum mismatch"):
@@ -108,14 +115,16 @@ def test_broken_folders_are_refused_with_the_reason(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match="do not fit the model"):
         load_bundle(folder)
     folder = saved(tmp_path / "m")
-    _edit_meta(folder, weights_sha256=None)
     (folder / "model.safetensors").write_bytes(b"\x00" * 100)
+    _edit_meta(folder, weights_sha256=None)
     with pytest.raises(CheckpointError, match="cannot read weights"):
         load_bundle(folder)
     (folder / "model.safetensors").unlink()
-    with pytest.raises(CheckpointError, match="missing"):
+    write_manifest(folder)
+    with pytest.raises(CheckpointError, match="model.safetensors: missing"):
         load_bundle(folder)
     (folder / "model.json").write_text("{not json")
+    write_manifest(folder)
     with pytest.raises(CheckpointError, match="not valid JSON"):
         load_bundle(folder)
     _edit_meta(saved(tmp_path / "m"), version=99)
@@ -139,17 +148,20 @@ def test_verify_reads_the_lm_and_lexicon_and_the_cli_reports(tmp_path: Path, cap
     folder = saved(tmp_path / "m")
     (tmp_path / "t.txt").write_text("one two\ntwo three\n")
     build_arpa(tmp_path / "t.txt", 2, folder / "lm.arpa")
+    write_manifest(folder)
     facts = verify(folder)
     assert facts["lm"] == str(folder / "lm.arpa") and facts["lexicon_words"] == 3  # the LM's words
     assert facts["weights_sha256"] == sha256(folder / "model.safetensors") and facts["frame_seconds"] == 0.01
+    assert facts["files"] == ["lm.arpa", "model.json", "model.safetensors"] and facts["signed_by"] is None
     (folder / "lexicon.txt").write_text("one\ntwo\n")
+    write_manifest(folder)
     assert verify(folder)["lexicon_words"] == 2
     assert main(["model", "verify", str(folder), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["parameters"] == load_bundle(folder).model.num_parameters()
     (folder / "model.safetensors").write_bytes((folder / "model.safetensors").read_bytes()[:-4] + b"\x00" * 4)
     assert main(["model", "verify", str(folder)]) == 1
     err = capsys.readouterr().err
-    assert "checksum mismatch" in err and err.count("\n") == 1
+    assert "model.safetensors: SHA-256 mismatch" in err and err.count("\n") == 1
 
 
 def test_frame_and_step_seconds_follow_the_feature_config() -> None:

@@ -6,14 +6,26 @@
                          model.safetensors, "decoding": {method, use_lm, beam_size, lm_weight, word_bonus},
                          "training": {...}, "environment": {...}}
     lm.arpa, lexicon.txt  (optional) the language model and word list used by default when decoding
+    RECIPE.md           (bundled models) how the model was made
+    checksums.sha256    the SHA-256 of every other file, as `sha256sum` writes it (gruasr.integrity)
+    checksums.sha256.sig  (optional) an Ed25519 signature of checksums.sha256
 
     from gruasr.bundle import load_bundle, verify
     bundle = load_bundle("runs/telephone/model", device="cpu")   # model, features, CMVN, tokens, meta
-    verify("src/gruasr/pretrained/telephone")                    # sizes, shapes and checksum, or CheckpointError
+    verify("src/gruasr/pretrained/telephone")                    # manifest, sizes, shapes, LM, or CheckpointError
+    load_bundle(folder, trusted_keys=["release.pub"])            # only if signed by that key
 
-Every folder is written under a temporary name and renamed into place, so a kill -9 leaves either the old
-folder or the new one. Both recognizers, training, the study and the CLI read and write models through here;
-nothing here imports training code.
+Verified models: loading checks the folder against its manifest before it parses anything, and refuses a
+missing manifest, a file listed but missing, a file present but not listed, a subfolder, a symbolic link, a
+malformed manifest and any file whose bytes changed (CheckpointError naming the file and what to do). The
+bytes of model.json, model.safetensors, lm.arpa and lexicon.txt are hashed as they are read for parsing, so
+what was checked is what is used. With trusted keys, only a folder whose manifest one of them signed loads.
+A folder made before manifests gets one with `gruasr model manifest DIR` (for folders you trust); keys with
+`gruasr model keygen`, signatures with `gruasr model sign`. Weights are never unpickled: safetensors only.
+
+Every folder is written under a temporary name, its manifest written last, and renamed into place, so a
+kill -9 leaves either the old folder or the new one. Both recognizers, training, the study and the CLI read and
+write models through here; nothing here imports training code.
 """
 
 from __future__ import annotations
@@ -22,13 +34,14 @@ import hashlib
 import json
 import os
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load, save_file
 
 from gruasr.data.tokens import TokenTable
 from gruasr.decoding.beam import BeamConfig, Lexicon
@@ -36,6 +49,7 @@ from gruasr.decoding.lm import NGramLM
 from gruasr.errors import CheckpointError, ConfigError
 from gruasr.features.cmvn import GlobalCMVN
 from gruasr.features.config import FbankConfig
+from gruasr.integrity import MANIFEST, CheckedFolder, TrustedKey, check_folder, sha256, write_manifest
 from gruasr.models.ctc_model import SUBSAMPLING, CTCModel, ModelConfig
 
 FORMAT = "gruasr-model"
@@ -88,6 +102,8 @@ class ModelBundle:
     tokens: TokenTable
     meta: dict[str, Any]
     path: Path | None = None
+    #: the folder's checked files (load_bundle): the LM and lexicon are read through it, hashed as read
+    files: CheckedFolder | None = field(default=None, repr=False)
 
     @property
     def sample_rate(self) -> int:
@@ -132,14 +148,27 @@ class ModelBundle:
     def language_model(
         self, lm: str | os.PathLike[str] | None = None, lexicon: str | os.PathLike[str] | None = None
     ) -> tuple[NGramLM | None, Lexicon | None]:
-        """The LM and lexicon to decode with: the named files, else the folder's own; without a lexicon file the
-        LM's words are the lexicon. (None, None) when there is neither."""
-        lm_path = Path(lm) if lm is not None else self.lm_path
-        language_model = NGramLM.from_arpa(lm_path) if lm_path is not None else None
-        lex_path = Path(lexicon) if lexicon is not None else self.lexicon_path
-        if lex_path is not None:
-            return language_model, Lexicon.from_file(str(lex_path))
-        return language_model, Lexicon(language_model.vocab) if language_model is not None else None
+        """The LM and lexicon to decode with: the named files, else the folder's own (read through the checked
+        folder: the bytes parsed are the bytes hashed); without a lexicon file the LM's words are the lexicon.
+        (None, None) when there is neither. Files named here are the caller's, read as they are."""
+        language_model, words = None, None
+        if lm is not None:
+            language_model = NGramLM.from_arpa(lm)
+        elif self.lm_path is not None:
+            language_model = NGramLM.from_arpa_text(self._text(LM), str(self.lm_path))
+        if lexicon is not None:
+            words = Lexicon.from_file(str(lexicon))
+        elif self.lexicon_path is not None:
+            words = Lexicon.from_text(self._text(LEXICON))
+        elif language_model is not None:
+            words = Lexicon(language_model.vocab)
+        return language_model, words
+
+    def _text(self, name: str) -> str:
+        if self.files is None:  # a bundle made in memory with a path: nothing was checked to read through
+            return (Path(self.path or ".") / name).read_text(encoding="utf-8", errors="replace")
+        data = self.files.read(name)
+        return data.decode("utf-8", errors="replace")
 
 
 def frame_seconds(features: FbankConfig) -> float:
@@ -156,15 +185,6 @@ def bundled(name: str = "telephone") -> Path:
     return folder
 
 
-def sha256(path: Path) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def write_json(path: Path, data: dict[str, Any]) -> None:
     path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
@@ -179,7 +199,7 @@ def write_model_files(
     dtype: torch.dtype = torch.float32,
 ) -> None:
     """Write model.safetensors (floating tensors as `dtype`) and model.json, with the weights' checksum, into an
-    existing folder."""
+    existing folder, then its manifest (of every file there: commit_dir rewrites it when more files follow)."""
     state = {
         k: v.detach().to("cpu", dtype if v.is_floating_point() else v.dtype).contiguous()
         for k, v in model.state_dict().items()
@@ -197,6 +217,7 @@ def write_model_files(
         "weights_sha256": sha256(folder / WEIGHTS),
     }
     write_json(folder / META, meta)
+    write_manifest(folder)
 
 
 def atomic_dir(final: Path) -> Path:
@@ -208,8 +229,11 @@ def atomic_dir(final: Path) -> Path:
     return tmp
 
 
-def commit_dir(tmp: Path, final: Path) -> Path:
-    """Replace `final` by `tmp` (a rename; the old one is removed after the new one is in place)."""
+def commit_dir(tmp: Path, final: Path, manifest: bool = True) -> Path:
+    """Replace `final` by `tmp` (a rename; the old one is removed after the new one is in place), after writing
+    tmp's manifest (of every file in it: a model folder is only ever committed with one)."""
+    if manifest:
+        write_manifest(tmp)
     old = final.with_name(f".{final.name}.old")
     if old.exists():
         shutil.rmtree(old)
@@ -230,7 +254,7 @@ def save_model(
     extra: dict[str, Any] | None = None,
     keep: tuple[str, ...] = (LM, LEXICON),
 ) -> Path:
-    """Write a model folder atomically (files named in `keep` that are already there stay)."""
+    """Write a model folder atomically, with its manifest (files named in `keep` that are already there stay)."""
     final = Path(folder)
     tmp = atomic_dir(final)
     write_model_files(tmp, model, features, cmvn, tokens, extra)
@@ -241,12 +265,16 @@ def save_model(
 
 
 def read_meta(folder: Path) -> dict[str, Any]:
-    """model.json of a model folder, its format and version checked."""
+    """model.json of a model folder, its format and version checked (read as it is: load_bundle checks it)."""
     path = folder / META
     if not path.is_file():
         raise CheckpointError(f"{folder}: not a gruasr model (no {META})")
+    return _parse_meta(path, path.read_bytes())
+
+
+def _parse_meta(path: Path, data: bytes) -> dict[str, Any]:
     try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
+        meta = json.loads(data.decode("utf-8"))
     except (ValueError, UnicodeDecodeError) as err:
         raise CheckpointError(f"{path}: not valid JSON ({err})") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
@@ -257,10 +285,12 @@ def read_meta(folder: Path) -> dict[str, Any]:
 
 
 def record_checksum(folder: Path) -> str:
-    """(Re)write model.json's weights_sha256 for the folder's current model.safetensors; returns it."""
+    """(Re)write model.json's weights_sha256 for the folder's current model.safetensors, and the folder's
+    manifest: this trusts the files as they are. Returns the weights' checksum."""
     meta = read_meta(folder)
     meta["weights_sha256"] = sha256(folder / WEIGHTS)
     write_json(folder / META, meta)
+    write_manifest(folder)
     return str(meta["weights_sha256"])
 
 
@@ -280,16 +310,18 @@ def _parts(folder: Path, meta: dict[str, Any]) -> tuple[ModelConfig, FbankConfig
     return config, features, cmvn, tokens
 
 
-def _weights(folder: Path, meta: dict[str, Any], model: CTCModel) -> dict[str, torch.Tensor]:
-    """The checked weights: checksum (when model.json records one), names and shapes against `model`."""
-    path = folder / WEIGHTS
-    if not path.is_file():
+def _weights(files: CheckedFolder, meta: dict[str, Any], model: CTCModel) -> dict[str, torch.Tensor]:
+    """The checked weights: read once and hashed (the manifest, and model.json's checksum when it records one),
+    then names and shapes against `model`."""
+    path = files.path / WEIGHTS
+    if not files.has(WEIGHTS):
         raise CheckpointError(f"{path}: missing")
+    data = files.read(WEIGHTS)
     recorded = meta.get("weights_sha256")
-    if recorded is not None and sha256(path) != recorded:
+    if recorded is not None and hashlib.sha256(data).hexdigest() != recorded:
         raise CheckpointError(f"{path}: checksum mismatch (model.json records {recorded}): corrupt or replaced")
     try:
-        state = load_file(str(path))
+        state = load(data)
     except (OSError, SafetensorError, ValueError) as err:
         raise CheckpointError(f"{path}: cannot read weights ({err})") from None
     expected = model.state_dict()
@@ -304,28 +336,48 @@ def _weights(folder: Path, meta: dict[str, Any], model: CTCModel) -> dict[str, t
     return {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
 
 
-def load_bundle(folder: str | os.PathLike[str], device: str | torch.device = "cpu") -> ModelBundle:
+def load_bundle(
+    folder: str | os.PathLike[str],
+    device: str | torch.device = "cpu",
+    *,
+    trusted_keys: Sequence[TrustedKey] | TrustedKey | None = None,
+    allow_missing_manifest: bool = False,
+) -> ModelBundle:
     """Read and verify a model folder (see `verify`) and put the model and CMVN on `device`, in eval mode.
-    Every problem is a CheckpointError naming the file."""
+    The folder is checked against its manifest (checksums.sha256) before anything is parsed, and model.json and
+    the weights are hashed as they are read; with `trusted_keys` (PEM public key files or Ed25519PublicKey
+    objects) the manifest must be signed by one of them. `allow_missing_manifest` is for re-bundling a training
+    run written before manifests (`gruasr model bundle`), never for recognition. Every problem is a
+    CheckpointError naming the file (a ConfigError for an unreadable trusted key)."""
     folder = Path(folder)
-    if not folder.is_dir():
-        raise CheckpointError(f"model not found: {folder}")
-    meta = read_meta(folder)
+    if folder.is_dir() and not (folder / META).exists() and not (folder / MANIFEST).exists():
+        raise CheckpointError(f"{folder}: not a gruasr model (no {META})")
+    files = check_folder(folder, trusted_keys, deferred=(META, WEIGHTS), allow_missing_manifest=allow_missing_manifest)
+    if not files.has(META):
+        raise CheckpointError(f"{folder}: not a gruasr model (no {META})")
+    meta = _parse_meta(folder / META, files.read(META))
     config, features, cmvn, tokens = _parts(folder, meta)
     model = CTCModel(config)
-    model.load_state_dict(_weights(folder, meta, model))
+    model.load_state_dict(_weights(files, meta, model))
     model.to(device).eval()
-    return ModelBundle(model, features, cmvn.to(device), tokens, meta, folder)
+    return ModelBundle(model, features, cmvn.to(device), tokens, meta, folder, files)
 
 
-def verify(folder: str | os.PathLike[str]) -> dict[str, Any]:
-    """Check a model folder without keeping it: model.json's format, the sizes of model, features, CMVN and
-    tokens agree, the weights' checksum (when recorded), names and shapes, and that the LM and lexicon (when
-    present) read. Returns a summary; raises CheckpointError (or AudioFormat/ConfigError of the LM) otherwise."""
-    bundle = load_bundle(folder)
+def verify(
+    folder: str | os.PathLike[str], trusted_keys: Sequence[TrustedKey] | TrustedKey | None = None
+) -> dict[str, Any]:
+    """Check a model folder without keeping it: every file against the manifest (and its signature by one of
+    `trusted_keys`, when given), model.json's format, the sizes of model, features, CMVN and tokens agree, the
+    weights' checksum (when recorded), names and shapes, and that the LM and lexicon (when present) read.
+    Returns a summary; raises CheckpointError (or AudioFormat/ConfigError of the LM) otherwise."""
+    bundle = load_bundle(folder, trusted_keys=trusted_keys)
     lm, lexicon = bundle.language_model()
+    files = bundle.files
     return {
         "path": str(bundle.path),
+        "files": sorted(files.digests) if files is not None and files.digests is not None else None,
+        "signed_by": files.signed_by if files is not None else None,
+        "signature_present": files.signature_present if files is not None else False,
         "parameters": bundle.model.num_parameters(),
         "sample_rate": bundle.sample_rate,
         "frame_seconds": bundle.frame_seconds,

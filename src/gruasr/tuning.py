@@ -130,10 +130,10 @@ def bundle_run(
     recipe: str | os.PathLike[str] | None = None,
     order: int = 3,
 ) -> Path:
-    """Bundle RUN/model as a model folder `out` (written atomically, then verified): float16 weights with their
-    checksum, an `order`-gram LM and lexicon of the run's training transcripts, the dev-tuned decoding, and
-    RECIPE.md naming `recipe` (default configs/<out folder name>.toml, which must exist). Manifest paths in
-    RUN/config.json are read relative to the current directory, as training read them."""
+    """Bundle RUN/model as a model folder `out` (written atomically with its manifest, then verified): float16
+    weights with their checksum, an `order`-gram LM and lexicon of the run's training transcripts, the dev-tuned
+    decoding, and RECIPE.md naming `recipe` (default configs/<out folder name>.toml, which must exist). The data
+    manifests named in RUN/config.json are read relative to the current directory, as training read them."""
     run, out = Path(run), Path(out)
     recipe_path = Path(recipe) if recipe is not None else Path("configs") / f"{out.name}.toml"
     if not recipe_path.is_file():
@@ -145,7 +145,9 @@ def bundle_run(
         raise ConfigError(f"the LM order must be at least 1, got {order}")
     config = json.loads((run / "config.json").read_text(encoding="utf-8"))
     summary = json.loads((run / "summary.json").read_text(encoding="utf-8"))
-    bundle = load_bundle(run / "model")
+    # the run's own model, written by this project's training; one made before manifests is read unchecked, with
+    # a warning: the folder written here gets a fresh manifest and is verified
+    bundle = load_bundle(run / "model", allow_missing_manifest=True)
     tmp = atomic_dir(out)
     texts = [u.text for path in config["data"]["train"] for u in read_manifest(path)]
     (tmp / "lm-text.txt").write_text("\n".join(texts) + "\n", encoding="utf-8")

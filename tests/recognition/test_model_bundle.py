@@ -1,9 +1,11 @@
 """`gruasr model bundle RUN --out DIR`: a finished training run becomes a verified model folder with float16
-weights, an LM and lexicon of the training transcripts, decoding chosen on dev and RECIPE.md."""
+weights, an LM and lexicon of the training transcripts, decoding chosen on dev, RECIPE.md and the manifest."""
 
 from __future__ import annotations
 
 import json
+import logging
+import shutil
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,8 @@ import torch
 from gruasr.bundle import load_bundle, sha256
 from gruasr.cli.main import main
 from gruasr.data.manifest import read_manifest
+from gruasr.errors import CheckpointError
+from gruasr.integrity import MANIFEST, check_folder
 from gruasr.recognizer import OfflineRecognizer
 from gruasr.tuning import LM_WEIGHTS, WORD_BONUSES
 
@@ -23,8 +27,10 @@ def test_model_bundle_makes_a_verified_folder_with_dev_tuned_decoding(tiny_model
     recipe = ROOT / "configs" / "tiny.toml"
     assert main(["model", "bundle", str(run), "--out", str(out), "--config", str(recipe), "--order", "2"]) == 0
     assert f"-> {out}" in capsys.readouterr().out
-    assert sorted(p.name for p in out.iterdir()) == ["RECIPE.md", "lexicon.txt", "lm.arpa", "model.json",
-                                                     "model.safetensors"]  # fmt: skip
+    assert sorted(p.name for p in out.iterdir()) == ["RECIPE.md", "checksums.sha256", "lexicon.txt", "lm.arpa",
+                                                     "model.json", "model.safetensors"]  # fmt: skip
+    assert sorted(check_folder(out).digests or {}) == ["RECIPE.md", "lexicon.txt", "lm.arpa", "model.json",
+                                                       "model.safetensors"]  # fmt: skip
     meta = json.loads((out / "model.json").read_text())
     assert meta["weights_sha256"] == sha256(out / "model.safetensors")
     results = meta["decoding_dev_results"]
@@ -54,3 +60,19 @@ def test_model_bundle_needs_the_recipe_and_a_finished_run(tiny_model: Path, tmp_
     assert "not a finished training run" in capsys.readouterr().err and not out.exists()
     with pytest.raises(SystemExit):
         main(["model", "bundle", str(tiny_model.parent)])  # --out is required
+
+
+def test_a_run_from_before_manifests_is_bundled_with_a_warning(tiny_model: Path, tmp_path: Path, caplog):
+    """A run trained by a gruasr that wrote no manifest: bundling reads its model unchecked (it is the input of
+    a fresh, verified folder), and says so; recognition never reads such a folder."""
+    run = tmp_path / "old-run"
+    shutil.copytree(tiny_model.parent, run, ignore=shutil.ignore_patterns("checkpoints", "tb"))
+    (run / "model" / MANIFEST).unlink()
+    with pytest.raises(CheckpointError, match="gruasr model manifest"):
+        OfflineRecognizer.load(run / "model")
+    out = tmp_path / "bundled"
+    recipe = ROOT / "configs" / "tiny.toml"
+    with caplog.at_level(logging.WARNING, logger="gruasr.integrity"):
+        assert main(["model", "bundle", str(run), "--out", str(out), "--config", str(recipe), "--order", "2"]) == 0
+    assert "no checksums.sha256" in caplog.text
+    assert check_folder(out).digests is not None and load_bundle(out).path == out

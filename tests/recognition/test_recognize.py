@@ -13,6 +13,7 @@ from gruasr.audio import RawFormat, load_audio, save_wav
 from gruasr.cli.inputs import parse_raw
 from gruasr.cli.main import main
 from gruasr.decoding.lm import build_arpa
+from gruasr.integrity import write_manifest
 from gruasr.recognizer import DecodeOptions, load_model
 from gruasr.vad import EndpointConfig, speech_segments
 
@@ -168,6 +169,7 @@ def test_no_lm_is_beam_search_without_the_lm_and_greedy_has_its_own_flag(
     shutil.copytree(tiny_model, folder)
     (tmp_path / "t.txt").write_text("one two\nthree\n")
     build_arpa(tmp_path / "t.txt", 2, folder / "lm.arpa")
+    write_manifest(folder)  # an LM added by hand: the folder's manifest lists it (gruasr model manifest)
     args = ["eval", "--manifest", str(test_manifest), "--model", str(folder), "--out", str(tmp_path / "e")]
     assert main([*args, *flags]) == 0
     assert json.loads((tmp_path / "e" / "report.json").read_text())["decoding"] == expected
@@ -184,6 +186,7 @@ def test_model_directory_lm_is_used_by_default(tiny_model, tmp_path):
     shutil.copytree(tiny_model, folder)
     (tmp_path / "t.txt").write_text("one two\n")
     build_arpa(tmp_path / "t.txt", 2, folder / "lm.arpa")
+    write_manifest(folder)
     asr = load_model(folder)
     assert asr.lm is not None and asr.lexicon is not None and asr.lexicon.words == {"one", "two"}
     assert load_model(folder, options=DecodeOptions(use_lm=False)).decode is not None

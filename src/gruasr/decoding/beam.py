@@ -57,7 +57,12 @@ class Lexicon:
     def from_file(cls, path: str) -> Lexicon:
         """One word per line (first column; a pronunciation dictionary's other columns are ignored)."""
         with open(path, encoding="utf-8") as f:
-            return cls(line.split()[0].lower() for line in f if line.strip())
+            return cls.from_text(f.read())
+
+    @classmethod
+    def from_text(cls, text: str) -> Lexicon:
+        """The same as from_file, from the file's text (a model folder hands out the bytes it has checked)."""
+        return cls(line.split()[0].lower() for line in text.split("\n") if line.strip())
 
 
 def _logadd(a: float, b: float) -> float:

@@ -213,31 +213,41 @@ class NGramLM:
         path = Path(path)
         if not path.is_file():
             raise ConfigError(f"language model not found: {path}")
+        with path.open(encoding="utf-8", errors="replace") as f:
+            return cls._parse(f, str(path))
+
+    @classmethod
+    def from_arpa_text(cls, text: str, where: str = "<arpa>") -> NGramLM:
+        """The same as from_arpa, from the file's text (a model folder hands out the bytes it has checked);
+        `where` names it in errors."""
+        return cls._parse(text.split("\n"), where)
+
+    @classmethod
+    def _parse(cls, lines: Iterable[str], where: str) -> NGramLM:
         model: ArpaModel = {}
         section = 0
-        with path.open(encoding="utf-8", errors="replace") as f:
-            for number, line in enumerate(f, 1):
-                line = line.strip()
-                if not line or line.startswith("ngram ") or line == "\\data\\":
-                    continue
-                if line == "\\end\\":
-                    break
-                if line.startswith("\\") and line.endswith("-grams:"):
-                    section = int(line[1:].split("-")[0])
-                    model[section] = {}
-                    continue
-                if section == 0:
-                    continue
-                parts = line.split()
-                try:
-                    logp = float(parts[0])
-                    gram = tuple(parts[1 : 1 + section])
-                    backoff = float(parts[1 + section]) if len(parts) > 1 + section else 0.0
-                except (ValueError, IndexError):
-                    raise ConfigError(f"{path}:{number}: not an ARPA n-gram line") from None
-                if len(gram) != section:
-                    raise ConfigError(f"{path}:{number}: expected {section} words")
-                model[section][gram] = (logp, backoff)
+        for number, line in enumerate(lines, 1):
+            line = line.strip()
+            if not line or line.startswith("ngram ") or line == "\\data\\":
+                continue
+            if line == "\\end\\":
+                break
+            if line.startswith("\\") and line.endswith("-grams:"):
+                section = int(line[1:].split("-")[0])
+                model[section] = {}
+                continue
+            if section == 0:
+                continue
+            parts = line.split()
+            try:
+                logp = float(parts[0])
+                gram = tuple(parts[1 : 1 + section])
+                backoff = float(parts[1 + section]) if len(parts) > 1 + section else 0.0
+            except (ValueError, IndexError):
+                raise ConfigError(f"{where}:{number}: not an ARPA n-gram line") from None
+            if len(gram) != section:
+                raise ConfigError(f"{where}:{number}: expected {section} words")
+            model[section][gram] = (logp, backoff)
         return cls(model)
 
     def start(self) -> tuple[str, ...]:
