@@ -14,6 +14,7 @@ another: memory stays bounded whatever the length of the call. Word times are on
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +30,7 @@ from gruasr.decoding.hypothesis import Hypothesis, Word
 from gruasr.decoding.lm import NGramLM
 from gruasr.errors import ShapeError
 from gruasr.features import Fbank
+from gruasr.integrity import TrustedKey
 from gruasr.vad import EndpointConfig, Segmenter, speech_segments
 
 __all__ = ["BUNDLED", "DecodeOptions", "OfflineRecognizer", "Result", "leg_name", "load_model", "model_decoding"]
@@ -103,13 +105,17 @@ class OfflineRecognizer:
         lexicon: str | os.PathLike[str] | None = None,
         options: DecodeOptions | None = None,
         vad: EndpointConfig | None = None,
+        *,
+        trusted_keys: Sequence[TrustedKey] | None = None,
     ) -> OfflineRecognizer:
         """A recognizer from a model folder (None: the bundled telephone model), its model, filterbank and CMVN
         on `device`. The folder's lm.arpa and lexicon.txt are used unless `lm` / `lexicon` name others;
         options.use_lm=False decodes without them. Without `options`, the model's own decoding settings apply
         (model.json "decoding": beam size, LM weight and word bonus tuned on dev, and whether the LM helps),
-        else beam search with the LM."""
-        bundle = load_bundle(Path(path) if path is not None else bundled("telephone"), device)
+        else beam search with the LM. The folder's files are checked against its manifest; with `trusted_keys`
+        (PEM public key files or Ed25519PublicKey objects) it must also be signed by one of them (gruasr.bundle)."""
+        folder = Path(path) if path is not None else bundled("telephone")
+        bundle = load_bundle(folder, device, trusted_keys=trusted_keys)
         language_model, words = bundle.language_model(lm, lexicon)
         return cls(bundle, language_model, words, options or bundle.decoding(), vad)
 
@@ -213,6 +219,9 @@ def load_model(
     lexicon: str | os.PathLike[str] | None = None,
     options: DecodeOptions | None = None,
     device: str | torch.device = "cpu",
+    *,
+    trusted_keys: Sequence[TrustedKey] | None = None,
 ) -> OfflineRecognizer:
-    """The same as `OfflineRecognizer.load(path, device, lm, lexicon, options)`: a short name kept for scripts."""
-    return OfflineRecognizer.load(path, device, lm, lexicon, options)
+    """The same as `OfflineRecognizer.load(path, device, lm, lexicon, options, trusted_keys=...)`: a short name
+    kept for scripts."""
+    return OfflineRecognizer.load(path, device, lm, lexicon, options, trusted_keys=trusted_keys)

@@ -1,9 +1,12 @@
-"""`gruasr model bundle` (a training run -> a model folder to ship) and `gruasr model verify` (check a folder)."""
+"""`gruasr model`: bundle (a training run -> a model folder to ship), verify (check a folder), manifest (write a
+trusted folder's checksums.sha256), keygen and sign (Ed25519 signatures of the manifest)."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
+from pathlib import Path
 
 
 def _cmd_bundle(args: argparse.Namespace) -> int:
@@ -19,31 +22,93 @@ def _cmd_bundle(args: argparse.Namespace) -> int:
 def _cmd_verify(args: argparse.Namespace) -> int:
     from gruasr.bundle import verify
 
-    facts = verify(args.folder)
+    facts = verify(args.folder, trusted_keys=args.trusted_key)
     if args.json:
         print(json.dumps(facts))
     else:
         checksum = facts["weights_sha256"] or "none recorded"
-        print(f"{facts['path']}: ok ({facts['parameters']:,} parameters, {facts['sample_rate']} Hz, "
-              f"{facts['tokens']} tokens, checksum {checksum}, LM {facts['lm'] or 'none'})")  # fmt: skip
+        signed = f", signed by {facts['signed_by']}" if facts["signed_by"] else ""
+        unchecked = ", signature not checked (no --trusted-key)" if facts["signature_present"] and not signed else ""
+        print(f"{facts['path']}: ok ({len(facts['files'])} files match checksums.sha256{signed}{unchecked}; "
+              f"{facts['parameters']:,} parameters, {facts['sample_rate']} Hz, {facts['tokens']} tokens, "
+              f"checksum {checksum}, LM {facts['lm'] or 'none'})")  # fmt: skip
+    return 0
+
+
+def _cmd_manifest(args: argparse.Namespace) -> int:
+    from gruasr.bundle import META, verify
+    from gruasr.errors import CheckpointError
+    from gruasr.integrity import write_manifest
+
+    folder = Path(args.folder)
+    if not (folder / META).is_file():
+        raise CheckpointError(f"{folder}: not a gruasr model (no {META}); only model folders get a manifest")
+    written = write_manifest(folder)
+    print(f"wrote {written.path} ({len(written.names)} files: {', '.join(written.names)})")
+    if written.removed_signature:
+        print(f"{folder}: removed the signature of the previous manifest: sign it again (gruasr model sign)",
+              file=sys.stderr)  # fmt: skip
+    verify(folder)  # a folder that does not load is reported now, not at the first call
+    return 0
+
+
+def _cmd_keygen(args: argparse.Namespace) -> int:
+    from gruasr.integrity import generate_keys
+
+    private, public, fingerprint = generate_keys(args.out)
+    print(f"wrote {private} (private: keep it secret, mode 0600) and {public} (give it to --trusted-key); "
+          f"key {fingerprint}")  # fmt: skip
+    return 0
+
+
+def _cmd_sign(args: argparse.Namespace) -> int:
+    from gruasr.integrity import sign_folder
+
+    path, fingerprint = sign_folder(args.folder, args.key)
+    print(f"wrote {path}: the manifest signed by {fingerprint}")
     return 0
 
 
 def add_model_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Register `model` (bundle, verify) on the top-level subparsers."""
-    model = sub.add_parser("model", help="model folders: bundle a training run, verify a folder")
+    """Register `model` (bundle, verify, manifest, keygen, sign) on the top-level subparsers."""
+    model = sub.add_parser("model", help="model folders: bundle a training run, verify, manifest, keygen, sign")
     model_sub = model.add_subparsers(dest="model_command", metavar="SUBCOMMAND", required=True)
     bundle = model_sub.add_parser(
         "bundle",
         help="RUN/model -> a model folder: float16 weights + checksum, LM and lexicon of the training "
-        "transcripts, decoding tuned on the run's dev sets, RECIPE.md",
+        "transcripts, decoding tuned on the run's dev sets, RECIPE.md, checksums.sha256",
     )
     bundle.add_argument("run", metavar="RUN", help="a finished training run folder (gruasr train --out RUN)")
     bundle.add_argument("--out", required=True, help="the model folder to write (replaced atomically)")
     bundle.add_argument("--config", help="the recipe the run was trained with (default configs/<out name>.toml)")
     bundle.add_argument("--order", type=int, default=3, help="order of the word n-gram LM (default 3)")
     bundle.set_defaults(func=_cmd_bundle)
-    verify = model_sub.add_parser("verify", help="check a model folder: sizes, shapes, weights checksum, LM")
+    verify = model_sub.add_parser(
+        "verify", help="check a model folder: every file against checksums.sha256, signature, sizes, shapes, LM"
+    )
     verify.add_argument("folder", metavar="DIR")
     verify.add_argument("--json", action="store_true", help="the summary as one JSON object")
+    add_trusted_key_option(verify)
     verify.set_defaults(func=_cmd_verify)
+    manifest = model_sub.add_parser(
+        "manifest",
+        help="(re)write DIR/checksums.sha256 from the files there now: only for a folder you trust (one made by "
+        "a gruasr before manifests, or one you changed yourself)",
+    )
+    manifest.add_argument("folder", metavar="DIR")
+    manifest.set_defaults(func=_cmd_manifest)
+    keygen = model_sub.add_parser("keygen", help="a new Ed25519 key pair: NAME.key (private, 0600) and NAME.pub")
+    keygen.add_argument("--out", required=True, metavar="NAME", help="path and name of the keys (never overwritten)")
+    keygen.set_defaults(func=_cmd_keygen)
+    sign = model_sub.add_parser("sign", help="sign DIR/checksums.sha256 (after checking it): checksums.sha256.sig")
+    sign.add_argument("folder", metavar="DIR")
+    sign.add_argument("--key", required=True, metavar="NAME.key", help="the Ed25519 private key (PEM, PKCS#8)")
+    sign.set_defaults(func=_cmd_sign)
+
+
+def add_trusted_key_option(parser: argparse.ArgumentParser) -> None:
+    """--trusted-key PUB (repeatable): accept the model folder only if one of these keys signed its manifest."""
+    parser.add_argument(
+        "--trusted-key", action="append", metavar="PUB",
+        help="an Ed25519 public key (PEM); repeatable: the model folder must be signed by one of them",
+    )  # fmt: skip

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gruasr.cli.inputs import add_raw_option, check_audio_files
+from gruasr.cli.model import add_trusted_key_option
 from gruasr.cli.redaction import add_redact_option, redaction
 from gruasr.errors import ConfigError, GruAsrError
 
@@ -22,7 +23,9 @@ def _recognizer(args: argparse.Namespace) -> OfflineRecognizer:
     lexicon, --decoding lm beam search with them."""
     from gruasr.recognizer import OfflineRecognizer
 
-    recognizer = OfflineRecognizer.load(args.model, args.device, lm=args.lm, lexicon=args.lexicon)
+    recognizer = OfflineRecognizer.load(
+        args.model, args.device, lm=args.lm, lexicon=args.lexicon, trusted_keys=args.trusted_key
+    )
     method, use_lm = None, None
     if args.greedy or args.decoding == "greedy":
         method = "greedy"
@@ -58,6 +61,7 @@ def _add_decoding(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--beam", type=int, help="beam size (default: the model's, else 16)")
     parser.add_argument("--lm-weight", type=float, help="LM weight alpha (default: the model's, else 0.5)")
     parser.add_argument("--word-bonus", type=float, help="bonus per word beta (default: the model's, else 1.0)")
+    add_trusted_key_option(parser)  # eval, transcribe, stream, call
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:

@@ -46,6 +46,7 @@ from gruasr.decoding.hypothesis import Hypothesis, Word
 from gruasr.errors import ConfigError, ShapeError
 from gruasr.features.framing import num_frames
 from gruasr.features.streaming import StreamingFbank
+from gruasr.integrity import TrustedKey
 from gruasr.models.ctc_model import SUBSAMPLING
 from gruasr.recognizer import DecodeOptions, OfflineRecognizer
 from gruasr.vad import EndpointConfig, Endpointer
@@ -321,11 +322,15 @@ class StreamingRecognizer:
         lm: str | os.PathLike[str] | None = None,
         lexicon: str | os.PathLike[str] | None = None,
         options: DecodeOptions | None = None,
+        *,
+        trusted_keys: Sequence[TrustedKey] | None = None,
     ) -> StreamingRecognizer:
         """A streaming recognizer from a unidirectional model folder (None: the bundled streaming model) on
-        `device`; LM, lexicon and decoding options as OfflineRecognizer.load (they decode the finals)."""
+        `device`; LM, lexicon, decoding options and `trusted_keys` (the folder must be signed by one of them) as
+        OfflineRecognizer.load (they decode the finals)."""
         folder = Path(path) if path is not None else bundled_streaming_model()
-        return cls(OfflineRecognizer.load(folder, device, lm, lexicon, options), endpoint)
+        offline = OfflineRecognizer.load(folder, device, lm, lexicon, options, trusted_keys=trusted_keys)
+        return cls(offline, endpoint)
 
     @property
     def sample_rate(self) -> int:
