@@ -11,10 +11,13 @@ from websockets.sync.client import ClientConnection, connect
 CHUNK = 8000
 
 
-def lockstep(url: str, pcm: bytes, config: dict[str, Any] | None = None, chunk: int = CHUNK) -> list[dict[str, Any]]:
-    """Every reply, in order: one per chunk, then the final for eof (the server then closes with 1000)."""
+def lockstep(
+    url: str, pcm: bytes, config: dict[str, Any] | None = None, chunk: int = CHUNK, **options: Any
+) -> list[dict[str, Any]]:
+    """Every reply, in order: one per chunk, then the final for eof (the server then closes with 1000).
+    `options` go to websockets' connect (ssl, additional_headers)."""
     replies = []
-    with connect(url, compression=None, open_timeout=30) as ws:
+    with connect(url, compression=None, open_timeout=30, **options) as ws:
         if config is not None:
             ws.send(json.dumps({"config": config}))
         for i in range(0, len(pcm), chunk):

@@ -9,9 +9,11 @@ Routes (docs/serving.md has the protocol tables):
   GET /healthz, /readyz, /metrics
 and, when `config.audiosocket_port` is set, the AudioSocket TCP listener, started with the app.
 
-Seams for what comes later: `middleware` (authentication, limits: Starlette middleware wrapping every route,
-WebSocket ones included) and `routes` (more routes ahead of the built-in ones: a static page on GET /, which does
-not clash with the WebSocket route on /). TLS belongs to the listener (uvicorn's ssl options in the runner).
+Every route but the probes sits behind the authentication middleware (gruasr.server.security; API keys when
+`keys` is given, and the client's address for the per-address limits in any case); TLS belongs to the listeners
+(the runner's uvicorn settings, and the AudioSocket listener here). Seams: `middleware` (more Starlette middleware,
+inside the authentication) and `routes` (more routes ahead of the built-in ones: a static page on GET /, which
+does not clash with the WebSocket route on /).
 """
 
 from __future__ import annotations
@@ -32,9 +34,11 @@ from gruasr.server.audiosocket import AudioSocketServer
 from gruasr.server.calls import CallHub
 from gruasr.server.config import ServerConfig
 from gruasr.server.engine import Engine
+from gruasr.server.keys import KeyStore
 from gruasr.server.media_streams import media_endpoint
 from gruasr.server.metrics import Metrics
 from gruasr.server.rest import error, transcriptions
+from gruasr.server.security import Authentication, tls_context
 from gruasr.server.vosk import vosk_endpoint
 from gruasr.streaming.recognizer import StreamingRecognizer
 
@@ -46,12 +50,14 @@ def create_app(
     recognizer: StreamingRecognizer,
     offline: OfflineRecognizer | None = None,
     *,
+    keys: KeyStore | None = None,
     middleware: Sequence[Middleware] = (),
     routes: Sequence[BaseRoute] = (),
 ) -> Starlette:
     """The server's app around one shared streaming recognizer (and `offline`, the model of REST transcriptions;
-    None: the streaming model's). `app.state` holds `engine`, `calls`, `metrics` and, once started,
-    `audiosocket_port` (the bound port, or None)."""
+    None: the streaming model's). With `keys`, every route but the probes needs an API key (gruasr.server.security).
+    `app.state` holds `engine`, `calls`, `metrics` and, once started, `audiosocket_port` (the bound port, or
+    None)."""
     metrics = Metrics()
     engine = Engine(recognizer, config, metrics, offline)
     hub = CallHub(config, metrics)
@@ -63,7 +69,9 @@ def create_app(
         await hub.start()
         app.state.audiosocket_port = None
         if config.audiosocket_port is not None:
-            app.state.audiosocket_port = await audiosocket.start(config.host, config.audiosocket_port)
+            app.state.audiosocket_port = await audiosocket.start(
+                config.audiosocket_host, config.audiosocket_port, tls_context(config)
+            )
         try:
             yield
         finally:
@@ -117,7 +125,7 @@ def create_app(
             Route("/readyz", readyz),
             Route("/metrics", prometheus),
         ],
-        middleware=list(middleware),
+        middleware=[Middleware(Authentication, keys=keys, metrics=metrics), *middleware],
         lifespan=lifespan,
     )
     app.state.engine = engine

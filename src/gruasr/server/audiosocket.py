@@ -16,11 +16,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 import uuid
 
 from gruasr.errors import ConfigError
 from gruasr.server.calls import Call, CallHub
 from gruasr.server.engine import Engine, Interrupt, Leg, Refused
+from gruasr.server.guard import Pass, Principal, SessionClock
 from gruasr.server.wire import pcm16_samples
 
 log = logging.getLogger("gruasr.server.audiosocket")
@@ -45,9 +47,10 @@ class AudioSocketServer:
         self.server: asyncio.Server | None = None
         self._connections: set[asyncio.Task[None]] = set()
 
-    async def start(self, host: str, port: int) -> int:
-        """Listen; returns the port (useful with port 0)."""
-        self.server = await asyncio.start_server(self._connection, host, port)
+    async def start(self, host: str, port: int, tls: ssl.SSLContext | None = None) -> int:
+        """Listen (over TLS when `tls` is given); returns the port (useful with port 0)."""
+        handshake = self.engine.config.handshake_seconds if tls is not None else None
+        self.server = await asyncio.start_server(self._connection, host, port, ssl=tls, ssl_handshake_timeout=handshake)
         return int(self.server.sockets[0].getsockname()[1])
 
     async def stop(self) -> None:
@@ -58,40 +61,51 @@ class AudioSocketServer:
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         metrics = self.engine.metrics
         interrupt = Interrupt()
+        peer = writer.get_extra_info("peername")
+        who = Principal(None, peer[0] if isinstance(peer, tuple) else None)
         unregister = self.engine.on_drain(interrupt)
         metrics.sessions.labels(PROTOCOL).inc()
         metrics.active.labels(PROTOCOL).inc()
+        held: list[Pass] = []
         try:
-            await self._serve(reader, interrupt)
+            await self._serve(reader, interrupt, who, held)
         except (ConfigError, Refused) as err:
             reason = err.reason if isinstance(err, Refused) else "bad_request"
             metrics.refuse(reason)
             log.info("audiosocket call refused: %s", err, extra={"protocol": PROTOCOL, "reason": reason})
+        except (ConnectionError, ssl.SSLError) as err:  # the peer reset the connection or broke TLS mid-call
+            log.info("audiosocket connection lost: %s", type(err).__name__, extra={"protocol": PROTOCOL})
         finally:
             unregister()
+            for place in held:
+                place.release()
             metrics.active.labels(PROTOCOL).dec()
             writer.close()
             with contextlib.suppress(ConnectionError):
                 await writer.wait_closed()
 
-    async def _serve(self, reader: asyncio.StreamReader, interrupt: Interrupt) -> None:
+    async def _serve(
+        self, reader: asyncio.StreamReader, interrupt: Interrupt, who: Principal, held: list[Pass]
+    ) -> None:
         call: Call | None = None
         leg: Leg | None = None
         carry = b""
+        clock: SessionClock = self.engine.clock()
         try:
             while True:
-                header = await interrupt.receive(reader.readexactly(3))
+                header = await interrupt.receive(clock.within(reader.readexactly(3)))
                 if header is None:
                     break
                 kind, length = header[0], int.from_bytes(header[1:3], "big")
-                payload = await reader.readexactly(length) if length else b""
+                payload = await clock.within(reader.readexactly(length)) if length else b""
                 if kind == KIND_UUID:
                     if call is not None or length != 16:
                         raise ConfigError("the UUID message must come once, first, with 16 bytes")
-                    self.engine.check_open()
+                    held.append(self.engine.admit(who))
                     call = self.hub.begin(str(uuid.UUID(bytes=payload)), PROTOCOL)
                     leg = self.engine.open(PROTOCOL, RATE, 0, "A")
                     leg.listener = call.listener
+                    leg.meter = held[0].spend
                     log.info("call started", extra={"protocol": PROTOCOL, "call": call.id})
                 elif kind == KIND_AUDIO:
                     if leg is None:

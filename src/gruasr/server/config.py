@@ -64,6 +64,42 @@ class ServerConfig:
     #: calls whose events stay available over server-sent events after they ended
     keep_calls: int = 100
 
+    # -- security (docs/security.md) --
+    #: PEM certificate chain and private key: every HTTP/WebSocket listener (and AudioSocket) speaks TLS >= 1.2
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    #: PEM CA bundle: clients must present a certificate it signed (mutual TLS)
+    tls_client_ca: str | None = None
+    #: API keys file (`gruasr keys add`); None: no authentication, allowed on loopback only (or insecure_no_auth)
+    keys_file: str | None = None
+    #: listen beyond loopback without keys (and AudioSocket without mutual TLS): only for a trusted network
+    insecure_no_auth: bool = False
+    #: the AudioSocket listener's address (the protocol has no security of its own: loopback by default)
+    audiosocket_host: str = "127.0.0.1"
+    #: largest WebSocket message, bytes (a Vosk client sends 0.1-0.5 s chunks: 1.6-8 kB at 8 kHz)
+    max_message_bytes: int = 1024 * 1024
+    #: a streaming session lasts this long at most, seconds (then its final, and a close with "duration")
+    max_session_seconds: float = 4 * 3600.0
+    #: a streaming session that sends nothing for this long is closed ("idle")
+    idle_seconds: float = 60.0
+    #: a connection's request head (HTTP headers, WebSocket handshake) must be in within this many seconds
+    handshake_seconds: float = 10.0
+    #: a REST upload's body must be in within this many seconds
+    upload_seconds: float = 300.0
+    #: streaming sessions and REST requests open at once per client address (0: no limit of its own; a PBX
+    #: brings all its calls from one address)
+    max_sessions_per_address: int = 0
+    #: audio of one REST upload at most, seconds (checked from the header before decoding)
+    max_upload_seconds: float = 4 * 3600.0
+    #: open connections at most (uvicorn's limit_concurrency: past it HTTP gets 503); 0: max_sessions + 64
+    max_connections: int = 0
+    #: write transcript text in the logs (off: logs hold ids, sizes, times and reasons only)
+    log_transcripts: bool = False
+    #: redaction rules applied to every transcript before it leaves the process: "card", "digits>=N"
+    redact: tuple[str, ...] = ()
+    #: Ed25519 public keys (PEM files): the models must be signed by one of them
+    trusted_keys: tuple[str, ...] = ()
+
     def __post_init__(self) -> None:
         for name in ("torch_threads", "max_sessions", "max_outbox", "max_upload_bytes", "keep_calls"):
             value = getattr(self, name)
@@ -83,6 +119,33 @@ class ServerConfig:
                 raise ConfigError(f"server.{name} must be a number > 0, got {value!r}")
         if self.webhook is not None and not self.webhook.startswith(("http://", "https://")):
             raise ConfigError(f"server.webhook must be an http(s) URL, got {self.webhook!r}")
+        for name in ("max_message_bytes",):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1024:
+                raise ConfigError(f"server.{name} must be an integer >= 1024, got {value!r}")
+        for name in ("max_sessions_per_address", "max_connections"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ConfigError(f"server.{name} must be an integer >= 0 (0: no limit of its own), got {value!r}")
+        for name in ("max_session_seconds", "idle_seconds", "handshake_seconds", "upload_seconds",
+                     "max_upload_seconds"):  # fmt: skip
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+                raise ConfigError(f"server.{name} must be a number > 0, got {value!r}")
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ConfigError("server.tls_cert and server.tls_key come together")
+        if self.tls_client_ca is not None and self.tls_cert is None:
+            raise ConfigError("server.tls_client_ca (mutual TLS) needs tls_cert and tls_key")
+        for name in ("redact", "trusted_keys"):
+            value = getattr(self, name)
+            if isinstance(value, str) or not all(isinstance(v, str) for v in value):
+                raise ConfigError(f"server.{name} must be a list of strings, got {value!r}")
+            object.__setattr__(self, name, tuple(value))
+
+    @property
+    def connections(self) -> int:
+        """Open connections at most: max_connections, or max_sessions + 64."""
+        return self.max_connections or self.max_sessions + 64
 
     @property
     def decoders(self) -> int:

@@ -27,6 +27,7 @@ from gruasr.decoding.hypothesis import Hypothesis
 from gruasr.recognizer import OfflineRecognizer
 from gruasr.server.config import ServerConfig
 from gruasr.server.decoding import DecodeRequest, FinalDecoder
+from gruasr.server.guard import Guard, Pass, Principal, SessionClock
 from gruasr.server.legs import Leg, Output, Refused, _Work, shift
 from gruasr.server.metrics import Metrics
 from gruasr.streaming.recognizer import Event, PendingFinal, StreamingRecognizer
@@ -82,6 +83,8 @@ class Engine:
         self.config = config
         self.metrics = metrics
         self.decoder = FinalDecoder(recognizer.offline)
+        #: per-key and per-address sessions, and keys' audio quotas
+        self.guard = Guard(config.max_sessions_per_address)
         self.draining = False
         self.legs: set[Leg] = set()
         self._wake = asyncio.Event()
@@ -146,6 +149,16 @@ class Engine:
             raise Refused("draining", "the server is shutting down")
         if len(self.legs) + count > self.config.max_sessions:
             raise Refused("capacity", f"the server is at its limit of {self.config.max_sessions} streams")
+
+    def admit(self, principal: Principal, count: int = 1) -> Pass:
+        """A place for a new session of `principal` opening `count` legs (Refused: draining, full, over a
+        per-key or per-address limit, or over the key's quota). Release the pass when the session ends."""
+        self.check_open(count)
+        return self.guard.admit(principal)
+
+    def clock(self) -> SessionClock:
+        """A new session's duration and idle limits."""
+        return SessionClock(self.config.max_session_seconds, self.config.idle_seconds)
 
     def open(
         self,
@@ -237,4 +250,6 @@ class Engine:
             alternatives = tuple(h.shifted(pending.offset).shifted(offset) for h in hyps)
         if event is None:
             return Output(Event("final", "", offset + pending.offset, offset + pending.end), alternatives)
+        if self.config.log_transcripts:  # off by default: logs hold ids, sizes, times and reasons only
+            log.info("final", extra={"text": event.text, "start": round(offset + event.start, 3)})
         return Output(shift(event, offset), alternatives)

@@ -40,6 +40,17 @@ class Refused(GruAsrError):
         self.reason = reason
 
 
+#: WebSocket close codes (RFC 6455) of refusals: 1003 unacceptable data, 1008 policy violation, 1009 too big;
+#: any other reason (capacity, draining, backlog, slow, per_key, per_address) is 1013 "try again later"
+_CLOSE_CODES = {"bad_request": 1003, "bad_audio": 1003, "too_large": 1009, "unauthorized": 1008, "idle": 1008,
+                "duration": 1008, "quota": 1008}  # fmt: skip
+
+
+def close_code(reason: str) -> int:
+    """The WebSocket close code that tells a client why it was refused."""
+    return _CLOSE_CODES.get(reason, 1013)
+
+
 @dataclass(frozen=True)
 class Output:
     """One result for a leg: a partial or final Event (times in seconds from the start of the leg), and for a
@@ -97,6 +108,8 @@ class Leg:
         self.leg = leg
         self.request = request
         self.listener: Listener | None = None
+        #: charged with the seconds of every chunk pushed (a key's audio quota: gruasr.server.guard.Pass.spend)
+        self.meter: Callable[[float], None] | None = None
         self.seconds = 0.0  # audio pushed so far, seconds (the leg's clock)
         self.closed = False
         self._stream = engine.recognizer.stream(sample_rate, leg, channel=channel)
@@ -120,6 +133,8 @@ class Leg:
         limit = self.engine.config.max_backlog_seconds
         if self._waiting + seconds > limit:
             raise Refused("backlog", f"more than {limit:g} s of audio waiting: sent faster than it can be heard")
+        if self.meter is not None:
+            self.meter(seconds)
         self._waiting += seconds
         self.seconds += seconds
         self.engine.metrics.audio.labels(self.protocol).inc(seconds)

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import binascii
 import contextlib
 import json
 import logging
@@ -33,6 +32,9 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from gruasr.errors import ConfigError
 from gruasr.server.calls import Call, CallHub
 from gruasr.server.engine import Engine, Interrupt, Leg, Refused
+from gruasr.server.guard import Pass, Principal
+from gruasr.server.legs import close_code
+from gruasr.server.security import principal
 from gruasr.server.wire import mulaw_samples
 
 log = logging.getLogger("gruasr.server.media")
@@ -52,9 +54,11 @@ def _field(obj: dict[str, Any], name: str, kind: type) -> Any:
 class _MediaCall:
     """One media stream: its call (events) and a leg per track; the handlers of start, media and dtmf."""
 
-    def __init__(self, engine: Engine, hub: CallHub) -> None:
+    def __init__(self, engine: Engine, hub: CallHub, who: Principal) -> None:
         self.engine = engine
         self.hub = hub
+        self.who = who
+        self.held: Pass | None = None
         self.call: Call | None = None
         self.legs: dict[str, Leg] = {}
 
@@ -69,7 +73,7 @@ class _MediaCall:
         tracks = start.get("tracks", ["inbound"])
         if not isinstance(tracks, list) or not tracks or any(t not in TRACKS for t in tracks):
             raise ConfigError(f"tracks must be a list of {sorted(TRACKS)}, got {tracks!r}")
-        self.engine.check_open(len(set(tracks)))
+        self.held = self.engine.admit(self.who, len(set(tracks)))
         call_id = start.get("callSid") or start.get("streamSid") or message.get("streamSid")
         if not isinstance(call_id, str) or not call_id:
             raise ConfigError("start has no callSid or streamSid")
@@ -78,6 +82,7 @@ class _MediaCall:
             channel, name = TRACKS[track]
             leg = self.engine.open(PROTOCOL, RATE, channel, name)
             leg.listener = self.call.listener
+            leg.meter = self.held.spend
             self.legs[track] = leg
         log.info("call started", extra={"protocol": PROTOCOL, "call": self.call.id, "tracks": list(self.legs)})
 
@@ -89,7 +94,7 @@ class _MediaCall:
             raise ConfigError(f"media on track {track!r} before 'start' or not among its tracks")
         try:
             samples = mulaw_samples(base64.b64decode(_field(media, "payload", str), validate=True))
-        except binascii.Error:
+        except ValueError:  # binascii.Error, or characters outside ASCII
             raise ConfigError("media payload is not base64") from None
         timestamp = media.get("timestamp")
         if isinstance(timestamp, str) and timestamp.isdigit():
@@ -115,6 +120,8 @@ class _MediaCall:
         await asyncio.gather(*tickets, return_exceptions=True)
         for leg in self.legs.values():
             leg.close()
+        if self.held is not None:
+            self.held.release()
         if self.call is not None:
             self.call.end()
             log.info("call ended", extra={"protocol": PROTOCOL, "call": self.call.id})
@@ -122,8 +129,11 @@ class _MediaCall:
 
 async def _serve(websocket: WebSocket, session: _MediaCall, interrupt: Interrupt) -> None:
     handlers = {"start": session.start, "media": session.media, "dtmf": session.dtmf}
+    clock = session.engine.clock()
     while True:
-        message = await interrupt.receive(websocket.receive())
+        message = await interrupt.receive(clock.within(websocket.receive()))
+        if message is not None and message["type"] == "websocket.disconnect" and message.get("code") == 1009:
+            session.engine.metrics.refuse("too_large")  # uvicorn refused a message over max_message_bytes
         if message is None or message["type"] == "websocket.disconnect":
             await session.finish()
             if message is None:
@@ -131,7 +141,7 @@ async def _serve(websocket: WebSocket, session: _MediaCall, interrupt: Interrupt
             return
         try:
             obj = json.loads(message.get("text") or "")
-        except ValueError:
+        except (ValueError, RecursionError):
             raise ConfigError("media stream messages are JSON text") from None
         if not isinstance(obj, dict) or not isinstance(obj.get("event"), str):
             raise ConfigError("a media stream message needs an 'event'")
@@ -154,7 +164,7 @@ async def media_endpoint(websocket: WebSocket, engine: Engine, hub: CallHub) -> 
         metrics.refuse("draining")
         await websocket.close(1013, "the server is shutting down")
         return
-    session = _MediaCall(engine, hub)
+    session = _MediaCall(engine, hub, principal(websocket.scope))
     interrupt = Interrupt()
     unregister = engine.on_drain(interrupt)
     metrics.sessions.labels(PROTOCOL).inc()
@@ -167,7 +177,7 @@ async def media_endpoint(websocket: WebSocket, engine: Engine, hub: CallHub) -> 
         log.info("media stream refused", extra={"protocol": PROTOCOL, "reason": reason})
         await session.finish()
         with contextlib.suppress(WebSocketDisconnect, RuntimeError):
-            await websocket.close(1013 if reason in ("capacity", "backlog", "draining") else 1003, str(err)[:120])
+            await websocket.close(close_code(reason), str(err)[:120])
     except WebSocketDisconnect:
         await session.finish()
     finally:

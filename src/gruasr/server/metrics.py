@@ -11,7 +11,8 @@ LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.15, 0.2, 0.25, 0.35, 0.5, 0.75, 1.0
 RTF_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0)
 
 #: why a session or request was refused (the `reason` label of gruasr_refusals_total)
-REASONS = ("capacity", "draining", "backlog", "slow", "bad_request", "bad_audio", "too_large")
+REASONS = ("capacity", "draining", "backlog", "slow", "bad_request", "bad_audio", "too_large", "unauthorized",
+           "idle", "duration", "handshake_timeout", "per_key", "per_address", "quota")  # fmt: skip
 
 
 class Metrics:

@@ -7,8 +7,14 @@ verbose_json, `timestamp_granularities[]` = segment (default) and/or word (verbo
 `prompt` and `temperature` (accepted, ignored). Every channel of the file is a call leg: a stereo call's legs
 are transcribed apart and merged in time order; verbose_json segments then carry "channel" and "leg", and
 subtitles name the leg. Errors come as OpenAI's `{"error": {"message", "type", "param", "code"}}` with 400
-(bad request or audio), 413 (too large) or 503 (shutting down). The model is the server's REST model
+(bad request or audio), 401 (no or a bad API key, from gruasr.server.security), 408 (the body did not arrive
+within `upload_seconds`), 413 (over `max_upload_bytes` or `max_upload_seconds` of audio), 429 (a per-key or
+per-address limit, or the key's daily audio quota) or 503 (shutting down). The model is the server's REST model
 (`rest_model`: by default the bundled bidirectional telephone model, the more accurate one on recordings).
+
+The upload never touches the disk: it is decoded from an anonymous in-memory file (Linux `memfd_create`; where
+that is missing, a private temporary file deleted at once). Its header is read first, so a file that claims hours
+of audio (or a rate outside 8-48 kHz) is refused before any decoding.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import contextlib
 import logging
 import os
 import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,10 +33,14 @@ from starlette.formparsers import MultiPartException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
+from gruasr.audio.io import AudioInfo, audio_info
 from gruasr.decoding.hypothesis import Word
-from gruasr.errors import GruAsrError
+from gruasr.errors import AudioFormatError, GruAsrError
 from gruasr.recognizer import Result
 from gruasr.server.engine import Engine, Refused
+from gruasr.server.guard import Pass
+from gruasr.server.security import principal
+from gruasr.server.wire import MAX_RATE, MIN_RATE
 from gruasr.subtitles import Cue, subtitles
 
 log = logging.getLogger("gruasr.server.rest")
@@ -82,19 +93,62 @@ def _verbose(parts: list[dict[str, Any]], duration: float, words: bool) -> dict[
     return out
 
 
-def _transcribe(engine: Engine, data: bytes, suffix: str) -> list[Result]:
-    """In the offline pool: the upload through a private temporary file (deleted at once; audio readers need a
-    path), every channel transcribed by the server's model."""
+@contextlib.contextmanager
+def in_memory_file(data: bytes, suffix: str) -> Iterator[str]:
+    """A path that reads back `data` (audio readers need a path): an anonymous in-memory file where the system
+    has one (Linux memfd: nothing reaches a disk), else a private temporary file, deleted at once."""
+    if hasattr(os, "memfd_create"):
+        fd = os.memfd_create("gruasr-upload", os.MFD_CLOEXEC)
+        try:
+            _write_all(fd, data)
+            yield f"/proc/self/fd/{fd}"
+        finally:
+            os.close(fd)
+        return
     fd, name = tempfile.mkstemp(prefix="gruasr-upload-", suffix=suffix)
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        return engine.offline.transcribe_file(name)
-    except GruAsrError as err:  # the messages name the temporary path: the client knows its file by its name
-        raise type(err)(str(err).replace(name, "the uploaded file")) from None
+        _write_all(fd, data)
+        yield name
     finally:
+        os.close(fd)
         with contextlib.suppress(OSError):
             os.unlink(name)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _transcribe(engine: Engine, data: bytes, suffix: str, admit: Callable[[AudioInfo], None]) -> list[Result]:
+    """In the offline pool: the upload from memory; its header checked by `admit` (limits, quota) before any
+    decoding; every channel transcribed by the server's model."""
+    with in_memory_file(data, suffix) as name:
+        try:
+            admit(audio_info(name))
+            return engine.offline.transcribe_file(name)
+        except GruAsrError as err:  # the messages name the file's path: the client knows its file by its name
+            if isinstance(err, Refused):
+                raise
+            raise type(err)(str(err).replace(name, "the uploaded file")) from None
+
+
+def _admission(engine: Engine, held: Pass) -> Callable[[AudioInfo], None]:
+    limit = engine.config.max_upload_seconds
+
+    def admit(info: AudioInfo) -> None:
+        if not MIN_RATE <= info.sample_rate <= MAX_RATE:
+            raise AudioFormatError(f"the sample rate {info.sample_rate} Hz is outside {MIN_RATE}-{MAX_RATE} Hz")
+        if info.duration > limit:
+            raise Refused("too_large", f"the upload holds {info.duration:.0f} s of audio, over the {limit:g} s limit")
+        held.spend(info.duration * info.channels)
+
+    return admit
+
+
+#: HTTP status of a refusal, by reason
+_STATUS = {"too_large": 413, "per_key": 429, "per_address": 429, "quota": 429, "draining": 503}
 
 
 async def transcriptions(request: Request, engine: Engine) -> Response:
@@ -108,7 +162,20 @@ async def transcriptions(request: Request, engine: Engine) -> Response:
         metrics.refuse("too_large")
         return error(413, f"the upload is over the {limit} byte limit", "file", "too_large")
     try:
-        async with request.form(max_files=1, max_fields=20) as form:
+        held = engine.guard.admit(principal(request.scope))
+    except Refused as err:
+        metrics.refuse(err.reason)
+        return error(_STATUS.get(err.reason, 503), str(err), code=err.reason)
+    try:
+        return await _transcription(request, engine, held)
+    finally:
+        held.release()
+
+
+async def _transcription(request: Request, engine: Engine, held: Pass) -> Response:
+    metrics, limit = engine.metrics, engine.config.max_upload_bytes
+    try:
+        async with asyncio.timeout(engine.config.upload_seconds), request.form(max_files=1, max_fields=20) as form:
             upload = form.get("file")
             fmt = str(form.get("response_format") or "json")
             granularities = [str(g) for g in form.getlist("timestamp_granularities[]")]
@@ -126,16 +193,20 @@ async def transcriptions(request: Request, engine: Engine) -> Response:
     except MultiPartException as err:
         metrics.refuse("bad_request")
         return error(400, f"not a valid multipart form: {err.message}")
+    except TimeoutError:
+        metrics.refuse("slow")
+        return error(408, f"the upload did not arrive within {engine.config.upload_seconds:g} s", code="timeout")
     if len(data) > limit:
         metrics.refuse("too_large")
         return error(413, f"the upload is over the {limit} byte limit", "file", "too_large")
     try:
         results = await asyncio.get_running_loop().run_in_executor(
-            engine.offline_pool, _transcribe, engine, data, suffix
+            engine.offline_pool, _transcribe, engine, data, suffix, _admission(engine, held)
         )
     except Refused as err:
         metrics.refuse(err.reason)
-        return error(503, str(err), code=err.reason)
+        param = "file" if err.reason == "too_large" else None
+        return error(_STATUS.get(err.reason, 503), str(err), param, err.reason)
     except GruAsrError as err:
         metrics.refuse("bad_audio")
         return error(400, str(err), "file", "bad_audio")
@@ -144,7 +215,10 @@ async def transcriptions(request: Request, engine: Engine) -> Response:
     metrics.audio.labels(PROTOCOL).inc(duration * len(results))
     parts = segments(results)
     text = " ".join(p["text"] for p in parts)
-    log.info("transcribed", extra={"protocol": PROTOCOL, "format": fmt, "seconds": round(duration, 2)})
+    extra: dict[str, Any] = {"protocol": PROTOCOL, "format": fmt, "seconds": round(duration, 2)}
+    if engine.config.log_transcripts:  # off by default: no transcript text in the logs
+        extra["text"] = text
+    log.info("transcribed", extra=extra)
     if fmt == "json":
         return JSONResponse({"text": text})
     if fmt == "text":

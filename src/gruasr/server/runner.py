@@ -22,6 +22,8 @@ from gruasr.recognizer import OfflineRecognizer
 from gruasr.server.app import create_app
 from gruasr.server.config import ServerConfig
 from gruasr.server.engine import Engine
+from gruasr.server.keys import KeyStore
+from gruasr.server.security import check_exposure, guarded_h11, protect_logs, tls_context
 from gruasr.streaming.recognizer import StreamingRecognizer
 from gruasr.vad import EndpointConfig
 
@@ -90,13 +92,21 @@ class DrainingServer(uvicorn.Server):
 
 def uvicorn_config(app: Starlette, config: ServerConfig) -> uvicorn.Config:
     """uvicorn's settings: no per-message deflate (no Sec-WebSocket-Extensions a PBX module did not offer), the
-    sans-I/O websockets implementation, our logging, one event loop."""
+    sans-I/O websockets implementation, our logging, one event loop; and the limits of the front door: TLS
+    (gruasr.server.security.tls_context), the largest WebSocket message, open connections at most, and the
+    h11 protocol with a deadline for the request head (a client that trickles its headers is cut off)."""
+    metrics = app.state.metrics
+    tls = tls_context(config)
     return uvicorn.Config(
         app,
         host=config.host,
         port=config.port,
+        http=guarded_h11(config.handshake_seconds, lambda: metrics.refuse("handshake_timeout")),
         ws="websockets-sansio",
         ws_per_message_deflate=False,
+        ws_max_size=config.max_message_bytes,
+        limit_concurrency=config.connections,
+        ssl_context_factory=None if tls is None else (lambda _config, _default: tls),
         lifespan="on",
         log_config=None,
         access_log=False,
@@ -106,12 +116,19 @@ def uvicorn_config(app: Starlette, config: ServerConfig) -> uvicorn.Config:
 
 def build(config: ServerConfig, recognizer: StreamingRecognizer | None = None) -> tuple[Starlette, DrainingServer]:
     """The app and its uvicorn server (recognizer None: load config.model or the bundled streaming model; the
-    REST model as config.rest_model says)."""
+    REST model as config.rest_model says). ConfigError for an exposure check_exposure refuses, unreadable TLS
+    files or keys file."""
+    protect_logs()
+    for warning in check_exposure(config):
+        log.warning(warning)
+    keys = KeyStore(config.keys_file) if config.keys_file is not None else None
+    if keys is not None and not keys.active:
+        log.warning("the keys file has no active key: every request will be refused", extra={"keys": len(keys.keys)})
     if recognizer is None:
         endpoint = EndpointConfig(trailing_silence=config.trailing_silence)
         recognizer = StreamingRecognizer.load(config.model, endpoint=endpoint)
     offline = None if config.rest_model == "streaming" else OfflineRecognizer.load(config.rest_model)
-    app = create_app(config, recognizer, offline)
+    app = create_app(config, recognizer, offline, keys=keys)
     return app, DrainingServer(uvicorn_config(app, config), app.state.engine, config.drain_seconds)
 
 
@@ -122,7 +139,9 @@ def run(config: ServerConfig) -> int:
     log.info(
         "serving",
         extra={"host": config.host, "port": config.port, "audiosocket_port": config.audiosocket_port,
-               "torch_threads": config.torch_threads, "decode_workers": config.decoders},
+               "torch_threads": config.torch_threads, "decode_workers": config.decoders,
+               "tls": config.tls_cert is not None, "mutual_tls": config.tls_client_ca is not None,
+               "auth": config.keys_file is not None},
     )  # fmt: skip
     server.run()
     return 0

@@ -36,6 +36,9 @@ from gruasr.decoding.hypothesis import Hypothesis, Word
 from gruasr.errors import ConfigError
 from gruasr.server.decoding import MAX_ALTERNATIVES, DecodeRequest, normalize_phrases
 from gruasr.server.engine import Engine, Interrupt, Leg, Output, Refused
+from gruasr.server.guard import Pass
+from gruasr.server.legs import close_code
+from gruasr.server.security import principal
 from gruasr.server.wire import MAX_RATE, MIN_RATE, pcm16_samples
 
 log = logging.getLogger("gruasr.server.vosk")
@@ -118,9 +121,11 @@ class _Session:
     """One WebSocket client: a reader that pushes audio as it comes, a writer that sends one reply per message
     in order (the replies wait for the tick that consumed their audio)."""
 
-    def __init__(self, websocket: WebSocket, engine: Engine) -> None:
+    def __init__(self, websocket: WebSocket, engine: Engine, held: Pass) -> None:
         self.ws = websocket
         self.engine = engine
+        self.held = held
+        self.clock = engine.clock()
         self.config = VoskConfig()
         self.leg: Leg | None = None
         self.partial = ""
@@ -132,6 +137,7 @@ class _Session:
     def _open(self) -> Leg:
         if self.leg is None:
             self.leg = self.engine.open(PROTOCOL, self.config.sample_rate, request=self.config.request)
+            self.leg.meter = self.held.spend
         return self.leg
 
     def _queue(self, reply: _Reply) -> None:
@@ -145,13 +151,17 @@ class _Session:
     async def read(self) -> None:
         """Receive until eof, a disconnect, an error or a drain; queue the replies (and a last 'close')."""
         while True:
-            message = await self.interrupt.receive(self.ws.receive())
+            try:
+                message = await self.interrupt.receive(self.clock.within(self.ws.receive()))
+            except Refused as limit:  # idle or over the session's duration: the final of what was said, then 1008
+                self._finish(close_code(limit.reason), str(limit), limit.reason)
+                return
             if message is None:  # drain: the final of what was said, then "going away"
-                if self.leg is not None:
-                    self._queue(_Reply("final", self.leg.end()))
-                self._queue(_Reply("close", code=1001, reason="server shutting down"))
+                self._finish(1001, "server shutting down")
                 return
             if message["type"] == "websocket.disconnect":  # the client left: nothing more to send
+                if message.get("code") == 1009:  # uvicorn refused a message over max_message_bytes
+                    self.engine.metrics.refuse("too_large")
                 raise WebSocketDisconnect(message.get("code", 1000))
             if message.get("bytes") is not None:
                 self._queue(_Reply("reply", self._open().push(self._samples(message["bytes"]))))
@@ -159,7 +169,7 @@ class _Session:
             text = message.get("text") or ""
             try:
                 obj = json.loads(text)
-            except ValueError:
+            except (ValueError, RecursionError):
                 raise ConfigError("a text message must be JSON: config, eof or reset") from None
             if isinstance(obj, dict) and "config" in obj:
                 if self.leg is not None:
@@ -173,6 +183,15 @@ class _Session:
                 self._queue(_Reply("final", self._open().end(reset=True)))
             else:
                 raise ConfigError("unknown message: expected config, eof, reset or binary audio")
+
+    def _finish(self, code: int, reason: str, refusal: str | None = None) -> None:
+        """End the session from our side: the final of what was said (if anything was), then a close."""
+        if refusal is not None:
+            self.engine.metrics.refuse(refusal)
+            log.info("session ended by a limit", extra={"protocol": PROTOCOL, "reason": refusal})
+        if self.leg is not None and not self.leg.ended:
+            self._queue(_Reply("final", self.leg.end()))
+        self._queue(_Reply("close", code=code, reason=reason[:120]))
 
     def _samples(self, data: bytes) -> np.ndarray:
         if self._first_audio and data[:4] == b"RIFF" and data[8:12] == b"WAVE":
@@ -204,12 +223,12 @@ async def vosk_endpoint(websocket: WebSocket, engine: Engine) -> None:
     await websocket.accept(subprotocol="ws" if "ws" in offered else None)
     metrics = engine.metrics
     try:
-        engine.check_open()
+        held = engine.admit(principal(websocket.scope))
     except Refused as refused:
         metrics.refuse(refused.reason)
-        await websocket.close(1013, str(refused))
+        await websocket.close(close_code(refused.reason), str(refused)[:120])
         return
-    session = _Session(websocket, engine)
+    session = _Session(websocket, engine, held)
     metrics.sessions.labels(PROTOCOL).inc()
     metrics.active.labels(PROTOCOL).inc()
     unregister = engine.on_drain(session.interrupt)
@@ -223,10 +242,9 @@ async def vosk_endpoint(websocket: WebSocket, engine: Engine) -> None:
         log.info("session refused", extra={"protocol": PROTOCOL, "reason": reason})
         writer.cancel()
         await asyncio.gather(writer, return_exceptions=True)
-        code = 1013 if reason in ("backlog", "slow") else 1003
         with contextlib.suppress(WebSocketDisconnect, RuntimeError):
             await websocket.send_text(json.dumps({"error": str(err)}))
-            await websocket.close(code, reason)
+            await websocket.close(close_code(reason), reason)
     except (WebSocketDisconnect, OSError):  # the client left (uvicorn's ClientDisconnected is an OSError)
         writer.cancel()
         await asyncio.gather(writer, return_exceptions=True)
@@ -238,6 +256,7 @@ async def vosk_endpoint(websocket: WebSocket, engine: Engine) -> None:
             await websocket.close(1011, "internal error")
     finally:
         unregister()
+        held.release()
         if session.leg is not None:
             session.leg.close()
         metrics.active.labels(PROTOCOL).dec()
