@@ -141,6 +141,9 @@ class ServerConfig:
             if isinstance(value, str) or not all(isinstance(v, str) for v in value):
                 raise ConfigError(f"server.{name} must be a list of strings, got {value!r}")
             object.__setattr__(self, name, tuple(value))
+        from gruasr.redact import parse_rules
+
+        parse_rules(self.redact)  # a bad rule is an error at start, not at the first card number
 
     @property
     def connections(self) -> int:

@@ -25,6 +25,7 @@ import torch
 
 from gruasr.decoding.hypothesis import Hypothesis
 from gruasr.recognizer import OfflineRecognizer
+from gruasr.redact import parse_rules
 from gruasr.server.config import ServerConfig
 from gruasr.server.decoding import DecodeRequest, FinalDecoder
 from gruasr.server.guard import Guard, Pass, Principal, SessionClock
@@ -85,6 +86,8 @@ class Engine:
         self.decoder = FinalDecoder(recognizer.offline)
         #: per-key and per-address sessions, and keys' audio quotas
         self.guard = Guard(config.max_sessions_per_address)
+        #: redaction of every transcript before it leaves (config.redact; gruasr.redact)
+        self.policy = parse_rules(config.redact)
         self.draining = False
         self.legs: set[Leg] = set()
         self._wake = asyncio.Event()

@@ -23,6 +23,7 @@ import numpy as np
 
 from gruasr.decoding.hypothesis import Hypothesis
 from gruasr.errors import GruAsrError
+from gruasr.redact import Policy, StreamRedactor
 from gruasr.server.decoding import DecodeRequest
 from gruasr.streaming.recognizer import Event, Stream
 
@@ -44,6 +45,10 @@ class Refused(GruAsrError):
 #: any other reason (capacity, draining, backlog, slow, per_key, per_address) is 1013 "try again later"
 _CLOSE_CODES = {"bad_request": 1003, "bad_audio": 1003, "too_large": 1009, "unauthorized": 1008, "idle": 1008,
                 "duration": 1008, "quota": 1008}  # fmt: skip
+
+
+#: n-best alternatives under redaction: every run of two or more digits masked
+_MASK_ALTERNATIVES = Policy(min_digits=2)
 
 
 def close_code(reason: str) -> int:
@@ -108,6 +113,8 @@ class Leg:
         self.leg = leg
         self.request = request
         self.listener: Listener | None = None
+        #: the transcripts' redaction (server.redact), applied before any output leaves the leg
+        self.redactor = StreamRedactor(engine.policy) if engine.policy.enabled else None
         #: charged with the seconds of every chunk pushed (a key's audio quota: gruasr.server.guard.Pass.spend)
         self.meter: Callable[[float], None] | None = None
         self.seconds = 0.0  # audio pushed so far, seconds (the leg's clock)
@@ -234,8 +241,31 @@ class Leg:
             return
         self._hand_over(outputs, work)
 
+    def _redacted(self, outputs: list[Output], work: _Work) -> list[Output]:
+        """The outputs as they may leave the process (gruasr.redact): partials masked, finals through the leg's
+        StreamRedactor (digits a final ends with wait for the next final, and come out at the stream's end or
+        reset), alternatives with every digit run masked (they cannot join a run held across finals)."""
+        redactor = self.redactor
+        if redactor is None:
+            return outputs
+        out = []
+        for output in outputs:
+            event = output.event
+            if event.type == "partial":
+                out.append(Output(redactor.partial_event(event)))
+                continue
+            kept = redactor.final(event)
+            masked = tuple(_MASK_ALTERNATIVES.redact_hypothesis(h) for h in output.alternatives)
+            out.append(Output(kept if kept is not None else replace(event, text="", words=()), masked))
+        if work.end:
+            flushed = redactor.flush_event()
+            if flushed is not None:
+                out.append(Output(flushed, (Hypothesis(flushed.text, flushed.words, confidence=1.0),)))
+        return out
+
     def _hand_over(self, outputs: list[Output], work: _Work) -> None:
-        """Outputs to the listener, then to the waiters (the last ticket of the tick gets them all)."""
+        """Outputs (redacted) to the listener, then to the waiters (the last ticket of the tick gets them all)."""
+        outputs = self._redacted(outputs, work)
         if self.listener is not None and outputs and not self.closed:
             try:
                 self.listener(outputs)

@@ -148,6 +148,7 @@ async def _serve(websocket: WebSocket, session: _MediaCall, interrupt: Interrupt
         event = obj["event"]
         if event == "stop":
             await session.finish()
+            await websocket.close(1000)
             return
         handler = handlers.get(event)
         if handler is not None:

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
@@ -127,7 +128,8 @@ def _transcribe(engine: Engine, data: bytes, suffix: str, admit: Callable[[Audio
     with in_memory_file(data, suffix) as name:
         try:
             admit(audio_info(name))
-            return engine.offline.transcribe_file(name)
+            results = engine.offline.transcribe_file(name)
+            return [engine.policy.redact_result(r) for r in results] if engine.policy.enabled else results
         except GruAsrError as err:  # the messages name the file's path: the client knows its file by its name
             if isinstance(err, Refused):
                 raise
@@ -190,9 +192,10 @@ async def _transcription(request: Request, engine: Engine, held: Pass) -> Respon
                 return error(400, "timestamp_granularities[] must be word or segment", "timestamp_granularities[]")
             data = await upload.read(limit + 1)
             suffix = Path(upload.filename or "audio").suffix[:10]
-    except MultiPartException as err:
+    except (MultiPartException, HTTPException) as err:  # inside an app, Starlette raises the latter for the former
         metrics.refuse("bad_request")
-        return error(400, f"not a valid multipart form: {err.message}")
+        detail = err.message if isinstance(err, MultiPartException) else err.detail
+        return error(400, f"not a valid multipart form: {detail}")
     except TimeoutError:
         metrics.refuse("slow")
         return error(408, f"the upload did not arrive within {engine.config.upload_seconds:g} s", code="timeout")
