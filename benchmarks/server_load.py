@@ -31,6 +31,7 @@ import sys
 import time
 import urllib.request
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -148,16 +149,20 @@ def in_process(audios: list[np.ndarray]) -> list[str]:
     return [" ".join(t) for t in texts]
 
 
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 class Server:
     """`gruasr serve` in a subprocess with a given thread layout; CPU and RSS from /proc."""
 
-    def __init__(self, torch_threads: int, decode_workers: int) -> None:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = int(s.getsockname()[1])
+    def __init__(self, torch_threads: int, decode_workers: int, extra: Sequence[str] = ()) -> None:
+        self.port = free_port()
         env = {**os.environ, "OMP_NUM_THREADS": str(torch_threads)}
         cmd = [sys.executable, "-m", "gruasr", "serve", "--port", str(self.port), "--max-sessions", "2000",
-               "--torch-threads", str(torch_threads), "--decode-workers", str(decode_workers)]  # fmt: skip
+               "--torch-threads", str(torch_threads), "--decode-workers", str(decode_workers), *extra]  # fmt: skip
         self.proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 120
         while True:

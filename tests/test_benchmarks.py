@@ -76,3 +76,20 @@ def test_thread_layout_quick_writes_json(tmp_path, data_dir):
     assert (row["streams"], row["torch_threads"], row["thread"], row["cpu_hog"]) == (2, 1, "worker", False)
     assert row["tick_ms_p95"] >= row["tick_ms_p50"] > 0 and row["ticks"] == 3
     assert "one 100 ms streaming tick" in done.stdout
+
+
+def test_server_abuse_quick_writes_json(tmp_path, data_dir):
+    """Three good real-time calls, clean and beside a small attack (malformed, unauthenticated and slow clients on
+    every protocol) against one `gruasr serve` subprocess: the server survives, every hostile session ends with a
+    clear refusal, and the good calls get the clean run's transcripts."""
+    out = tmp_path / "server_abuse.json"
+    done = _bench("server_abuse.py", "--data", str(data_dir), "--out", str(out))
+    report = json.loads(out.read_text())
+    assert report["abuse"]["alive"] and report["abuse"]["errors"] == 0
+    assert report["same_text"] == report["clients"] == 3
+    assert not report["unclear_outcomes"]
+    outcomes = report["abuse"]["attack"]["outcomes"]
+    assert sum(outcomes.values()) == 120 + 30 + 4
+    assert outcomes["rest flac claims hours: http 413"] == 10 and outcomes["unauth vosk: close 1008"] > 0
+    assert report["abuse"]["refusals"]["unauthorized"] == 30
+    assert "the attack" in done.stdout

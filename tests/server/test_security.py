@@ -476,3 +476,24 @@ def test_keys_are_compared_in_constant_time_code_path(tmp_path: Path) -> None:
     finally:
         hmac.compare_digest = original
     assert len(seen) == 5
+
+
+def test_serve_loads_only_models_signed_by_a_trusted_key(tmp_path: Path) -> None:
+    """`--trusted-key`: the bundled (unsigned) model is refused before the server starts; a copy signed by the key
+    serves."""
+    import shutil
+
+    from gruasr.bundle import bundled
+    from gruasr.errors import CheckpointError
+    from gruasr.integrity import generate_keys, sign_folder
+    from gruasr.server.runner import build
+
+    private, public, _ = generate_keys(tmp_path / "release")
+    settings = {"port": 0, "trusted_keys": (str(public),), "rest_model": "streaming"}
+    with pytest.raises(CheckpointError, match="sign"):
+        build(ServerConfig(**settings))  # type: ignore[arg-type]
+    signed = tmp_path / "model"
+    shutil.copytree(bundled("telephone-streaming"), signed)
+    sign_folder(signed, private)
+    app, _ = build(ServerConfig(model=str(signed), **settings))  # type: ignore[arg-type]
+    assert app.state.engine.recognizer is not None

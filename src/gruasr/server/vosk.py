@@ -14,7 +14,8 @@ Server -> client: exactly one text message per client message after the config, 
   `{"text": ""}` when nothing was said, or with max_alternatives > 0
   `{"alternatives": [{"confidence", "result" (with words on: word, start, end), "text"}, ...]}`.
   Times are seconds from the start of the stream. A bad message gets `{"error": "..."}` and the close code 1003;
-  a refused session (full, draining, backlog) is closed with 1013 and the reason.
+  a refused session (full, draining, backlog, a per-key or per-address limit) is closed with 1013 and the reason;
+  a key over its quota, an idle session or one past its duration with 1008 (the last two after the final).
 The `ws` subprotocol is accepted when offered; no extension is negotiated (uvicorn runs with per-message
 deflate off), since a PBX module fails a connection that answers with one it did not offer.
 """
