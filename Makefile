@@ -7,9 +7,19 @@ STAMP  := $(VENV)/.installed
 TORCH  := torch==2.13.0
 export GRUASR_DATA ?= $(abspath ../shared/data)
 
-.PHONY: setup demo test bench lint clean model model-streaming compare
+.PHONY: setup demo test bench lint clean model model-streaming compare chromium
 
-setup: $(STAMP)
+setup: $(STAMP) chromium
+
+# The browser tests' Chromium and its driver (tests/browser): Debian's packages, installed when missing (sudo only
+# when not root). Selenium is pointed at these two files; nothing downloads a browser or a driver of its own.
+chromium:
+	@if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then \
+	  echo "installing Debian's chromium and chromium-driver for the browser tests"; \
+	  SUDO=$$([ "$$(id -u)" -eq 0 ] || echo sudo); \
+	  $$SUDO apt-get update -qq && \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null; \
+	fi
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,7 +30,7 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(VENV)/bin/gruasr demo
 
-test: $(STAMP)
+test: $(STAMP) chromium
 	$(PY) -m pytest -q
 
 bench: $(STAMP)

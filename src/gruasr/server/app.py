@@ -3,6 +3,7 @@ loopback port; `gruasr serve` runs it under uvicorn, gruasr.server.runner).
 
 Routes (docs/serving.md has the protocol tables):
   WebSocket /             Vosk server protocol (gruasr.server.vosk)
+  GET /, GET /web/{name}  the browser page and its assets (gruasr.server.page; open without a key)
   WebSocket /media        Twilio-format media streams (gruasr.server.media_streams)
   POST /v1/audio/transcriptions   OpenAI-compatible transcription (gruasr.server.rest); GET /v1/models
   GET /v1/calls/{id}/events       a call's transcript as server-sent events (gruasr.server.calls)
@@ -12,8 +13,8 @@ and, when `config.audiosocket_port` is set, the AudioSocket TCP listener, starte
 Every route but the probes sits behind the authentication middleware (gruasr.server.security; API keys when
 `keys` is given, and the client's address for the per-address limits in any case); TLS belongs to the listeners
 (the runner's uvicorn settings, and the AudioSocket listener here). Seams: `middleware` (more Starlette middleware,
-inside the authentication) and `routes` (more routes ahead of the built-in ones: a static page on GET /, which
-does not clash with the WebSocket route on /).
+inside the authentication) and `routes` (more routes ahead of the built-in ones). The page's GET / does not clash
+with the WebSocket route on /: Starlette matches HTTP and WebSocket routes apart.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -37,12 +39,18 @@ from gruasr.server.engine import Engine
 from gruasr.server.keys import KeyStore
 from gruasr.server.media_streams import media_endpoint
 from gruasr.server.metrics import Metrics
+from gruasr.server.page import page_routes
 from gruasr.server.rest import error, transcriptions
 from gruasr.server.security import Authentication, tls_context
 from gruasr.server.vosk import vosk_endpoint
 from gruasr.streaming.recognizer import StreamingRecognizer
 
 MODEL_NAME = "gruasr"
+
+
+def _name(folder: Path | None) -> str:
+    """A model's name on the page: its folder's name."""
+    return folder.name if folder is not None else "model"
 
 
 def create_app(
@@ -113,9 +121,16 @@ def create_app(
     async def prometheus(request: Request) -> Response:
         return Response(metrics.render(), media_type=metrics.content_type)
 
+    page = page_routes(
+        recognizer.sample_rate,
+        _name(recognizer.offline.bundle.path),
+        _name(engine.offline.bundle.path),
+        keys is not None,
+    )
     app = Starlette(
         routes=[
             *routes,
+            *page,
             WebSocketRoute("/", vosk),
             WebSocketRoute("/media", media),
             Route("/v1/audio/transcriptions", transcribe, methods=["POST"]),

@@ -2,7 +2,9 @@
 
 - `tls_context(config)`: TLS 1.2 at least, the server's certificate and key, and with `tls_client_ca` mutual TLS
   (a client certificate signed by that CA is required). The same context serves HTTP/WebSocket and AudioSocket.
-- `Authentication`: ASGI middleware in front of every route but the probes (/healthz, /readyz). The key comes as
+- `Authentication`: ASGI middleware in front of every route but the probes (/healthz, /readyz) and a plain GET of
+  the browser page and its assets (gruasr.server.page: they hold no data; the WebSocket on / is not opened by
+  this, nor any other method or path). The key comes as
   `Authorization: Bearer KEY` or `?token=KEY` (browsers and some PBX modules cannot set headers); it is checked
   before the route runs, so no audio of a refused client is ever read: HTTP gets 401 with OpenAI's error object,
   a WebSocket is accepted and closed at once with 1008 (policy violation) and the reason. Every request carries
@@ -34,6 +36,7 @@ from gruasr.server.config import ServerConfig
 from gruasr.server.guard import Principal
 from gruasr.server.keys import ApiKey, KeyStore
 from gruasr.server.metrics import Metrics
+from gruasr.server.page import PAGE_PATHS
 
 log = logging.getLogger("gruasr.server.security")
 Scope = MutableMapping[str, Any]
@@ -44,6 +47,8 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 #: paths open without a key: liveness and readiness probes of load balancers and orchestrators (no data)
 OPEN_PATHS = frozenset({"/healthz", "/readyz"})
+#: methods that may fetch the page's files (PAGE_PATHS) without a key
+PAGE_METHODS = frozenset({"GET", "HEAD"})
 #: WebSocket close code of a refused key (RFC 6455 1008: policy violation)
 POLICY_VIOLATION = 1008
 
@@ -146,7 +151,7 @@ class Authentication:
         client = scope.get("client")
         address = client[0] if client else None
         key: ApiKey | None = None
-        if self.keys is not None and scope.get("path") not in OPEN_PATHS:
+        if self.keys is not None and not is_open(scope):
             token = presented_token(scope)
             try:
                 key = self.keys.authenticate(token)
@@ -161,6 +166,14 @@ class Authentication:
                 return
         scope["gruasr.principal"] = Principal(key, address)
         await self.app(scope, receive, send)
+
+
+def is_open(scope: Scope) -> bool:
+    """True for what needs no key: the probes, and an HTTP GET (or HEAD) of the page or one of its assets."""
+    path = scope.get("path")
+    if path in OPEN_PATHS:
+        return True
+    return scope["type"] == "http" and scope.get("method") in PAGE_METHODS and path in PAGE_PATHS
 
 
 async def _refuse(scope: Scope, receive: Receive, send: Send, why: str) -> None:
