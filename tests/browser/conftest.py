@@ -28,7 +28,7 @@ from tests.server.conftest import RATE, Utterance, an4, recognizer, wav  # noqa:
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 WAIT = 60  # seconds: generous, for a loaded 2-core machine
-MIC_UTTERANCES = 4  # AN4 utterances the fake microphone says, 1 s of silence between them
+MIC_UTTERANCES = 6  # AN4 utterances the fake microphone says (three speakers), 1 s of silence after each
 
 
 @dataclass(frozen=True)
@@ -46,9 +46,9 @@ class Microphone:
 
 @pytest.fixture(scope="session")
 def microphone(an4: list[Utterance], tmp_path_factory: pytest.TempPathFactory) -> Microphone:  # noqa: F811
-    """Four AN4 test utterances of two speakers, 0.5 s of silence first and 1 s after each (about 14 s), as
-    16-bit PCM WAV at 8 kHz: the format and rate Chromium's fake capture reads (it resamples to the capture's
-    48 kHz; the page's worklet takes it back to 8 kHz)."""
+    """Six AN4 test utterances of three speakers, 0.5 s of silence first and 1 s after each (about 23 s), as
+    16-bit PCM WAV at 8 kHz, which Chromium's fake capture reads as it is (the track it gives is 48 kHz; headless,
+    without a sound card, the page's audio context runs at 44.1 kHz, and the worklet takes that back to 8 kHz)."""
     chosen = an4[:MIC_UTTERANCES]
     gap = np.zeros(RATE, np.float32)
     samples = np.concatenate([gap[: RATE // 2], *(np.concatenate([u.samples, gap]) for u in chosen)])
