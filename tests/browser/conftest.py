@@ -12,7 +12,7 @@ import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pytest
@@ -96,6 +96,7 @@ def browser(microphone: Microphone, downloads: Path) -> Iterator[WebDriver]:
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         options.add_argument("--no-sandbox")  # Chromium refuses to run as root with its sandbox (CI runs as root)
     options.add_experimental_option("prefs", {"download.default_directory": str(downloads)})
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # the page's console, for `console_errors`
     driver = webdriver.Chrome(options=options, service=Service(executable_path=str(CHROMEDRIVER)))
     try:
         driver.execute_cdp_cmd("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)})
@@ -129,6 +130,12 @@ def wait_state(driver: WebDriver, element: str, states: set[str], timeout: float
         raise AssertionError(
             f"#{element} never reached {sorted(states)}: it is {found.get_attribute('data-state')!r}: {found.text!r}"
         ) from err
+
+
+def console_errors(driver: WebDriver) -> list[str]:
+    """The page's console errors since the last call (uncaught exceptions, CSP violations, failed loads)."""
+    chrome: Any = driver  # get_log is Chromium's (goog:loggingPrefs), not in WebDriver's type
+    return [e["message"] for e in chrome.get_log("browser") if e["level"] == "SEVERE"]
 
 
 def finals(driver: WebDriver) -> list[str]:

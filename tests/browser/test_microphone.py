@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
-from tests.browser.conftest import WAIT, Microphone, finals, open_page, wait_state
+from tests.browser.conftest import WAIT, Microphone, console_errors, finals, open_page, wait_state
 from tests.server.conftest import RATE, Running, running, wav
 
 from gruasr.audio.g711 import ulaw2lin
@@ -106,9 +106,12 @@ def test_phone_line_sends_mu_law_audio_in_the_voice_band(
     browser: WebDriver, server: Running, received: list[np.ndarray]
 ) -> None:
     """With the phone line on, every sample the server receives is a G.711 mu-law level, and next to nothing lies
-    below 150 Hz or above 3700 Hz (the 300-3400 Hz band-pass); the words still come; the spectrum is drawn."""
+    below 150 Hz or above 3700 Hz (the 300-3400 Hz band-pass); the words still come; the spectrum is drawn; the
+    monitor plays what is sent without a console error."""
     open_page(browser, server.url)
+    console_errors(browser)
     browser.find_element(By.ID, "phone").click()
+    browser.find_element(By.ID, "monitor").click()
     _listen(browser, 1, 10)
     assert finals(browser) and finals(browser)[0], "no words came through the phone line"
     audio = np.concatenate(received)
@@ -119,6 +122,7 @@ def test_phone_line_sends_mu_law_audio_in_the_voice_band(
     assert _band_energy(audio, 0, 150) < 1e-3 * total
     assert _band_energy(audio, 3700, RATE / 2) < 1e-3 * total
     assert browser.find_element(By.ID, "spectrum").get_attribute("data-level")
+    assert console_errors(browser) == []
 
 
 def _listening(port: int) -> bool:

@@ -13,7 +13,7 @@ import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
-from tests.browser.conftest import open_page
+from tests.browser.conftest import console_errors, open_page
 from tests.server.conftest import Running, running
 
 from gruasr.audio.g711 import lin2ulaw, ulaw2lin
@@ -32,7 +32,9 @@ def server(recognizer: StreamingRecognizer, tmp_path_factory: pytest.TempPathFac
 
 
 def test_every_control_has_an_accessible_name_and_results_are_live(browser: WebDriver, server: Running) -> None:
+    console_errors(browser)
     open_page(browser, server.url)
+    assert console_errors(browser) == []  # no CSP violation, nothing failed to load
     controls = browser.find_elements(By.CSS_SELECTOR, "button, input, select, textarea, a[href], meter, canvas")
     assert len(controls) >= 7
     for control in controls:
