@@ -44,13 +44,14 @@ from safetensors import SafetensorError
 from safetensors.torch import load, save_file
 
 from gruasr.data.tokens import TokenTable
-from gruasr.decoding.beam import BeamConfig, Lexicon
+from gruasr.decoding.beam import Lexicon
 from gruasr.decoding.lm import NGramLM
 from gruasr.errors import CheckpointError, ConfigError
 from gruasr.features.cmvn import GlobalCMVN
 from gruasr.features.config import FbankConfig
 from gruasr.integrity import MANIFEST, CheckedFolder, TrustedKey, check_folder, sha256, write_manifest
 from gruasr.models.ctc_model import SUBSAMPLING, CTCModel, ModelConfig
+from gruasr.transcription import DecodeOptions, model_decoding
 
 FORMAT = "gruasr-model"
 VERSION = 1
@@ -60,36 +61,6 @@ LM = "lm.arpa"
 LEXICON = "lexicon.txt"
 #: the models that ship inside the package (src/gruasr/pretrained/NAME)
 PRETRAINED = Path(__file__).resolve().parent / "pretrained"
-
-
-@dataclass(frozen=True)
-class DecodeOptions:
-    """How to decode: "greedy", or "beam" (with the LM and lexicon when `use_lm` and they exist)."""
-
-    method: str = "beam"
-    beam: BeamConfig = field(default_factory=BeamConfig)
-    use_lm: bool = True
-
-    def __post_init__(self) -> None:
-        if self.method not in ("greedy", "beam"):
-            raise ConfigError(f"decoding method must be 'greedy' or 'beam', got {self.method!r}")
-
-
-def model_decoding(meta: dict[str, Any], **overrides: object) -> DecodeOptions:
-    """The decoding options a model folder recommends (model.json "decoding", tuned on dev when bundled), with
-    `overrides` applied: method, use_lm, beam_size, lm_weight, word_bonus (None values are ignored)."""
-    saved = meta.get("decoding")
-    settings: dict[str, Any] = dict(saved) if isinstance(saved, dict) else {}
-    settings.update({k: v for k, v in overrides.items() if v is not None})
-    try:
-        beam = BeamConfig(
-            beam_size=int(settings.get("beam_size", 16)),
-            lm_weight=float(settings.get("lm_weight", 0.5)),
-            word_bonus=float(settings.get("word_bonus", 1.0)),
-        )
-    except (TypeError, ValueError) as err:
-        raise ConfigError(f"decoding settings {settings}: {err}") from None
-    return DecodeOptions(str(settings.get("method", "beam")), beam, bool(settings.get("use_lm", True)))
 
 
 @dataclass

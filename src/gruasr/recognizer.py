@@ -1,4 +1,4 @@
-"""The offline recognizer: audio in, text with word times and confidences out.
+"""The offline recognizer (torch): audio in, text with word times and confidences out.
 
     from gruasr.recognizer import OfflineRecognizer
     asr = OfflineRecognizer.load()          # the bundled telephone model (or a model folder), device="cpu"
@@ -15,64 +15,31 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from gruasr.audio.io import RawFormat, audio_info, load_audio
-from gruasr.audio.resample import resample
 from gruasr.bundle import PRETRAINED, DecodeOptions, ModelBundle, bundled, load_bundle, model_decoding
 from gruasr.decoding.beam import Lexicon, prefix_beam_search
 from gruasr.decoding.greedy import greedy_decode
-from gruasr.decoding.hypothesis import Hypothesis, Word
+from gruasr.decoding.hypothesis import Hypothesis
 from gruasr.decoding.lm import NGramLM
-from gruasr.errors import ShapeError
 from gruasr.features import Fbank
 from gruasr.integrity import TrustedKey
-from gruasr.vad import EndpointConfig, Segmenter, speech_segments
+from gruasr.transcription import OFFLINE_VAD, Result, Transcriber, leg_name
+from gruasr.vad import EndpointConfig
 
-__all__ = ["BUNDLED", "DecodeOptions", "OfflineRecognizer", "Result", "leg_name", "load_model", "model_decoding"]
+__all__ = [
+    "BUNDLED", "OFFLINE_VAD", "DecodeOptions", "OfflineRecognizer", "Result", "leg_name", "load_model",
+    "model_decoding",
+]  # fmt: skip
 
 #: the bundled telephone model's folder
 BUNDLED = PRETRAINED / "telephone"
-#: offline cutting: the streaming endpointer's rules with the least aggressive VAD mode, utterances of up to 30 s.
-#: Mode 2 (the live default) misses quiet talkers: 3 of the 300 FSDD test digits of its quietest speaker were
-#: skipped as unvoiced; mode 0 keeps them all. The models themselves emit nothing for non-speech (their recipes
-#: train on it), so a permissive gate costs little: 0.23 words per minute of generated non-speech, measured.
-OFFLINE_VAD = EndpointConfig(vad_mode=0, max_utterance=30.0)
 
 
-def leg_name(channel: int) -> str:
-    """The label of a call leg: channel 0 is leg "A", 1 is "B", ... (results and events carry both)."""
-    return chr(ord("A") + channel) if 0 <= channel < 26 else f"C{channel}"
-
-
-@dataclass(frozen=True)
-class Result:
-    """One channel's transcript. `channel` is the channel's index in the file (0 for mono); `leg` its call-leg
-    label ("A", "B", ...) when the file has several channels, else None: the same fields as a streaming Event
-    and the CLI's JSON."""
-
-    hypothesis: Hypothesis
-    channel: int
-    duration: float  # seconds of audio in the channel
-    leg: str | None = None
-
-    @property
-    def text(self) -> str:
-        return self.hypothesis.text
-
-    def to_dict(self) -> dict[str, object]:
-        """{"channel", "leg" (when labelled), "text", "words": [{"word", "start", "end", "conf"}]}."""
-        out: dict[str, object] = {"channel": self.channel}
-        if self.leg is not None:
-            out["leg"] = self.leg
-        return {**out, **self.hypothesis.to_dict()}
-
-
-class OfflineRecognizer:
+class OfflineRecognizer(Transcriber):
     """Whole recordings in, transcripts out: a model with its features, CMVN, tokens and (optionally) language
     model and lexicon. Make one with `OfflineRecognizer.load(path, device=...)`. The filterbank and CMVN live on
     the model's device; decoding runs on the CPU."""
@@ -148,69 +115,6 @@ class OfflineRecognizer:
         lm = self.lm if self.options.use_lm else None
         lexicon = self.lexicon if self.options.use_lm else None
         return prefix_beam_search(log_probs, self.bundle.tokens, step, self.options.beam, lm, lexicon)
-
-    def transcribe(self, samples: np.ndarray, sample_rate: int) -> Hypothesis:
-        """Recognize mono float audio (n,) at any rate: the utterances the VAD finds are decoded one by one
-        (stretches without speech are skipped); word times are on the input's clock."""
-        audio = np.asarray(samples, dtype=np.float32)
-        if audio.ndim != 1:
-            raise ShapeError(f"transcribe expects mono audio (n,), got shape {audio.shape}")
-        if sample_rate != self.sample_rate:
-            audio = resample(audio, sample_rate, self.sample_rate)
-        words: list[Word] = []
-        score = 0.0
-        for start, end in speech_segments(audio, self.sample_rate, self.vad):
-            hyp = self._decode_segment(audio[start:end], start)
-            words += hyp.words
-            score += hyp.score
-        return Hypothesis(" ".join(w.word for w in words), tuple(words), score)
-
-    def _decode_segment(self, samples: np.ndarray, start: int) -> Hypothesis:
-        """One utterance starting at sample `start` of its channel; word times shifted to the channel's clock."""
-        if len(samples) < int(0.03 * self.sample_rate):  # shorter than one frame: nothing to hear
-            return Hypothesis("", ())
-        return self.decode(self.log_probs(samples)).shifted(start / self.sample_rate)
-
-    def transcribe_file(self, path: str | os.PathLike[str], raw: RawFormat | None = None) -> list[Result]:
-        """Recognize every channel of a file (any format gruasr.audio reads, any rate); one Result each.
-
-        The file is read in blocks of `vad.max_utterance` seconds; each channel's VAD cuts it into utterances
-        (gruasr.vad.Segmenter), the voiced ones are decoded as they end, and only the open utterance is kept:
-        memory stays bounded whatever the length of the call."""
-        info = audio_info(path, raw)
-        rate, block = self.sample_rate, max(1, int(self.vad.max_utterance * info.sample_rate))
-        segmenters = [Segmenter(self.vad, rate) for _ in range(info.channels)]
-        buffers = [np.zeros(0, dtype=np.float32) for _ in range(info.channels)]
-        origin = [0] * info.channels  # channel sample (at the model's rate) of buffers[ch][0]
-        words: list[list[Word]] = [[] for _ in range(info.channels)]
-        position = 0
-        while position < info.frames:
-            count = min(block, info.frames - position)
-            audio = load_audio(
-                path, raw=raw, sample_rate=rate, start=position / info.sample_rate, duration=count / info.sample_rate
-            )
-            position += count
-            for ch in range(info.channels):
-                samples = audio.channel(ch)
-                buffers[ch] = np.concatenate([buffers[ch], samples])
-                cuts = segmenters[ch].accept(samples)
-                if position >= info.frames:
-                    cuts += segmenters[ch].finish()
-                for start, end, voiced in cuts:
-                    if voiced:
-                        segment = buffers[ch][start - origin[ch] : end - origin[ch]]
-                        words[ch] += self._decode_segment(segment, start).words
-                    buffers[ch] = buffers[ch][end - origin[ch] :]
-                    origin[ch] = end
-        return [
-            Result(
-                Hypothesis(" ".join(w.word for w in ws), tuple(ws)),
-                ch,
-                info.duration,
-                leg_name(ch) if info.channels > 1 else None,
-            )
-            for ch, ws in enumerate(words)
-        ]
 
 
 def load_model(

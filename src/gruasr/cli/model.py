@@ -1,5 +1,5 @@
-"""`gruasr model`: bundle (a training run -> a model folder to ship), verify (check a folder), manifest (write a
-trusted folder's checksums.sha256), keygen and sign (Ed25519 signatures of the manifest)."""
+"""`gruasr model`: bundle (a training run -> a model folder to ship), export (ONNX), verify (check a folder),
+manifest (write a trusted folder's checksums.sha256), keygen and sign (Ed25519 signatures of the manifest)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,17 @@ def _cmd_bundle(args: argparse.Namespace) -> int:
     meta = json.loads((out / "model.json").read_text(encoding="utf-8"))
     size = sum(p.stat().st_size for p in out.iterdir()) / 1e6
     print(f"bundled {args.run} -> {out} ({size:.1f} MB); decoding chosen on dev: {json.dumps(meta['decoding'])}")
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from gruasr.export.onnx import export_onnx
+
+    out = export_onnx(args.onnx, args.out, int8=args.int8)
+    meta = json.loads((out / "export.json").read_text(encoding="utf-8"))
+    sizes = ", ".join(f"{p.name} {p.stat().st_size / 1e6:.2f} MB" for p in sorted(out.glob("*.onnx")))
+    kind = "int8" if meta["quantization"] else "float32"
+    print(f"exported {args.onnx} -> {out} ({kind}: {sizes}; source weights sha256 {meta['source_weights_sha256']})")
     return 0
 
 
@@ -83,6 +94,19 @@ def add_model_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     bundle.add_argument("--config", help="the recipe the run was trained with (default configs/<out name>.toml)")
     bundle.add_argument("--order", type=int, default=3, help="order of the word n-gram LM (default 3)")
     bundle.set_defaults(func=_cmd_bundle)
+    export = model_sub.add_parser(
+        "export",
+        help="--onnx MODEL: the whole-utterance and streaming-step ONNX graphs, metadata, LM, lexicon, "
+        "checksums.sha256 (run them with --engine onnx, or gruasr.runtime without torch)",
+    )
+    export.add_argument(
+        "--onnx", required=True, metavar="MODEL", help="a model folder or a bundled model's name (telephone, ...)"
+    )
+    export.add_argument("--out", required=True, metavar="DIR", help="the folder to write (replaced atomically)")
+    export.add_argument(
+        "--int8", action="store_true", help="int8 weights for every matrix, the GRUs' included (gruasr.export.quantize)"
+    )
+    export.set_defaults(func=_cmd_export)
     verify = model_sub.add_parser(
         "verify", help="check a model folder: every file against checksums.sha256, signature, sizes, shapes, LM"
     )

@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from gruasr.cli.inputs import add_raw_option, check_audio_files
 from gruasr.cli.model import add_trusted_key_option
@@ -18,14 +18,30 @@ if TYPE_CHECKING:
 
 
 def _recognizer(args: argparse.Namespace) -> OfflineRecognizer:
-    """The model on --device with the decoding the arguments ask for; what they leave open comes from the model:
-    --greedy (or --decoding greedy) is the best path, --no-lm (or --decoding beam) beam search without the LM and
-    lexicon, --decoding lm beam search with them."""
-    from gruasr.recognizer import OfflineRecognizer
+    """The model on --device (or, with --engine onnx, an exported folder on ONNX Runtime) with the decoding the
+    arguments ask for; what they leave open comes from the model: --greedy (or --decoding greedy) is the best path,
+    --no-lm (or --decoding beam) beam search without the LM and lexicon, --decoding lm beam search with them."""
+    recognizer: Any
+    if args.engine == "onnx":
+        from gruasr.runtime import OnnxRecognizer
 
-    recognizer = OfflineRecognizer.load(
-        args.model, args.device, lm=args.lm, lexicon=args.lexicon, trusted_keys=args.trusted_key
-    )
+        if args.model is None:
+            raise ConfigError(
+                "--engine onnx needs --model DIR, a folder written by `gruasr model export --onnx MODEL --out DIR`"
+            )
+        recognizer = OnnxRecognizer.load(
+            args.model,
+            lm=args.lm,
+            lexicon=args.lexicon,
+            trusted_keys=args.trusted_key,
+            threads=getattr(args, "threads", 1),
+        )
+    else:
+        from gruasr.recognizer import OfflineRecognizer
+
+        recognizer = OfflineRecognizer.load(
+            args.model, args.device, lm=args.lm, lexicon=args.lexicon, trusted_keys=args.trusted_key
+        )
     method, use_lm = None, None
     if args.greedy or args.decoding == "greedy":
         method = "greedy"
@@ -48,6 +64,10 @@ def _decoding_name(recognizer: OfflineRecognizer) -> str:
 def _add_decoding(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", help="model folder (default: the bundled telephone model)")
     parser.add_argument("--device", default="cpu", help="where the model runs: cpu, cuda, cuda:1 ... (default cpu)")
+    parser.add_argument(
+        "--engine", choices=["torch", "onnx"], default="torch",
+        help="torch (a model folder), or onnx: ONNX Runtime on a folder of `gruasr model export --onnx` (--model)",
+    )  # fmt: skip
     parser.add_argument("--lm", help="ARPA language model (default: the model's lm.arpa, if any)")
     parser.add_argument("--lexicon", help="word list limiting the output (default: the model's, or the LM's words)")
     method = parser.add_mutually_exclusive_group()

@@ -16,9 +16,19 @@ if TYPE_CHECKING:
 
 
 def _streaming(args: argparse.Namespace) -> StreamingRecognizer:
+    from gruasr.vad import EndpointConfig
+
+    endpoint = EndpointConfig(
+        vad_mode=args.vad_mode, trailing_silence=args.trailing_silence, max_utterance=args.max_utterance,
+        enabled=not args.no_endpoint, drop_unvoiced=not args.keep_unvoiced,
+    )  # fmt: skip
+    if args.engine == "onnx":  # ONNX Runtime, without torch (gruasr.runtime); its sessions get --threads
+        from gruasr.runtime import OnnxStreamingRecognizer
+
+        return OnnxStreamingRecognizer(_recognizer(args), endpoint)  # type: ignore[return-value]
     import torch
 
-    from gruasr.streaming import EndpointConfig, StreamingRecognizer
+    from gruasr.streaming import StreamingRecognizer
     from gruasr.streaming.recognizer import bundled_streaming_model
 
     # One intra-op thread by default: a stream's steps are small, and with a busy core beside it a second thread
@@ -26,10 +36,6 @@ def _streaming(args: argparse.Namespace) -> StreamingRecognizer:
     torch.set_num_threads(args.threads)
     if args.model is None:
         args.model = str(bundled_streaming_model())
-    endpoint = EndpointConfig(
-        vad_mode=args.vad_mode, trailing_silence=args.trailing_silence, max_utterance=args.max_utterance,
-        enabled=not args.no_endpoint, drop_unvoiced=not args.keep_unvoiced,
-    )  # fmt: skip
     return StreamingRecognizer(_recognizer(args), endpoint)
 
 
@@ -84,7 +90,9 @@ def _add_streaming(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--trailing-silence", type=float, default=0.6, help="seconds of silence ending an utterance")
     parser.add_argument("--max-utterance", type=float, default=20.0, help="longest utterance, seconds")
     parser.add_argument("--no-endpoint", action="store_true", help="no endpointing: one utterance per leg")
-    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1, docs/serving.md)")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="intra-op threads of torch or ONNX Runtime (default 1, docs/serving.md)"
+    )
     parser.add_argument(
         "--keep-unvoiced", action="store_true", help="also report utterances in which the VAD heard no speech"
     )

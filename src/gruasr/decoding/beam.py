@@ -18,14 +18,17 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
-from torch import Tensor
 
 from gruasr.data.tokens import TokenTable
 from gruasr.decoding.hypothesis import Hypothesis, Word
 from gruasr.decoding.lm import EOS, NGramLM
 from gruasr.errors import ConfigError
+
+if TYPE_CHECKING:  # torch is not imported here: the ONNX runtime decodes numpy arrays without it
+    from torch import Tensor
 
 NEG_INF = -math.inf
 
@@ -90,7 +93,7 @@ class _Beam:
 
 
 def prefix_beam_search(
-    log_probs: Tensor,
+    log_probs: Tensor | np.ndarray,
     table: TokenTable,
     step_seconds: float,
     config: BeamConfig | None = None,
@@ -107,7 +110,7 @@ def prefix_beam_search(
 
 
 def prefix_beam_search_nbest(
-    log_probs: Tensor,
+    log_probs: Tensor | np.ndarray,
     table: TokenTable,
     step_seconds: float,
     config: BeamConfig | None = None,
@@ -125,7 +128,7 @@ def prefix_beam_search_nbest(
     if nbest < 1:
         raise ConfigError(f"nbest must be >= 1, got {nbest}")
     config = config or BeamConfig()
-    lp = log_probs.detach().float().cpu().numpy()
+    lp = log_probs if isinstance(log_probs, np.ndarray) else log_probs.detach().float().cpu().numpy()
     if length is not None:
         lp = lp[:length]
     beams = _search(lp, table, config, lm, lexicon)

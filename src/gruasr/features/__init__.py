@@ -6,12 +6,17 @@ cmvn = compute_cmvn("train.jsonl", fbank, 8000); cmvn.save("cmvn.json")
 x = SpecAugment(SpecAugmentConfig())(cmvn(batch), lengths, generator)
 """
 
-from gruasr.features.cmvn import CmvnStats, GlobalCMVN, compute_cmvn
+from importlib import import_module
+from typing import Any
+
 from gruasr.features.config import FbankConfig, MfccConfig
-from gruasr.features.fbank import Fbank, Mfcc, mel_banks
-from gruasr.features.framing import num_frames
-from gruasr.features.specaugment import SpecAugment, SpecAugmentConfig
-from gruasr.features.streaming import StreamingFbank
+
+# The torch parts are imported on first use, so the torch-free runtime (gruasr.runtime) can read FbankConfig.
+_LAZY = {
+    "CmvnStats": "cmvn", "GlobalCMVN": "cmvn", "compute_cmvn": "cmvn", "Fbank": "fbank", "Mfcc": "fbank",
+    "mel_banks": "fbank", "num_frames": "framing", "SpecAugment": "specaugment", "SpecAugmentConfig": "specaugment",
+    "StreamingFbank": "streaming",
+}  # fmt: skip
 
 __all__ = [
     "CmvnStats",
@@ -27,3 +32,9 @@ __all__ = [
     "mel_banks",
     "num_frames",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(import_module(f"gruasr.features.{_LAZY[name]}"), name)
+    raise AttributeError(f"module 'gruasr.features' has no attribute {name!r}")

@@ -14,12 +14,16 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from gruasr.audio.io import RawFormat, audio_info, load_audio
-from gruasr.recognizer import leg_name
-from gruasr.streaming.recognizer import Event, StreamingRecognizer
+from gruasr.events import Event
+from gruasr.transcription import leg_name
+
+if TYPE_CHECKING:  # the torch recognizer or the ONNX runtime's (gruasr.runtime), which has the same interface
+    from gruasr.streaming.recognizer import StreamingRecognizer
 
 READ_SECONDS = 10.0  # the file is read in blocks of this much audio: memory stays bounded
 

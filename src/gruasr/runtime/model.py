@@ -1,0 +1,207 @@
+"""An exported model folder (gruasr model export --onnx) loaded into ONNX Runtime, without torch.
+
+    model = OnnxModel.load("exports/telephone")          # checks checksums.sha256 first, as load_bundle does
+    fbank = model.fbank(samples)                         # (T, F) kaldi-native-fbank, the model's options
+    log_probs = model.log_probs(fbank)                   # (ceil(T/4), V) through model.onnx
+
+The front end is kaldi-native-fbank with the model's FbankConfig: gruasr's own Fbank matches it to float32
+rounding (tests/features/test_fbank_parity.py), and the graphs apply the model's CMVN themselves. The graphs'
+bytes are hashed as they are read into the sessions (what was checked is what runs). Sessions run with one
+intra-op and one inter-op thread by default: a step is small, and on a shared machine a second thread waits on a
+descheduled peer (docs/serving.md, "Threads").
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import kaldi_native_fbank as knf
+import numpy as np
+import onnxruntime as ort
+
+from gruasr.data.tokens import TokenTable
+from gruasr.decoding.beam import Lexicon
+from gruasr.decoding.lm import NGramLM
+from gruasr.errors import CheckpointError, ConfigError
+from gruasr.features.config import FbankConfig
+from gruasr.integrity import CheckedFolder, TrustedKey, check_folder
+from gruasr.transcription import DecodeOptions, model_decoding
+
+FORMAT = "gruasr-onnx"
+META = "export.json"
+UTTERANCE = "model.onnx"
+STREAMING = "streaming.onnx"
+LM = "lm.arpa"
+LEXICON = "lexicon.txt"
+INT16_SCALE = 32768.0
+
+
+def session_options(threads: int = 1) -> ort.SessionOptions:
+    """ONNX Runtime settings: `threads` intra-op threads, one inter-op thread, sequential execution."""
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise ConfigError(f"threads must be a positive int, got {threads!r}")
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3  # errors only
+    return options
+
+
+def fbank_options(config: FbankConfig) -> knf.FbankOptions:
+    """kaldi-native-fbank's options for a FbankConfig (no dither: recognition is deterministic)."""
+    opts = knf.FbankOptions()
+    frame = opts.frame_opts
+    frame.samp_freq = config.sample_rate
+    frame.frame_length_ms = config.frame_length_ms
+    frame.frame_shift_ms = config.frame_shift_ms
+    frame.dither = 0.0
+    frame.preemph_coeff = config.preemph_coeff
+    frame.remove_dc_offset = config.remove_dc_offset
+    frame.window_type = config.window_type
+    frame.blackman_coeff = config.blackman_coeff
+    frame.round_to_power_of_two = config.round_to_power_of_two
+    frame.snip_edges = config.snip_edges
+    opts.mel_opts.num_bins = config.num_mel_bins
+    opts.mel_opts.low_freq = config.low_freq
+    opts.mel_opts.high_freq = config.high_freq
+    opts.use_energy = config.use_energy
+    opts.energy_floor = config.energy_floor
+    opts.raw_energy = config.raw_energy
+    opts.use_log_fbank = config.use_log_fbank
+    opts.use_power = config.use_power
+    return opts
+
+
+def num_frames(num_samples: int, config: FbankConfig) -> int:
+    """Frames in a signal of num_samples samples (Kaldi's NumFrames with flush=True; gruasr.features.framing)."""
+    size, shift = config.window_size, config.window_shift
+    if config.snip_edges:
+        return 0 if num_samples < size else 1 + (num_samples - size) // shift
+    return (num_samples + shift // 2) // shift
+
+
+def frames_of(extractor: knf.OnlineFbank, start: int, stop: int, dim: int) -> np.ndarray:
+    """Frames start..stop-1 of a kaldi-native-fbank extractor as one (n, dim) float32 array."""
+    if stop <= start:
+        return np.zeros((0, dim), dtype=np.float32)
+    return np.asarray([extractor.get_frame(i) for i in range(start, stop)], dtype=np.float32)
+
+
+class OnnxModel:
+    """The sessions, front end, tokens and settings of an exported folder; see the module docstring."""
+
+    def __init__(self, files: CheckedFolder, meta: dict[str, Any], threads: int = 1) -> None:
+        self.files = files
+        self.path = files.path
+        self.meta = meta
+        try:
+            self.features = FbankConfig.from_dict(meta["features"])
+            self.tokens = TokenTable(tuple(meta["tokens"]))
+            self.subsampling = int(meta["subsampling"])
+            self.context = int(meta["context"])
+            model = meta["model"]
+            self.bidirectional = bool(model["bidirectional"])
+            self.layers = int(model["num_layers"]) * (2 if self.bidirectional else 1)
+            self.hidden = int(model["hidden_size"])
+            self.channels = int(model["conv_channels"])
+            names = meta["files"]
+        except (KeyError, TypeError, ValueError, ConfigError) as err:
+            raise CheckpointError(f"{self.path / META}: incomplete or invalid ({err})") from None
+        options = session_options(threads)
+        providers = ["CPUExecutionProvider"]
+        self.utterance = ort.InferenceSession(files.read(names["utterance"]), options, providers=providers)
+        self.streaming = None
+        if names.get("streaming"):
+            self.streaming = ort.InferenceSession(files.read(names["streaming"]), options, providers=providers)
+        self._fbank_options = fbank_options(self.features)
+
+    @classmethod
+    def load(
+        cls,
+        folder: str | os.PathLike[str],
+        *,
+        trusted_keys: Sequence[TrustedKey] | TrustedKey | None = None,
+        threads: int = 1,
+    ) -> OnnxModel:
+        """Check an exported folder against its manifest (and signature, with `trusted_keys`), then load it."""
+        folder = Path(folder)
+        if folder.is_dir() and not (folder / META).is_file():
+            raise CheckpointError(f"{folder}: not an exported gruasr model (no {META}; gruasr model export --onnx)")
+        files = check_folder(folder, trusted_keys, deferred=(META, UTTERANCE, STREAMING))
+        try:
+            meta = json.loads(files.read(META).decode("utf-8"))
+        except (ValueError, UnicodeDecodeError) as err:
+            raise CheckpointError(f"{folder / META}: not valid JSON ({err})") from None
+        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+            raise CheckpointError(f"{folder / META}: not an exported gruasr model")
+        return cls(files, meta, threads)
+
+    @property
+    def sample_rate(self) -> int:
+        return self.features.sample_rate
+
+    @property
+    def dim(self) -> int:
+        return self.features.dim
+
+    @property
+    def frame_seconds(self) -> float:
+        return self.features.frame_shift_ms / 1000.0
+
+    @property
+    def step_seconds(self) -> float:
+        return self.subsampling * self.frame_seconds
+
+    def extractor(self) -> knf.OnlineFbank:
+        """A new kaldi-native-fbank extractor with the model's options (one per stream)."""
+        return knf.OnlineFbank(self._fbank_options)
+
+    def fbank(self, samples: np.ndarray) -> np.ndarray:
+        """Mono float samples (n,) in [-1, 1] at the model's rate -> log-mel filterbank (T, F) float32."""
+        extractor = self.extractor()
+        extractor.accept_waveform(self.sample_rate, np.ascontiguousarray(samples * INT16_SCALE, dtype=np.float32))
+        extractor.input_finished()
+        return frames_of(extractor, 0, extractor.num_frames_ready, self.dim)
+
+    def log_probs_batch(self, fbank: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """fbank (B, T, F), lengths (B,) -> log_probs (B, ceil(T/4), V), out_lengths (B,) (model.onnx)."""
+        log_probs, steps = self.utterance.run(
+            None, {"fbank": fbank.astype(np.float32, copy=False), "lengths": lengths.astype(np.int64, copy=False)}
+        )
+        return log_probs, steps
+
+    def log_probs(self, fbank: np.ndarray) -> np.ndarray:
+        """One utterance's filterbank (T, F), T >= 1 -> its CTC log-probabilities (ceil(T/4), V)."""
+        log_probs, _ = self.log_probs_batch(fbank[None], np.array([fbank.shape[0]]))
+        return log_probs[0]
+
+    def decoding(self, **overrides: object) -> DecodeOptions:
+        """The exported model's recommended decoding options, with overrides (gruasr.transcription.model_decoding)."""
+        return model_decoding(self.meta, **overrides)
+
+    def language_model(
+        self, lm: str | os.PathLike[str] | None = None, lexicon: str | os.PathLike[str] | None = None
+    ) -> tuple[NGramLM | None, Lexicon | None]:
+        """The LM and lexicon: the named files, else the folder's own (read through the checked folder); without
+        a lexicon the LM's words are the lexicon (as ModelBundle.language_model)."""
+        language_model, words = None, None
+        if lm is not None:
+            language_model = NGramLM.from_arpa(lm)
+        elif self.files.has(LM):
+            language_model = NGramLM.from_arpa_text(self._text(LM), str(self.path / LM))
+        if lexicon is not None:
+            words = Lexicon.from_file(str(lexicon))
+        elif self.files.has(LEXICON):
+            words = Lexicon.from_text(self._text(LEXICON))
+        elif language_model is not None:
+            words = Lexicon(language_model.vocab)
+        return language_model, words
+
+    def _text(self, name: str) -> str:
+        return self.files.read(name).decode("utf-8", errors="replace")
