@@ -13,7 +13,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     config = load_config(args.config).with_overrides(
         host=args.host, port=args.port, audiosocket_port=args.audiosocket_port,
         audiosocket_host=args.audiosocket_host, model=args.model, rest_model=args.rest_model,
-        torch_threads=args.torch_threads, decode_workers=args.decode_workers, tick_ms=args.tick_ms,
+        torch_threads=args.torch_threads, engine=args.engine, decode_workers=args.decode_workers, tick_ms=args.tick_ms,
         max_sessions=args.max_sessions, output=args.output, webhook=args.webhook, drain_seconds=args.drain_seconds,
         tls_cert=args.tls_cert, tls_key=args.tls_key, tls_client_ca=args.tls_client_ca, keys_file=args.keys_file,
         insecure_no_auth=args.insecure_no_auth or None, log_transcripts=args.log_transcripts or None,
@@ -60,6 +60,11 @@ def add_serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     serve.add_argument(
         "--rest-model", metavar="DIR", help="model of REST transcriptions (default: the bundled offline model; "
         "'streaming': the streaming one)",
+    )  # fmt: skip
+    serve.add_argument(
+        "--engine", choices=["torch", "onnx"],
+        help="torch (default), or onnx: ONNX Runtime on folders of `gruasr model export --onnx` (--model: a "
+        "streaming model's export; --rest-model: an export, default the streaming export)",
     )  # fmt: skip
     serve.add_argument("--torch-threads", type=int, help="intra-op threads of the network step (default 1)")
     serve.add_argument("--decode-workers", type=int, help="threads decoding finals (default: spare cores, >= 2)")

@@ -34,6 +34,9 @@ class ServerConfig:
     #: the model of REST transcriptions (whole recorded files): a model folder; None: the bundled offline
     #: (bidirectional) telephone model, more accurate on recordings; "streaming": the streaming model
     rest_model: str | None = None
+    #: "torch", or "onnx": ONNX Runtime on folders of `gruasr model export --onnx` (model: a unidirectional
+    #: model's export, required; rest_model: an export, None: the streaming export's whole-utterance graph)
+    engine: str = "torch"
     #: torch intra-op threads of the ticker (the one thread that runs the network for all streams). One is the
     #: safe choice on a shared machine: a parallel region waits on its slowest thread, and a descheduled peer
     #: makes every tick wait (100x slower with a CPU hog beside it on 2 cores).
@@ -111,6 +114,10 @@ class ServerConfig:
                 continue
             if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 65535:
                 raise ConfigError(f"server.{name} must be a port number 0..65535 (0: any free one), got {value!r}")
+        if self.engine not in ("torch", "onnx"):
+            raise ConfigError(f"server.engine must be 'torch' or 'onnx', got {self.engine!r}")
+        if self.engine == "onnx" and self.model is None:
+            raise ConfigError("server.engine 'onnx' needs server.model: a folder of `gruasr model export --onnx`")
         if not 0 <= self.decode_workers <= 64:
             raise ConfigError(f"server.decode_workers must be 0 (one per spare core) to 64, got {self.decode_workers}")
         for name in ("tick_ms", "max_backlog_seconds", "max_tick_audio", "drain_seconds", "trailing_silence"):

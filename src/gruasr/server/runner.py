@@ -125,12 +125,28 @@ def build(config: ServerConfig, recognizer: StreamingRecognizer | None = None) -
     if keys is not None and not keys.active:
         log.warning("the keys file has no active key: every request will be refused", extra={"keys": len(keys.keys)})
     trusted = list(config.trusted_keys) or None  # models must be signed by one of these keys
-    if recognizer is None:
-        endpoint = EndpointConfig(trailing_silence=config.trailing_silence)
-        recognizer = StreamingRecognizer.load(config.model, endpoint=endpoint, trusted_keys=trusted)
-    offline = (
-        None if config.rest_model == "streaming" else OfflineRecognizer.load(config.rest_model, trusted_keys=trusted)
-    )
+    offline: Any
+    if config.engine == "onnx":  # ONNX Runtime sessions, config.torch_threads intra-op threads each
+        from gruasr.runtime import OnnxRecognizer, OnnxStreamingRecognizer
+
+        if recognizer is None:
+            endpoint = EndpointConfig(trailing_silence=config.trailing_silence)
+            recognizer = OnnxStreamingRecognizer.load(  # type: ignore[assignment]
+                config.model or "", endpoint=endpoint, trusted_keys=trusted, threads=config.torch_threads
+            )
+        offline = (
+            None if config.rest_model in (None, "streaming")
+            else OnnxRecognizer.load(config.rest_model, trusted_keys=trusted, threads=config.torch_threads)
+        )  # fmt: skip
+    else:
+        if recognizer is None:
+            endpoint = EndpointConfig(trailing_silence=config.trailing_silence)
+            recognizer = StreamingRecognizer.load(config.model, endpoint=endpoint, trusted_keys=trusted)
+        offline = (
+            None
+            if config.rest_model == "streaming"
+            else OfflineRecognizer.load(config.rest_model, trusted_keys=trusted)
+        )
     app = create_app(config, recognizer, offline, keys=keys)
     return app, DrainingServer(uvicorn_config(app, config), app.state.engine, config.drain_seconds)
 
