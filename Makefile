@@ -6,8 +6,14 @@ STAMP  := $(VENV)/.installed
 # torch first and pinned: a package that depends on torch would otherwise pull a multi-GB CUDA build.
 TORCH  := torch==2.13.0
 export GRUASR_DATA ?= $(abspath ../shared/data)
+# The torch-free runtime (gruasr.runtime): its own venv, gruasr without its dependencies plus the [runtime] extra,
+# running tests/runtime on models the main venv exports into build/onnx.
+RUNTIME := .venv-runtime
+RPY     := $(RUNTIME)/bin/python
+RSTAMP  := $(RUNTIME)/.installed
+ONNX    := build/onnx
 
-.PHONY: setup demo test bench lint clean model model-streaming compare chromium
+.PHONY: setup demo test test-runtime runtime bench lint clean model model-streaming compare chromium
 
 setup: $(STAMP) chromium
 
@@ -32,6 +38,22 @@ demo: $(STAMP)
 
 test: $(STAMP) chromium
 	$(PY) -m pytest -q
+	$(MAKE) test-runtime
+
+runtime: $(RSTAMP)
+
+$(RSTAMP): pyproject.toml
+	test -x $(RPY) || $(PYTHON) -m venv $(RUNTIME)
+	$(RPY) -m pip install -q --no-deps -e .
+	$(RPY) -m pip install -q $$($(RPY) -c "import tomllib; print(' '.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['optional-dependencies']['runtime']))")
+	$(RPY) -m pip install -q pytest==9.2.0 pytest-timeout==2.4.0
+	touch $(RSTAMP)
+
+# tests/runtime in the venv without torch (--confcutdir: the other tests' conftest imports torch)
+test-runtime: $(STAMP) $(RSTAMP)
+	$(VENV)/bin/gruasr model export --onnx telephone --out $(ONNX)/telephone
+	$(VENV)/bin/gruasr model export --onnx telephone-streaming --out $(ONNX)/telephone-streaming
+	GRUASR_ONNX_DIR=$(abspath $(ONNX)) $(RPY) -m pytest -q --confcutdir=tests/runtime -p no:cacheprovider tests/runtime
 
 bench: $(STAMP)
 	$(PY) benchmarks/recurrent_speed.py
@@ -69,4 +91,4 @@ lint: $(STAMP)
 	$(VENV)/bin/mypy src
 
 clean:
-	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(RUNTIME) build *.egg-info src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,79 @@
+"""The runtime without torch: transcribe, stream and call through gruasr.runtime and the CLI's --engine onnx, in a
+virtual environment where torch is not installed; torch must not be imported on any of these paths."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gruasr.audio.io import AN4_RAW, load_audio
+from gruasr.cli.main import main
+from gruasr.runtime import OnnxRecognizer, OnnxStreamingRecognizer
+
+from .conftest import ROOT
+
+SAMPLE = ROOT / "src" / "gruasr" / "samples" / "call.wav"
+#: the torch engine's transcript of the sample call (gruasr transcribe src/gruasr/samples/call.wav)
+EXPECTED = {
+    "A": "help repeat eight two two yes",
+    "B": "w l seven one two four one two five five five two six eight five",
+}
+
+
+def test_torch_is_not_installed_here_nor_imported() -> None:
+    import importlib.util
+
+    assert importlib.util.find_spec("torch") is None, "the runtime venv must not have torch"
+    assert "torch" not in sys.modules
+
+
+def test_transcribe_the_sample_call(onnx_dir: Path) -> None:
+    asr = OnnxRecognizer.load(onnx_dir / "telephone")
+    results = {r.leg: r.text for r in asr.transcribe_file(SAMPLE)}
+    assert results == EXPECTED
+    assert "torch" not in sys.modules
+
+
+def test_stream_an4_speech_in_100ms_chunks(onnx_dir: Path, data_dir: Path) -> None:
+    asr = OnnxStreamingRecognizer.load(onnx_dir / "telephone-streaming")
+    path = sorted((data_dir / "an4" / "wav" / "an4test_clstk").glob("*/*.raw"))[0]
+    samples = load_audio(path, raw=AN4_RAW, sample_rate=8000).channel(0)
+    stream = asr.stream(8000)
+    events = []
+    for start in range(0, len(samples), 800):
+        events += stream.accept(samples[start : start + 800])
+    events += stream.finish()
+    finals = [e.text for e in events if e.type == "final"]
+    assert finals and all(finals)
+    offline = asr.offline.decode(asr.offline.log_probs(np.asarray(samples, np.float32))).text
+    assert " ".join(finals) == offline  # endpointing may split; here it is one utterance
+    assert "torch" not in sys.modules
+
+
+@pytest.mark.parametrize("command", ["transcribe", "call", "stream"])
+def test_cli_with_the_onnx_engine(onnx_dir: Path, command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    model = onnx_dir / ("telephone" if command == "transcribe" else "telephone-streaming")
+    assert main([command, "--engine", "onnx", "--model", str(model), "--json", str(SAMPLE)]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert lines and all("text" in line for line in lines)
+    if command == "transcribe":
+        assert {line["leg"]: line["text"] for line in lines} == EXPECTED
+    assert "torch" not in sys.modules
+
+
+def test_the_console_script_in_a_fresh_process(onnx_dir: Path) -> None:
+    """`gruasr transcribe --engine onnx` as a user runs it: a new interpreter, which must not import torch."""
+    code = (
+        "import sys; from gruasr.cli.main import main; rc = main(['transcribe', '--engine', 'onnx', '--model', "
+        f"{str(onnx_dir / 'telephone')!r}, {str(SAMPLE)!r}]); print('torch' in sys.modules); sys.exit(rc)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[-1] == "False"
+    assert lines[:-1] == [f"{leg}: {text}" for leg, text in EXPECTED.items()]
