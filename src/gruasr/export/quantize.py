@@ -1,0 +1,227 @@
+"""int8 weights for the exported graphs, the GRUs' included.
+
+ONNX Runtime's dynamic quantization turns MatMul and Conv nodes with constant weights into MatMulInteger and
+ConvInteger (int8 weights, activations quantized to uint8 on the fly), but leaves an ONNX GRU node in float: the
+GRU holds its own weights. So each GRU node is first rewritten into ops the quantizer covers:
+
+    for each direction:   X (T, B, I) --ReverseSequence (reverse direction)--> MatMul W^T + b_ih  (T, B, 3H)
+                          Loop over t:  g = G[t];  gh = MatMul(h, R^T) + b_hh                   (B, 3H)
+                                        z, r, n gates (ONNX order, linear_before_reset=1), h' = n + z (h - n)
+                                        steps past a sequence's length keep h and output 0 (sequence_lens)
+                          Y (T, B, H) --ReverseSequence back (reverse direction)
+
+the same function as the node (tested against it in float), with the input projections of all steps as one
+MatMul outside the loop and the recurrent product inside it. Then quantize_dynamic (with subgraphs) makes every
+MatMul, both convolutions' and the recurrent one in the loop body included, an int8 MatMulInteger/ConvInteger:
+int8 weights (per output channel) for the whole network, about a quarter of the float file.
+
+Dynamic quantization picks each activation's scale from the tensor at hand, so with many streams in one batch
+the rounding depends slightly on the batch; the WER bound is checked on AN4 and FSDD (tests/deploy).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from gruasr.errors import ConfigError
+
+
+class _Names:
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+        self.count = 0
+
+    def __call__(self, what: str) -> str:
+        self.count += 1
+        return f"{self.prefix}/{what}_{self.count}"
+
+
+def _const(graph_inits: list[onnx.TensorProto], name: str, value: np.ndarray) -> str:
+    graph_inits.append(numpy_helper.from_array(value, name))
+    return name
+
+
+def _loop_body(name: _Names, hidden: int, r_t: str, b_hh: str, gates: str, lengths: str) -> onnx.GraphProto:
+    """One GRU step for ONNX Loop: inputs (iteration, condition, h (B, H)); outputs (condition, h', y (B, H))."""
+    n = name
+    it, cond_in, h = n("t"), n("cond_in"), n("h")
+    nodes: list[onnx.NodeProto] = []
+    inits: list[onnx.TensorProto] = []
+    split = _const(inits, n("split"), np.array([hidden, hidden, hidden], np.int64))
+    zero = _const(inits, n("zero"), np.zeros((), np.float32))
+    axis1 = _const(inits, n("axis1"), np.array([1], np.int64))
+    g, gh, ghb = n("g"), n("gh"), n("ghb")
+    nodes.append(helper.make_node("Gather", [gates, it], [g], axis=0))  # (B, 3H)
+    nodes.append(helper.make_node("MatMul", [h, r_t], [gh]))  # (B, 3H): the recurrent product
+    nodes.append(helper.make_node("Add", [gh, b_hh], [ghb]))
+    gz, gr, gn, hz, hr, hn = (n(k) for k in ("gz", "gr", "gn", "hz", "hr", "hn"))
+    nodes.append(helper.make_node("Split", [g, split], [gz, gr, gn], axis=1))  # ONNX's gate order z, r, n
+    nodes.append(helper.make_node("Split", [ghb, split], [hz, hr, hn], axis=1))
+    sz, sr, z, r = n("sz"), n("sr"), n("z"), n("r")
+    nodes += [helper.make_node("Add", [gz, hz], [sz]), helper.make_node("Sigmoid", [sz], [z])]
+    nodes += [helper.make_node("Add", [gr, hr], [sr]), helper.make_node("Sigmoid", [sr], [r])]
+    rh, sn, cand = n("rh"), n("sn"), n("n")
+    nodes.append(helper.make_node("Mul", [r, hn], [rh]))  # linear_before_reset=1: r * (R_n h + Rb_n)
+    nodes += [helper.make_node("Add", [gn, rh], [sn]), helper.make_node("Tanh", [sn], [cand])]
+    diff, zd, h_new = n("diff"), n("zd"), n("h_new")
+    nodes.append(helper.make_node("Sub", [h, cand], [diff]))
+    nodes.append(helper.make_node("Mul", [z, diff], [zd]))
+    nodes.append(helper.make_node("Add", [cand, zd], [h_new]))  # (1 - z) n + z h
+    valid, valid2 = n("valid"), n("valid2")
+    nodes.append(helper.make_node("Less", [it, lengths], [valid]))  # (B,): this step is inside the sequence
+    nodes.append(helper.make_node("Unsqueeze", [valid, axis1], [valid2]))  # (B, 1)
+    h_out, y_out, cond_out = n("h_out"), n("y"), n("cond_out")
+    nodes.append(helper.make_node("Where", [valid2, h_new, h], [h_out]))
+    nodes.append(helper.make_node("Where", [valid2, h_new, zero], [y_out]))
+    nodes.append(helper.make_node("Identity", [cond_in], [cond_out]))
+    return helper.make_graph(
+        nodes,
+        n("body"),
+        [
+            helper.make_tensor_value_info(it, TensorProto.INT64, []),
+            helper.make_tensor_value_info(cond_in, TensorProto.BOOL, []),
+            helper.make_tensor_value_info(h, TensorProto.FLOAT, None),
+        ],
+        [
+            helper.make_tensor_value_info(cond_out, TensorProto.BOOL, []),
+            helper.make_tensor_value_info(h_out, TensorProto.FLOAT, None),
+            helper.make_tensor_value_info(y_out, TensorProto.FLOAT, None),
+        ],
+        inits,
+    )
+
+
+def unroll_gru_nodes(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Replace every GRU node (linear_before_reset=1, with sequence_lens and initial_h) by MatMuls and a Loop; see
+    the module docstring. Returns a new model; the function is the same to float rounding."""
+    model = onnx.ModelProto.FromString(model.SerializeToString())
+    graph = model.graph
+    weights = {i.name: i for i in graph.initializer}
+    nodes: list[onnx.NodeProto] = []
+    for index, node in enumerate(graph.node):
+        if node.op_type != "GRU":
+            nodes.append(node)
+            continue
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        if attrs.get("linear_before_reset", 0) != 1:
+            raise ConfigError(f"GRU node {node.name}: linear_before_reset=0 is not the GRU this rewrite runs")
+        inputs = list(node.input)
+        if len(inputs) < 6 or not inputs[4] or not inputs[5]:
+            raise ConfigError(f"GRU node {node.name}: needs sequence_lens and initial_h inputs")
+        x, w_name, r_name, b_name, lens, h0 = inputs[:6]
+        w, r = numpy_helper.to_array(weights[w_name]), numpy_helper.to_array(weights[r_name])
+        b = numpy_helper.to_array(weights[b_name])
+        hidden = int(attrs["hidden_size"])
+        directions = w.shape[0]
+        name = _Names(f"gru{index}")
+        lengths = name("lengths")
+        nodes.append(helper.make_node("Cast", [lens], [lengths], to=TensorProto.INT64))
+        shape, steps = name("shape"), name("steps")
+        nodes.append(helper.make_node("Shape", [x], [shape]))
+        nodes.append(helper.make_node("Gather", [shape, _const(graph.initializer, name("zero_i"),
+                                                               np.array(0, np.int64))], [steps], axis=0))  # fmt: skip
+        true = _const(graph.initializer, name("true"), np.array(True))
+        ys, hs = [], []
+        for d in range(directions):
+            reverse = d == 1 or attrs.get("direction", b"forward") == b"reverse"
+            inp = x
+            if reverse:
+                inp = name("x_rev")
+                nodes.append(helper.make_node("ReverseSequence", [x, lengths], [inp], batch_axis=1, time_axis=0))
+            w_t = _const(graph.initializer, name("w_t"), np.ascontiguousarray(w[d].T))  # (I, 3H)
+            r_t = _const(graph.initializer, name("r_t"), np.ascontiguousarray(r[d].T))  # (H, 3H)
+            b_ih = _const(graph.initializer, name("b_ih"), b[d, : 3 * hidden].copy())
+            b_hh = _const(graph.initializer, name("b_hh"), b[d, 3 * hidden :].copy())
+            proj, gates = name("proj"), name("gates")
+            nodes.append(helper.make_node("MatMul", [inp, w_t], [proj]))  # (T, B, 3H): every step at once
+            nodes.append(helper.make_node("Add", [proj, b_ih], [gates]))
+            start = name("h0")
+            nodes.append(helper.make_node("Gather", [h0, _const(graph.initializer, name("d"),
+                                                                np.array(d, np.int64))], [start], axis=0))  # fmt: skip
+            body = _loop_body(name, hidden, r_t, b_hh, gates, lengths)
+            h_last, y = name("h_last"), name("y")
+            nodes.append(helper.make_node("Loop", [steps, true, start], [h_last, y], body=body))
+            if reverse:
+                back = name("y_back")
+                nodes.append(helper.make_node("ReverseSequence", [y, lengths], [back], batch_axis=1, time_axis=0))
+                y = back
+            axis = _const(graph.initializer, name("axis"), np.array([1], np.int64))
+            axis0 = _const(graph.initializer, name("axis0"), np.array([0], np.int64))
+            y4, h3 = name("y4"), name("h3")
+            nodes.append(helper.make_node("Unsqueeze", [y, axis], [y4]))  # (T, 1, B, H)
+            nodes.append(helper.make_node("Unsqueeze", [h_last, axis0], [h3]))  # (1, B, H)
+            ys.append(y4)
+            hs.append(h3)
+        outputs = list(node.output) + ["", ""]
+        if outputs[0]:
+            nodes.append(helper.make_node("Concat", ys, [outputs[0]], axis=1))  # (T, D, B, H)
+        if outputs[1]:
+            nodes.append(helper.make_node("Concat", hs, [outputs[1]], axis=0))  # (D, B, H)
+    del graph.node[:]
+    graph.node.extend(nodes)
+    used = {i for n in graph.node for i in n.input}
+    kept = [i for i in graph.initializer if i.name in used or _used_in_subgraphs(graph, i.name)]
+    del graph.initializer[:]
+    graph.initializer.extend(kept)
+    return model
+
+
+def _used_in_subgraphs(graph: onnx.GraphProto, name: str) -> bool:
+    for node in graph.node:
+        for attr in node.attribute:
+            if attr.type == onnx.AttributeProto.GRAPH and any(name in n.input for n in attr.g.node):
+                return True
+    return False
+
+
+def quantize_graph(source: str | os.PathLike[str], target: str | os.PathLike[str]) -> None:
+    """source (float ONNX with GRU nodes) -> target: GRUs rewritten, then ONNX Runtime's dynamic quantization of
+    every MatMul and Conv (int8 weights per channel, the Loop bodies' MatMuls included)."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    unrolled = unroll_gru_nodes(onnx.load(str(source)))
+    with tempfile.TemporaryDirectory() as tmp:
+        plain = Path(tmp) / "unrolled.onnx"
+        onnx.save(unrolled, str(plain))
+        quantize_dynamic(
+            str(plain), str(target), weight_type=QuantType.QInt8, per_channel=True,
+            op_types_to_quantize=["MatMul", "Conv"], extra_options={"EnableSubgraph": True},
+        )  # fmt: skip
+
+
+def quantize_folder(folder: Path, names: list[str]) -> dict[str, Any]:
+    """Quantize the named graphs of an export folder in place; returns what export.json records."""
+    for name in names:
+        quantize_graph(folder / name, folder / f"{name}.int8")
+        os.replace(folder / f"{name}.int8", folder / name)
+    counts = integer_ops(folder / names[0])
+    return {
+        "weights": "int8, per output channel (ONNX Runtime dynamic quantization)",
+        "activations": "uint8, scale per tensor computed at run time",
+        "gru": "rewritten as MatMul (input projections) + Loop of MatMul (recurrent), both quantized",
+        "integer_ops": counts,
+    }
+
+
+def integer_ops(path: str | os.PathLike[str]) -> dict[str, int]:
+    """How many float matrix ops (MatMul, Gemm, Conv, GRU) and integer ones (MatMulInteger, ConvInteger) a graph
+    holds, its Loop bodies included."""
+    counts: dict[str, int] = {}
+
+    def visit(graph: onnx.GraphProto) -> None:
+        for node in graph.node:
+            if node.op_type in ("MatMul", "Gemm", "Conv", "GRU", "MatMulInteger", "ConvInteger"):
+                counts[node.op_type] = counts.get(node.op_type, 0) + 1
+            for attr in node.attribute:
+                if attr.type == onnx.AttributeProto.GRAPH:
+                    visit(attr.g)
+
+    visit(onnx.load(str(path)).graph)
+    return counts
