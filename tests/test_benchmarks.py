@@ -93,3 +93,20 @@ def test_server_abuse_quick_writes_json(tmp_path, data_dir):
     assert outcomes["rest flac claims hours: http 413"] == 10 and outcomes["unauth vosk: close 1008"] > 0
     assert report["abuse"]["refusals"]["unauthorized"] == 30
     assert "the attack" in done.stdout
+
+
+def test_deploy_speed_quick_writes_json(tmp_path, data_dir):
+    """torch fp32/int8 and ONNX fp32/int8 on the same 12 + 12 utterances (no peers in --quick): every column filled."""
+    out = tmp_path / "deploy.json"
+    done = _bench("deploy_speed.py", "--data", str(data_dir), "--out", str(out), "--peers-python", "/nonexistent")
+    report = json.loads(out.read_text())
+    assert [r["engine"] for r in report["rows"]] == ["torch", "torch-int8", "onnx", "onnx-int8"]
+    assert report["utterances"] == {"an4": 12, "fsdd_numbers": 12} and report["peers"] == []
+    for row in report["rows"]:
+        assert 0 <= row["wer_an4"] < 1 and 0 <= row["wer_fsdd_numbers"] < 1
+        assert row["rtf_an4"] > 0 and row["chunk_ms_p95"] >= row["chunk_ms_mean"] > 0
+        assert row["peak_rss_offline_mb"] > 0 and row["install_mb"] > 0 and row["model_mb"] > 0
+        assert [c["streams"] for c in row["concurrency"]] == [4, 8]
+    onnx = {r["engine"]: r for r in report["rows"]}
+    assert onnx["onnx-int8"]["model_mb"] < 0.3 * onnx["onnx"]["model_mb"]
+    assert "| onnx-int8 |" in done.stdout

