@@ -5,10 +5,10 @@
     log_probs = model.log_probs(fbank)                   # (ceil(T/4), V) through model.onnx
 
 The front end is kaldi-native-fbank with the model's FbankConfig: gruasr's own Fbank matches it to float32
-rounding (tests/features/test_fbank_parity.py), and the graphs apply the model's CMVN themselves. The graphs'
-bytes are hashed as they are read into the sessions (what was checked is what runs). Sessions run with one
-intra-op and one inter-op thread by default: a step is small, and on a shared machine a second thread waits on a
-descheduled peer (docs/serving.md, "Threads").
+rounding (tests/features/test_fbank_parity.py), and the graphs apply the model's CMVN themselves. A graph's
+bytes are hashed as they are read into its session (what was checked is what runs), when it is first used.
+Sessions run with one intra-op and one inter-op thread by default: a step is small, and on a shared machine a
+second thread waits on a descheduled peer (docs/serving.md, "Threads").
 """
 
 from __future__ import annotations
@@ -113,13 +113,35 @@ class OnnxModel:
             names = meta["files"]
         except (KeyError, TypeError, ValueError, ConfigError) as err:
             raise CheckpointError(f"{self.path / META}: incomplete or invalid ({err})") from None
-        options = session_options(threads)
-        providers = ["CPUExecutionProvider"]
-        self.utterance = ort.InferenceSession(files.read(names["utterance"]), options, providers=providers)
-        self.streaming = None
-        if names.get("streaming"):
-            self.streaming = ort.InferenceSession(files.read(names["streaming"]), options, providers=providers)
+        self._names = names
+        session_options(threads)  # a bad thread count is refused now, not at the first session
+        self._threads = threads
+        self._sessions: dict[str, ort.InferenceSession] = {}
         self._fbank_options = fbank_options(self.features)
+
+    def _session(self, key: str) -> ort.InferenceSession:
+        """The graph's session, made on first use (a streaming server never loads the whole-utterance graph):
+        its bytes are hashed against the manifest as they are read, then handed to ONNX Runtime."""
+        if key not in self._sessions:
+            data = self.files.read(self._names[key])
+            self._sessions[key] = ort.InferenceSession(
+                data, session_options(self._threads), providers=["CPUExecutionProvider"]
+            )
+        return self._sessions[key]
+
+    @property
+    def utterance(self) -> ort.InferenceSession:
+        """model.onnx's session."""
+        return self._session("utterance")
+
+    @property
+    def has_streaming(self) -> bool:
+        return bool(self._names.get("streaming"))
+
+    @property
+    def streaming(self) -> ort.InferenceSession | None:
+        """streaming.onnx's session, or None (a bidirectional model has none)."""
+        return self._session("streaming") if self.has_streaming else None
 
     @classmethod
     def load(
@@ -133,7 +155,7 @@ class OnnxModel:
         folder = Path(folder)
         if folder.is_dir() and not (folder / META).is_file():
             raise CheckpointError(f"{folder}: not an exported gruasr model (no {META}; gruasr model export --onnx)")
-        files = check_folder(folder, trusted_keys, deferred=(META, UTTERANCE, STREAMING))
+        files = check_folder(folder, trusted_keys, deferred=(META,))  # every graph hashed now, and again when read
         try:
             meta = json.loads(files.read(META).decode("utf-8"))
         except (ValueError, UnicodeDecodeError) as err:

@@ -219,14 +219,14 @@ class OnnxStreamingRecognizer:
 
     def __init__(self, offline: OnnxRecognizer, endpoint: EndpointConfig | None = None) -> None:
         model = offline.bundle
-        if model.streaming is None:
+        if not model.has_streaming:
             raise ConfigError(
                 f"{model.path}: no streaming.onnx: streaming needs an exported unidirectional model "
                 "(gruasr model export --onnx telephone-streaming)"
             )
         self.offline = offline
         self.model = model
-        self._session = model.streaming
+        self._session = model.streaming  # the whole-utterance graph is loaded only if a final needs it: never
         self.endpoint = endpoint or EndpointConfig()
         self.frame_seconds = model.frame_seconds
         self.step_seconds = model.step_seconds
