@@ -33,6 +33,7 @@ from torch import Tensor, nn
 from gruasr.errors import ConfigError
 from gruasr.features.config import FbankConfig, MfccConfig
 from gruasr.features.framing import as_samples, extract_frames, feature_window, num_frames
+from gruasr.features.kaldi import mel_matrix
 
 __all__ = ["Fbank", "FbankConfig", "Mfcc", "MfccConfig", "mel_banks", "num_frames"]
 
@@ -48,35 +49,11 @@ def _f32(x: float) -> np.float32:
     return np.float32(x)
 
 
-def _mel(freq: np.ndarray | np.float32) -> np.ndarray:
-    return np.float32(1127.0) * np.log(np.float32(1.0) + np.asarray(freq, dtype=np.float32) / np.float32(700.0))
-
-
 def mel_banks(config: FbankConfig) -> Tensor:
     """Kaldi's triangular mel filters as a matrix (N/2 + 1, num_mel_bins) float32 over the rfft bins of the padded
-    frame (N = padded_window_size); the Nyquist row is zero, as in Kaldi. Computed in float32 like Kaldi's
-    MelBanks so that bin edges fall on the same FFT bins. Raises ConfigError when a triangle holds no FFT bin."""
-    n_fft = config.padded_window_size
-    num_fft_bins = n_fft // 2
-    num_bins = config.num_mel_bins
-    bin_width = _f32(config.sample_rate) / _f32(n_fft)
-    mel_low, mel_high = _mel(_f32(config.low_freq)), _mel(_f32(config.high_freq_hz))
-    delta = (mel_high - mel_low) / _f32(num_bins + 1)
-    b = np.arange(num_bins, dtype=np.float32)[:, None]
-    left, center, right = mel_low + b * delta, mel_low + (b + 1) * delta, mel_low + (b + 2) * delta  # (M, 1)
-    mel = _mel(bin_width * np.arange(num_fft_bins, dtype=np.float32))[None, :]  # (1, K)
-    up = (mel - left) / (center - left)
-    down = (right - mel) / (right - center)
-    weights = np.where((mel > left) & (mel < right), np.where(mel <= center, up, down), 0.0).astype(np.float32)
-    empty = np.flatnonzero(~weights.any(axis=1))
-    if empty.size:
-        raise ConfigError(
-            f"{num_bins} mel bins between {config.low_freq} and {config.high_freq_hz} Hz with a {n_fft}-point FFT "
-            f"leave bins {empty.tolist()[:5]} empty: use fewer mel bins or a longer frame"
-        )
-    matrix = np.zeros((num_fft_bins + 1, num_bins), dtype=np.float32)
-    matrix[:num_fft_bins] = weights.T
-    return torch.from_numpy(matrix)
+    frame (N = padded_window_size); the Nyquist row is zero, as in Kaldi (gruasr.features.kaldi.mel_matrix, shared
+    with the torch-free runtime). Raises ConfigError when a triangle holds no FFT bin."""
+    return torch.from_numpy(mel_matrix(config))
 
 
 def mel_bands(matrix: Tensor) -> tuple[Tensor, Tensor]:

@@ -8,14 +8,13 @@ both cut frames with `extract_frames`, which is why they agree bit for bit.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 from torch import Tensor
 
 from gruasr.errors import ShapeError
 from gruasr.features.config import FbankConfig
+from gruasr.features.kaldi import window_function
 
 
 def num_frames(num_samples: int, config: FbankConfig) -> int:
@@ -77,23 +76,9 @@ def extract_frames(buffer: Tensor, offset: int, first: int, count: int, total: i
 
 
 def feature_window(config: FbankConfig) -> Tensor:
-    """The window function (L,) float32, computed in float64 as Kaldi's GetWindow then rounded."""
-    n = config.window_size
-    i = np.arange(n, dtype=np.float64)
-    a = 2.0 * math.pi / (n - 1)
-    kind = config.window_type
-    if kind == "hanning":
-        w = 0.5 - 0.5 * np.cos(a * i)
-    elif kind == "hamming":
-        w = 0.54 - 0.46 * np.cos(a * i)
-    elif kind == "povey":
-        w = (0.5 - 0.5 * np.cos(a * i)) ** 0.85
-    elif kind == "rectangular":
-        w = np.ones(n)
-    else:  # blackman
-        c = float(np.float32(config.blackman_coeff))
-        w = c - 0.5 * np.cos(a * i) + (0.5 - c) * np.cos(2 * a * i)
-    return torch.from_numpy(w.astype(np.float32))
+    """The window function (L,) float32, computed in float64 as Kaldi's GetWindow then rounded
+    (gruasr.features.kaldi.window_function, shared with the torch-free runtime)."""
+    return torch.from_numpy(window_function(config))
 
 
 def as_samples(samples: Tensor | np.ndarray, device: torch.device) -> Tensor:

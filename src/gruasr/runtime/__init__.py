@@ -1,5 +1,6 @@
-"""The torch-free runtime: exported models (gruasr model export --onnx) on ONNX Runtime, with kaldi-native-fbank
-features and gruasr's own decoders. Nothing here imports torch (tests/runtime checks it in a venv without torch).
+"""The torch-free runtime: exported models (gruasr model export --onnx) on ONNX Runtime, with Kaldi's filterbank in
+numpy (gruasr.features.kaldi) and gruasr's own decoders. Nothing here imports torch (tests/runtime checks it in a
+venv without torch).
 
     from gruasr.runtime import OnnxRecognizer, OnnxStreamingRecognizer
     OnnxRecognizer.load("exports/telephone").transcribe_file("call.wav")

@@ -1,11 +1,12 @@
 """An exported model folder (gruasr model export --onnx) loaded into ONNX Runtime, without torch.
 
     model = OnnxModel.load("exports/telephone")          # checks checksums.sha256 first, as load_bundle does
-    fbank = model.fbank(samples)                         # (T, F) kaldi-native-fbank, the model's options
+    fbank = model.fbank(samples)                         # (T, F) log-mel filterbank, the model's options
     log_probs = model.log_probs(fbank)                   # (ceil(T/4), V) through model.onnx
 
-The front end is kaldi-native-fbank with the model's FbankConfig: gruasr's own Fbank matches it to float32
-rounding (tests/features/test_fbank_parity.py), and the graphs apply the model's CMVN themselves. A graph's
+The front end is gruasr.features.kaldi.NumpyFbank with the model's FbankConfig: Kaldi's arithmetic in numpy, equal
+to gruasr's Fbank and to kaldi-native-fbank to float32 rounding (tests/features/test_kaldi_numpy.py), rows
+independent so many streams' frames go through in one call; the graphs apply the model's CMVN themselves. A graph's
 bytes are hashed as they are read into its session (what was checked is what runs), when it is first used.
 Sessions run with one intra-op and one inter-op thread by default: a step is small, and on a shared machine a
 second thread waits on a descheduled peer (docs/serving.md, "Threads").
@@ -19,7 +20,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import kaldi_native_fbank as knf
 import numpy as np
 import onnxruntime as ort
 
@@ -28,6 +28,7 @@ from gruasr.decoding.beam import Lexicon
 from gruasr.decoding.lm import NGramLM
 from gruasr.errors import CheckpointError, ConfigError
 from gruasr.features.config import FbankConfig
+from gruasr.features.kaldi import NumpyFbank
 from gruasr.integrity import CheckedFolder, TrustedKey, check_folder
 from gruasr.transcription import DecodeOptions, model_decoding
 
@@ -37,7 +38,6 @@ UTTERANCE = "model.onnx"
 STREAMING = "streaming.onnx"
 LM = "lm.arpa"
 LEXICON = "lexicon.txt"
-INT16_SCALE = 32768.0
 
 
 def session_options(threads: int = 1) -> ort.SessionOptions:
@@ -53,44 +53,12 @@ def session_options(threads: int = 1) -> ort.SessionOptions:
     return options
 
 
-def fbank_options(config: FbankConfig) -> knf.FbankOptions:
-    """kaldi-native-fbank's options for a FbankConfig (no dither: recognition is deterministic)."""
-    opts = knf.FbankOptions()
-    frame = opts.frame_opts
-    frame.samp_freq = config.sample_rate
-    frame.frame_length_ms = config.frame_length_ms
-    frame.frame_shift_ms = config.frame_shift_ms
-    frame.dither = 0.0
-    frame.preemph_coeff = config.preemph_coeff
-    frame.remove_dc_offset = config.remove_dc_offset
-    frame.window_type = config.window_type
-    frame.blackman_coeff = config.blackman_coeff
-    frame.round_to_power_of_two = config.round_to_power_of_two
-    frame.snip_edges = config.snip_edges
-    opts.mel_opts.num_bins = config.num_mel_bins
-    opts.mel_opts.low_freq = config.low_freq
-    opts.mel_opts.high_freq = config.high_freq
-    opts.use_energy = config.use_energy
-    opts.energy_floor = config.energy_floor
-    opts.raw_energy = config.raw_energy
-    opts.use_log_fbank = config.use_log_fbank
-    opts.use_power = config.use_power
-    return opts
-
-
 def num_frames(num_samples: int, config: FbankConfig) -> int:
     """Frames in a signal of num_samples samples (Kaldi's NumFrames with flush=True; gruasr.features.framing)."""
     size, shift = config.window_size, config.window_shift
     if config.snip_edges:
         return 0 if num_samples < size else 1 + (num_samples - size) // shift
     return (num_samples + shift // 2) // shift
-
-
-def frames_of(extractor: knf.OnlineFbank, start: int, stop: int, dim: int) -> np.ndarray:
-    """Frames start..stop-1 of a kaldi-native-fbank extractor as one (n, dim) float32 array."""
-    if stop <= start:
-        return np.zeros((0, dim), dtype=np.float32)
-    return np.asarray([extractor.get_frame(i) for i in range(start, stop)], dtype=np.float32)
 
 
 class OnnxModel:
@@ -117,7 +85,7 @@ class OnnxModel:
         session_options(threads)  # a bad thread count is refused now, not at the first session
         self._threads = threads
         self._sessions: dict[str, ort.InferenceSession] = {}
-        self._fbank_options = fbank_options(self.features)
+        self.front_end = NumpyFbank(self.features)
 
     def _session(self, key: str) -> ort.InferenceSession:
         """The graph's session, made on first use (a streaming server never loads the whole-utterance graph):
@@ -180,16 +148,9 @@ class OnnxModel:
     def step_seconds(self) -> float:
         return self.subsampling * self.frame_seconds
 
-    def extractor(self) -> knf.OnlineFbank:
-        """A new kaldi-native-fbank extractor with the model's options (one per stream)."""
-        return knf.OnlineFbank(self._fbank_options)
-
     def fbank(self, samples: np.ndarray) -> np.ndarray:
         """Mono float samples (n,) in [-1, 1] at the model's rate -> log-mel filterbank (T, F) float32."""
-        extractor = self.extractor()
-        extractor.accept_waveform(self.sample_rate, np.ascontiguousarray(samples * INT16_SCALE, dtype=np.float32))
-        extractor.input_finished()
-        return frames_of(extractor, 0, extractor.num_frames_ready, self.dim)
+        return self.front_end(samples)
 
     def log_probs_batch(self, fbank: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """fbank (B, T, F), lengths (B,) -> log_probs (B, ceil(T/4), V), out_lengths (B,) (model.onnx)."""

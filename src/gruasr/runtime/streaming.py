@@ -5,13 +5,14 @@ the same interface and events as gruasr.streaming (accept / feed / finish / even
     leg = asr.stream(8000, channel=0, leg="A")
     events = leg.accept(chunk) + leg.finish()
 
-Each stream runs its own kaldi-native-fbank extractor (frames as soon as they are complete, those of the whole
-signal); its state between chunks is what streaming.onnx takes and gives back: the last 2 normalized frames and
-the last 2 outputs of the first convolution (zeros at an utterance's start, which is exactly the convolutions'
-left padding) and the GRU state. Frames go through in groups of 4 (one output step each); an utterance's last
-group may be shorter. `advance` runs the steps of every stream with frames ready as one batch: one session run
-per round, whatever the number of streams. Utterance ends, partials and finals follow gruasr.streaming exactly,
-so for the same audio the events are those of the torch engine up to float rounding.
+Each stream cuts its frames as soon as they are complete (those of the whole signal: snip_edges framing) and
+`advance` computes the filterbank of every stream's new frames in one NumpyFbank call (rows are independent, so
+this equals stream by stream); a stream's state between chunks is what streaming.onnx takes and gives back: the
+last 2 normalized frames and the last 2 outputs of the first convolution (zeros at an utterance's start, which is
+exactly the convolutions' left padding) and the GRU state. Frames go through in groups of 4 (one output step
+each); an utterance's last group may be shorter. `advance` runs the steps of every stream with frames ready as one
+batch: one session run per round, whatever the number of streams. Utterance ends, partials and finals follow
+gruasr.streaming exactly, so for the same audio the events are those of the torch engine up to float rounding.
 """
 
 from __future__ import annotations
@@ -27,8 +28,9 @@ import numpy as np
 
 from gruasr.errors import ConfigError, ShapeError
 from gruasr.events import Event, PendingFinal
+from gruasr.features.kaldi import INT16_SCALE
 from gruasr.integrity import TrustedKey
-from gruasr.runtime.model import INT16_SCALE, frames_of, num_frames
+from gruasr.runtime.model import num_frames
 from gruasr.runtime.offline import OnnxRecognizer
 from gruasr.transcription import DecodeOptions
 from gruasr.vad import EndpointConfig, Endpointer
@@ -68,8 +70,10 @@ class OnnxStream:
             import soxr
 
             self._resampler = soxr.ResampleStream(sample_rate, model.sample_rate, 1, dtype="float32", quality="HQ")
-        self._fbank = model.extractor()
-        self._frames = 0  # frames taken from the extractor (global index of the next one)
+        self._samples = np.zeros(0, dtype=np.float32)  # int16 scale, from sample _offset: what frames to come need
+        self._offset = 0
+        self._frames = 0  # frames cut so far (global index of the next one)
+        self._raw: list[np.ndarray] = []  # frames cut (k, L), filterbank not computed yet
         self._endpointer = Endpointer(recognizer.endpoint, model.sample_rate)
         self._pending = np.zeros((0, model.dim), dtype=np.float32)  # frames not yet through the network
         self._pending_start = 0  # global index of _pending[0]
@@ -143,10 +147,7 @@ class OnnxStream:
         if self._resampler is not None:
             samples = self._resampler.resample_chunk(samples, last=last)
         self._received += samples.shape[0]
-        if samples.shape[0]:
-            self._fbank.accept_waveform(model.sample_rate, np.ascontiguousarray(samples * INT16_SCALE))
-        if last:
-            self._fbank.input_finished()
+        self._cut_frames(samples)
         for cut, voiced in self._endpointer.accept(samples):
             ready = num_frames(cut, model.features)
             sub = model.subsampling
@@ -164,13 +165,23 @@ class OnnxStream:
 
     # -- the recognizer's side ----------------------------------------------------------------------------
 
-    def _take_frames(self) -> None:
-        ready = self._fbank.num_frames_ready
+    def _cut_frames(self, samples: np.ndarray) -> None:
+        """Cut the frames the new samples complete (snip_edges: frame i is samples i*shift .. i*shift+L-1) and keep
+        only the samples later frames need: memory stays bounded."""
+        config = self.recognizer.model.features
+        if samples.shape[0]:
+            self._samples = np.concatenate([self._samples, samples * np.float32(INT16_SCALE)])
+        ready = num_frames(self._received, config)
         if ready > self._frames:
-            new = frames_of(self._fbank, self._frames, ready, self.recognizer.model.dim)
-            self._fbank.pop(ready - self._frames)  # the extractor keeps no frame we have taken
+            starts = np.arange(self._frames, ready) * config.window_shift - self._offset
+            self._raw.append(self._samples[starts[:, None] + np.arange(config.window_size)])
             self._frames = ready
-            self._pending = np.concatenate([self._pending, new]) if self._pending.shape[0] else new
+            drop = ready * config.window_shift - self._offset
+            self._samples = self._samples[drop:]
+            self._offset += drop
+
+    def _add_features(self, new: np.ndarray) -> None:
+        self._pending = np.concatenate([self._pending, new]) if self._pending.shape[0] else new
 
     def _ready(self) -> int:
         """Frames that go through the network now: whole groups of 4, up to the next cut (all of them there)."""
@@ -219,6 +230,8 @@ class OnnxStreamingRecognizer:
 
     def __init__(self, offline: OnnxRecognizer, endpoint: EndpointConfig | None = None) -> None:
         model = offline.bundle
+        if not model.features.snip_edges:
+            raise ConfigError(f"{model.path}: streaming in the runtime needs snip_edges framing (the model has not)")
         if not model.has_streaming:
             raise ConfigError(
                 f"{model.path}: no streaming.onnx: streaming needs an exported unidirectional model "
@@ -261,8 +274,13 @@ class OnnxStreamingRecognizer:
     def advance(self, streams: Sequence[OnnxStream]) -> None:
         """Run every stream's ready frames through streaming.onnx, all streams as one batch per round."""
         with self._lock:
-            for s in streams:
-                s._take_frames()
+            todo = [s for s in streams if s._raw]
+            if todo:  # the filterbank of every stream's new frames in one call
+                raw = [np.concatenate(s._raw) for s in todo]
+                features = self.model.front_end.compute_frames(np.concatenate(raw))
+                for s, new in zip(todo, np.split(features, np.cumsum([r.shape[0] for r in raw])[:-1]), strict=True):
+                    s._add_features(new)
+                    s._raw = []
             touched: set[int] = set()
             while True:
                 for s in streams:
