@@ -119,7 +119,7 @@ def work(task: str, spec: dict[str, Any]) -> dict[str, Any]:
     threads = int(spec["threads"])
     if task in ("offline", "stream", "concurrency"):
         engine = spec["engine"]
-        roots = ["onnxruntime", "numpy", "soundfile", "soxr", "webrtcvad-wheels", "kaldi-native-fbank"]
+        roots = ["onnxruntime", "numpy", "soundfile", "soxr", "webrtcvad-wheels"]
         if not engine.startswith("onnx"):
             roots = ["torch", "numpy", "soundfile", "soxr", "webrtcvad-wheels", "safetensors"]
         out["install_mb"] = _install_mb(roots) + spec["gruasr_source_mb"]

@@ -77,3 +77,35 @@ def test_the_console_script_in_a_fresh_process(onnx_dir: Path) -> None:
     lines = done.stdout.splitlines()
     assert lines[-1] == "False"
     assert lines[:-1] == [f"{leg}: {text}" for leg, text in EXPECTED.items()]
+
+
+def test_serve_the_vosk_protocol_without_torch(onnx_dir: Path, tmp_path: Path) -> None:
+    """`gruasr serve --engine onnx` in-process on a free loopback port: the project's Vosk lock-step client gets
+    the finals a local stream gives on the sample call's first leg, and torch is still not imported."""
+    import threading
+    import time
+
+    from gruasr.audio.io import save_wav
+    from gruasr.server.config import ServerConfig
+    from gruasr.server.runner import build
+    from tests.server.vosk_client import finals, lockstep
+
+    leg = load_audio(SAMPLE).channel(0)
+    path = save_wav(tmp_path / "leg-a.wav", leg, 8000)
+    stream = OnnxStreamingRecognizer.load(onnx_dir / "telephone-streaming").stream(8000)
+    local = [e.text for e in stream.accept(load_audio(path).channel(0)) + stream.finish() if e.type == "final"]
+    _, server = build(ServerConfig(port=0, engine="onnx", model=str(onnx_dir / "telephone-streaming")))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not server.started:
+            assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
+            time.sleep(0.02)
+        port = int(server.servers[0].sockets[0].getsockname()[1])
+        replies = lockstep(f"ws://127.0.0.1:{port}", path.read_bytes(), {"sample_rate": 8000})
+    finally:
+        server.should_exit = True
+        thread.join(30)
+    assert [r["text"] for r in finals(replies) if r["text"]] == local
+    assert local and "torch" not in sys.modules

@@ -23,6 +23,7 @@ import json
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -31,7 +32,6 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
-from gruasr.recognizer import OfflineRecognizer
 from gruasr.server.audiosocket import AudioSocketServer
 from gruasr.server.calls import CallHub
 from gruasr.server.config import ServerConfig
@@ -43,7 +43,10 @@ from gruasr.server.page import page_routes
 from gruasr.server.rest import error, transcriptions
 from gruasr.server.security import Authentication, tls_context
 from gruasr.server.vosk import vosk_endpoint
-from gruasr.streaming.recognizer import StreamingRecognizer
+
+if TYPE_CHECKING:  # the torch engine or the ONNX runtime's (gruasr.runtime): the same interface
+    from gruasr.recognizer import OfflineRecognizer
+    from gruasr.streaming.recognizer import StreamingRecognizer
 
 MODEL_NAME = "gruasr"
 

@@ -12,14 +12,17 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, replace
-
-from torch import Tensor
+from typing import TYPE_CHECKING
 
 from gruasr.decoding.beam import Lexicon, prefix_beam_search, prefix_beam_search_nbest
 from gruasr.decoding.hypothesis import Hypothesis
 from gruasr.decoding.lm import NGramLM, build_kneser_ney
 from gruasr.errors import ConfigError
-from gruasr.recognizer import OfflineRecognizer
+
+if TYPE_CHECKING:  # torch tensors or numpy arrays (the ONNX runtime), either engine's recognizer
+    from torch import Tensor
+
+    from gruasr.recognizer import OfflineRecognizer
 
 GRAMMAR_LM_WEIGHT = 1.0
 MAX_PHRASES = 1000

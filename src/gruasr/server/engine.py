@@ -18,20 +18,22 @@ import concurrent.futures
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
-import torch
 
 from gruasr.decoding.hypothesis import Hypothesis
-from gruasr.recognizer import OfflineRecognizer
+from gruasr.events import Event, PendingFinal
 from gruasr.redact import parse_rules
 from gruasr.server.config import ServerConfig
 from gruasr.server.decoding import DecodeRequest, FinalDecoder
 from gruasr.server.guard import Guard, Pass, Principal, SessionClock
 from gruasr.server.legs import Leg, Output, Refused, _Work, shift
 from gruasr.server.metrics import Metrics
-from gruasr.streaming.recognizer import Event, PendingFinal, StreamingRecognizer
+
+if TYPE_CHECKING:  # the torch engine or the ONNX runtime's (gruasr.runtime): the same interface
+    from gruasr.recognizer import OfflineRecognizer
+    from gruasr.streaming.recognizer import StreamingRecognizer
 
 __all__ = ["Engine", "Interrupt", "Leg", "Output", "Refused"]
 T = TypeVar("T")
@@ -108,7 +110,10 @@ class Engine:
 
     async def start(self) -> None:
         threads = self.config.torch_threads
-        torch.set_num_threads(threads)  # process-wide: the ticker's network steps, and REST transcriptions
+        if self.config.engine == "torch":  # the ONNX engine's sessions were made with `threads` intra-op threads
+            import torch
+
+            torch.set_num_threads(threads)  # process-wide: the ticker's network steps, and REST transcriptions
         self._ticker = concurrent.futures.ThreadPoolExecutor(1, "gruasr-ticker")
         self._decoders = concurrent.futures.ThreadPoolExecutor(self.config.decoders, "gruasr-decode")
         self._offline = concurrent.futures.ThreadPoolExecutor(1, "gruasr-offline")

@@ -23,12 +23,13 @@ import numpy as np
 
 from gruasr.decoding.hypothesis import Hypothesis
 from gruasr.errors import GruAsrError
+from gruasr.events import Event
 from gruasr.redact import Policy, StreamRedactor
 from gruasr.server.decoding import DecodeRequest
-from gruasr.streaming.recognizer import Event, Stream
 
 if TYPE_CHECKING:
     from gruasr.server.engine import Engine
+    from gruasr.streaming.recognizer import Stream  # or the ONNX runtime's OnnxStream: the same interface
 
 log = logging.getLogger("gruasr.server")
 

@@ -37,12 +37,12 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from gruasr.audio.io import AudioInfo, audio_info
 from gruasr.decoding.hypothesis import Word
 from gruasr.errors import AudioFormatError, GruAsrError
-from gruasr.recognizer import Result
 from gruasr.server.engine import Engine, Refused
 from gruasr.server.guard import Pass
 from gruasr.server.security import principal
 from gruasr.server.wire import MAX_RATE, MIN_RATE
 from gruasr.subtitles import Cue, subtitles
+from gruasr.transcription import Result
 
 log = logging.getLogger("gruasr.server.rest")
 FORMATS = ("json", "text", "srt", "vtt", "verbose_json")

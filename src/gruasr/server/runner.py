@@ -13,19 +13,20 @@ import json
 import logging
 import sys
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 from starlette.applications import Starlette
 
-from gruasr.recognizer import OfflineRecognizer
 from gruasr.server.app import create_app
 from gruasr.server.config import ServerConfig
 from gruasr.server.engine import Engine
 from gruasr.server.keys import KeyStore
 from gruasr.server.security import check_exposure, guarded_h11, protect_logs, tls_context
-from gruasr.streaming.recognizer import StreamingRecognizer
 from gruasr.vad import EndpointConfig
+
+if TYPE_CHECKING:
+    from gruasr.streaming.recognizer import StreamingRecognizer
 
 log = logging.getLogger("gruasr.server")
 _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
@@ -139,6 +140,9 @@ def build(config: ServerConfig, recognizer: StreamingRecognizer | None = None) -
             else OnnxRecognizer.load(config.rest_model, trusted_keys=trusted, threads=config.torch_threads)
         )  # fmt: skip
     else:
+        from gruasr.recognizer import OfflineRecognizer
+        from gruasr.streaming.recognizer import StreamingRecognizer
+
         if recognizer is None:
             endpoint = EndpointConfig(trailing_silence=config.trailing_silence)
             recognizer = StreamingRecognizer.load(config.model, endpoint=endpoint, trusted_keys=trusted)
