@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from gruasr.cli.inputs import add_raw_option, check_audio_files
 from gruasr.cli.recognize import _add_decoding, _recognizer
@@ -25,7 +25,9 @@ def _streaming(args: argparse.Namespace) -> StreamingRecognizer:
     if args.engine == "onnx":  # ONNX Runtime, without torch (gruasr.runtime); its sessions get --threads
         from gruasr.runtime import OnnxStreamingRecognizer
 
-        return OnnxStreamingRecognizer(_recognizer(args), endpoint)  # type: ignore[return-value]
+        offline: Any = _recognizer(args)
+        onnx: Any = OnnxStreamingRecognizer(offline, endpoint)  # StreamingRecognizer's interface
+        return onnx
     import torch
 
     from gruasr.streaming import StreamingRecognizer

@@ -64,6 +64,9 @@ def resolve_model(model: str | os.PathLike[str]) -> Path:
 class _Parts(nn.Module):
     """What both graphs share: CMVN, the two convolutions, a torch.nn.GRU holding our GRU's parameters, the output."""
 
+    mean: Tensor
+    std: Tensor
+
     def __init__(self, bundle: ModelBundle) -> None:
         super().__init__()
         model: CTCModel = bundle.model

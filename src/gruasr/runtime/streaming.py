@@ -239,7 +239,10 @@ class OnnxStreamingRecognizer:
             )
         self.offline = offline
         self.model = model
-        self._session = model.streaming  # the whole-utterance graph is loaded only if a final needs it: never
+        session = model.streaming  # the whole-utterance graph is not loaded: the finals come from these steps
+        if session is None:
+            raise ConfigError(f"{model.path}: no streaming.onnx")
+        self._session = session
         self.endpoint = endpoint or EndpointConfig()
         self.frame_seconds = model.frame_seconds
         self.step_seconds = model.step_seconds

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import uvicorn
 from starlette.applications import Starlette
 
+from gruasr.errors import ConfigError
 from gruasr.server.app import create_app
 from gruasr.server.config import ServerConfig
 from gruasr.server.engine import Engine
@@ -132,9 +133,10 @@ def build(config: ServerConfig, recognizer: StreamingRecognizer | None = None) -
 
         if recognizer is None:
             endpoint = EndpointConfig(trailing_silence=config.trailing_silence)
-            recognizer = OnnxStreamingRecognizer.load(  # type: ignore[assignment]
+            onnx: Any = OnnxStreamingRecognizer.load(
                 config.model or "", endpoint=endpoint, trusted_keys=trusted, threads=config.torch_threads
             )
+            recognizer = onnx  # StreamingRecognizer's interface
         offline = (
             None if config.rest_model in (None, "streaming")
             else OnnxRecognizer.load(config.rest_model, trusted_keys=trusted, threads=config.torch_threads)
@@ -151,6 +153,8 @@ def build(config: ServerConfig, recognizer: StreamingRecognizer | None = None) -
             if config.rest_model == "streaming"
             else OfflineRecognizer.load(config.rest_model, trusted_keys=trusted)
         )
+    if recognizer is None:  # both branches load one
+        raise ConfigError("no streaming recognizer")
     app = create_app(config, recognizer, offline, keys=keys)
     return app, DrainingServer(uvicorn_config(app, config), app.state.engine, config.drain_seconds)
 
