@@ -30,7 +30,7 @@ chromium:
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q $(TORCH)
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -e '.[dev,lm]'
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -62,7 +62,9 @@ bench: $(STAMP)
 	$(PY) benchmarks/train_speed.py
 	$(PY) benchmarks/accuracy.py
 
-# The default model's recipe, end to end (about an hour on 2 CPU cores): manifests, training, bundling.
+# The default model's recipe, end to end (about an hour on 2 CPU cores): manifests, training, bundling (the LM
+# and lexicon as configs/telephone.toml's [lm] table says: transcripts, spelled words from the lm extra's word
+# lists, the number grammar; decoding tuned on dev).
 model: $(STAMP)
 	$(VENV)/bin/gruasr data an4 --src $(GRUASR_DATA)/an4 --out data/an4
 	$(VENV)/bin/gruasr data fsdd --src $(GRUASR_DATA)/fsdd --out data/fsdd --numbers-train 800

@@ -1,20 +1,26 @@
 """Turn a training run into a model folder to ship (what `gruasr model bundle` runs): weights stored as float16
-(half the size; read back as float32), a word n-gram LM and a lexicon built from the run's training transcripts
-only, the decoding settings chosen on the run's dev sets (never on test), and RECIPE.md saying how it was made.
+(half the size; read back as float32), a word n-gram LM and a lexicon built as the recipe's [lm] table says
+(gruasr.decoding.lm_text: the run's training transcripts, and optionally spelled words and a number grammar),
+the decoding settings chosen on the run's dev sets (never on test), and RECIPE.md saying how it was made.
+`rebuild_lm` (`gruasr model lm`) does the LM, lexicon and decoding part again for an existing model folder,
+its weights unchanged.
 
-    from gruasr.tuning import bundle_run
+    from gruasr.tuning import bundle_run, rebuild_lm
     bundle_run("runs/telephone", "src/gruasr/pretrained/telephone", recipe="configs/telephone.toml")
+    rebuild_lm("src/gruasr/pretrained/telephone", "/tmp/telephone-lm6", "configs/telephone.toml", ["lm.order=6"])
 
 The dev sets go through the run's dev line (its `dev_channel`), as in training; greedy decoding, beam search
-without the LM and beam search with the LM over a grid of LM weights and word bonuses are scored, and the best
-is written into model.json ("decoding"), so the LM is used by default only if it helps on dev.
+without the LM and beam search with the LM over a grid of beam sizes, LM weights and word bonuses are scored,
+and the best is written into model.json ("decoding"), so the LM is used by default only if it helps on dev.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from collections.abc import Callable, Sequence
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -22,20 +28,39 @@ import numpy as np
 import torch
 
 from gruasr.audio.telephony import TelephoneChannel
-from gruasr.bundle import LEXICON, LM, DecodeOptions, atomic_dir, commit_dir, load_bundle, verify, write_model_files
+from gruasr.bundle import (
+    LEXICON,
+    LM,
+    META,
+    WEIGHTS,
+    DecodeOptions,
+    atomic_dir,
+    commit_dir,
+    load_bundle,
+    verify,
+    write_json,
+    write_model_files,
+)
 from gruasr.data.manifest import load_utterance, read_manifest
+from gruasr.data.tokens import TokenTable
 from gruasr.decoding.beam import BeamConfig, Lexicon
-from gruasr.decoding.lm import NGramLM, build_arpa
+from gruasr.decoding.lm import NGramLM
+from gruasr.decoding.lm_text import LMRecipe, build_lm
 from gruasr.errors import ConfigError
 from gruasr.evaluation.metrics import ErrorCounts
 from gruasr.recognizer import OfflineRecognizer
+from gruasr.training.config import load_config
 
-#: the grid searched on dev
-BEAM_SIZE = 16
+#: the grid searched on dev: beam search without the LM at the first beam size, with it at every beam size
+BEAM_SIZES = (16, 32)
 LM_WEIGHTS = (0.3, 0.5, 0.8, 1.2)
 WORD_BONUSES = (0.0, 0.5, 1.0, 2.0)
 #: bundle folder name -> the make target that builds it (named in RECIPE.md)
 MAKE_TARGETS = {"telephone": "model", "telephone-streaming": "model-streaming"}
+#: the heading of RECIPE.md's LM part, which `gruasr model lm` replaces
+LM_SECTION = "## Language model and decoding"
+#: the packages the spelling source reads its word lists from (their versions go into RECIPE.md)
+SPELLING_PACKAGES = ("english-words", "names")
 
 
 def dev_log_probs(recognizer: OfflineRecognizer, config: dict[str, Any]) -> list[tuple[str, torch.Tensor]]:
@@ -55,10 +80,13 @@ def dev_log_probs(recognizer: OfflineRecognizer, config: dict[str, Any]) -> list
 
 
 def tune_decoding(
-    recognizer: OfflineRecognizer, cached: Sequence[tuple[str, torch.Tensor]]
+    recognizer: OfflineRecognizer,
+    cached: Sequence[tuple[str, torch.Tensor]],
+    beam_sizes: Sequence[int] = BEAM_SIZES,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Dev WER of greedy, beam without LM, and beam with the recognizer's LM and lexicon over the grid
-    (LM_WEIGHTS x WORD_BONUSES). Returns the best settings (model.json "decoding") and every result."""
+    """Dev WER of greedy, beam without LM (the first beam size), and beam with the recognizer's LM and lexicon
+    over the grid (beam_sizes x LM_WEIGHTS x WORD_BONUSES). Returns the best settings (model.json "decoding";
+    on a tie the earlier in that order: the smaller beam, the lower weight and bonus) and every result."""
 
     def wer(options: DecodeOptions) -> float:
         recognizer.options = options
@@ -69,37 +97,96 @@ def tune_decoding(
 
     grid: list[tuple[dict[str, Any], Callable[[], DecodeOptions]]] = [
         ({"method": "greedy"}, lambda: DecodeOptions("greedy")),
-        ({"method": "beam", "use_lm": False, "beam_size": BEAM_SIZE},
-         lambda: DecodeOptions("beam", BeamConfig(BEAM_SIZE), use_lm=False)),
+        ({"method": "beam", "use_lm": False, "beam_size": beam_sizes[0]},
+         lambda: DecodeOptions("beam", BeamConfig(beam_sizes[0]), use_lm=False)),
     ]  # fmt: skip
     if recognizer.lm is not None:
-        for alpha in LM_WEIGHTS:
-            for beta in WORD_BONUSES:
-                settings = {"method": "beam", "use_lm": True, "beam_size": BEAM_SIZE, "lm_weight": alpha,
-                            "word_bonus": beta}  # fmt: skip
-                beam = BeamConfig(BEAM_SIZE, lm_weight=alpha, word_bonus=beta)
-                grid.append((settings, lambda b=beam: DecodeOptions("beam", b, use_lm=True)))  # type: ignore[misc]
+        for size in beam_sizes:
+            for alpha in LM_WEIGHTS:
+                for beta in WORD_BONUSES:
+                    settings = {"method": "beam", "use_lm": True, "beam_size": size, "lm_weight": alpha,
+                                "word_bonus": beta}  # fmt: skip
+                    beam = BeamConfig(size, lm_weight=alpha, word_bonus=beta)
+                    grid.append((settings, lambda b=beam: DecodeOptions("beam", b, use_lm=True)))  # type: ignore[misc]
     results = [{**settings, "dev_wer": wer(make())} for settings, make in grid]
     best = min(results, key=lambda r: r["dev_wer"])
     return {k: v for k, v in best.items() if k != "dev_wer"}, results
 
 
-def _recipe_text(
-    run: Path, out: Path, recipe: Path, default_recipe: bool, order: int, summary: dict[str, Any], facts: dict[str, Any]
-) -> str:
-    results = facts["results"]
+def recipe_lm(recipe: str | os.PathLike[str], overrides: Sequence[str] = (), order: int | None = None) -> LMRecipe:
+    """The [lm] table of a training recipe (TOML, `base` files included) with `lm.KEY=VALUE` overrides, and the
+    order replaced when `order` is given."""
+    wrong = [item for item in overrides if not item.strip().startswith("lm.")]
+    if wrong:
+        raise ConfigError(f"only lm.KEY=VALUE settings change the LM, got {wrong}")
+    lm = load_config(Path(recipe), list(overrides)).lm
+    return dataclasses.replace(lm, order=order) if order is not None else lm
+
+
+def _recipe_path(recipe: str | os.PathLike[str] | None, out: Path) -> Path:
+    path = Path(recipe) if recipe is not None else Path("configs") / f"{out.name}.toml"
+    if not path.is_file():
+        raise ConfigError(f"no recipe {path}: name the recipe with --config")
+    return path
+
+
+def _lm_files(folder: Path, recipe: LMRecipe, texts: Sequence[str], tokens: TokenTable) -> dict[str, Any]:
+    """Write FOLDER/lm.arpa and lexicon.txt (the LM's words) from `texts` and the recipe; the facts model.json
+    keeps under "lm" (the lexicon's words are in the file, their count here)."""
+    alphabet = {s for s in tokens.symbols[1:] if s != " "}
+    facts = build_lm(recipe, texts, folder / LM, alphabet)
+    words = facts.pop("lexicon")
+    (folder / LEXICON).write_text("\n".join(words) + "\n", encoding="utf-8")
+    packages = {p: metadata.version(p) for p in SPELLING_PACKAGES} if "spelling" in recipe.sources else {}
+    plain = json.loads(json.dumps(dataclasses.asdict(recipe)))  # tuples as lists, as model.json reads them back
+    return {"recipe": plain, **facts, "lexicon_words": len(words), "packages": packages}
+
+
+def _lm_section(lm: dict[str, Any], results: list[dict[str, Any]], best: dict[str, Any], command: str) -> str:
+    """RECIPE.md's LM part: how lm.arpa and lexicon.txt were built and which decoding dev chose."""
+    recipe = lm["recipe"]
+    sources = {
+        "transcripts": "the training transcripts",
+        "spelling": "words spelled letter by letter (census first and last names, web2 English words, street names)",
+        "grammar": f"{recipe['grammar_sentences']:,} sentences of the number grammar (digits, phone numbers, zip "
+        "codes, dates, times, addresses, codes, the transcripts' commands)",
+    }
+    said = "; ".join(
+        sources[s] + (f" x{recipe['weights'][s]}" if recipe["weights"].get(s, 1) != 1 else "")
+        for s in recipe["sources"]
+    )
+    pruned = f", count cut-offs {recipe['prune']}" if recipe["prune"] else ""
+    packages = ", ".join(f"{name} {version}" for name, version in lm["packages"].items())
+    from_packages = f" Word lists from the installed packages {packages}." if packages else ""
     by_method = {
         "greedy": results[0]["dev_wer"],
         "beam": results[1]["dev_wer"],
         "beam+lm (best)": min((r["dev_wer"] for r in results if r.get("use_lm")), default=float("nan")),
     }
+    return (
+        f"""{LM_SECTION}
+
+    {command}
+
+{LM}: word {recipe["order"]}-gram (interpolated modified Kneser-Ney{pruned}) of {lm["sentences"]:,} sentences,
+{lm["tokens"]:,} words (gruasr.decoding.lm_text): {said}.{from_packages} N-grams per order {lm["ngrams"]},
+{lm["arpa_bytes"] / 1e6:.2f} MB. {LEXICON}: its {lm["lexicon_words"]} words. The recipe's [lm] table:
+`{json.dumps(recipe, sort_keys=True)}`.
+
+Decoding chosen on dev (the recipe's dev sets through its dev line), dev WER: """
+        + ", ".join(f"{name} {100 * value:.2f}%" for name, value in by_method.items())
+        + f"""; default: {json.dumps(best)}.
+"""
+    )
+
+
+def _recipe_text(run: Path, out: Path, recipe: Path, default_recipe: bool, summary: dict[str, Any]) -> str:
     history = summary["history"]
     config_option = "" if default_recipe else f" --config {recipe}"
     make_line = f"(`make {MAKE_TARGETS[out.name]}` runs these.) " if out.name in MAKE_TARGETS and default_recipe else ""
     environment = summary["environment"]
     selection = summary["selection"]
-    return (
-        f"""# The bundled {out.name} model
+    return f"""# The bundled {out.name} model
 
 Made by this project's own recipe, from AN4, FSDD (see the README for their licenses) and generated
 non-speech audio:
@@ -114,35 +201,37 @@ non-speech audio:
 {sum(r["seconds"] for r in history) / 60:.1f} minutes of training on {environment["device_name"]}
 ({environment["threads"]} thread{"s" if environment["threads"] != 1 else ""}). Selected: {selection["chosen"]}, dev WER
 {100 * selection["dev_wer"]:.2f}% (greedy, the recipe's dev sets through its dev line).
-Weights are stored as float16. {LM}: word {order}-gram (interpolated modified Kneser-Ney) of the
-training transcripts ({facts["sentences"]} sentences); {LEXICON}: their {facts["words"]} words.
+Weights are stored as float16.
 
-Decoding chosen on dev (the same dev sets and line), dev WER: """
-        + ", ".join(f"{name} {100 * value:.2f}%" for name, value in by_method.items())
-        + f"""; default: {json.dumps(facts["best"])}.
 """
-    )
+
+
+def _options(recipe: str | os.PathLike[str] | None, overrides: Sequence[str], order: int | None) -> str:
+    """The command-line options that repeat an LM build (for RECIPE.md)."""
+    parts = [f" --config {recipe}"] if recipe is not None else []
+    parts += [f" --order {order}"] if order is not None else []
+    parts += [f" --set {item}" for item in overrides]
+    return "".join(parts)
 
 
 def bundle_run(
     run: str | os.PathLike[str],
     out: str | os.PathLike[str],
     recipe: str | os.PathLike[str] | None = None,
-    order: int = 3,
+    order: int | None = None,
+    lm_overrides: Sequence[str] = (),
 ) -> Path:
     """Bundle RUN/model as a model folder `out` (written atomically with its manifest, then verified): float16
-    weights with their checksum, an `order`-gram LM and lexicon of the run's training transcripts, the dev-tuned
-    decoding, and RECIPE.md naming `recipe` (default configs/<out folder name>.toml, which must exist). The data
-    manifests named in RUN/config.json are read relative to the current directory, as training read them."""
+    weights with their checksum, the LM and lexicon of the recipe's [lm] table (with `lm_overrides`, and the
+    order replaced by `order` when given), the dev-tuned decoding, and RECIPE.md naming `recipe` (default
+    configs/<out folder name>.toml, which must exist). The data manifests named in RUN/config.json are read
+    relative to the current directory, as training read them."""
     run, out = Path(run), Path(out)
-    recipe_path = Path(recipe) if recipe is not None else Path("configs") / f"{out.name}.toml"
-    if not recipe_path.is_file():
-        raise ConfigError(f"no recipe {recipe_path}: name the run's training config with --config")
+    recipe_path = _recipe_path(recipe, out)
     for name in ("config.json", "summary.json"):
         if not (run / name).is_file():
             raise ConfigError(f"{run}: not a finished training run (no {name})")
-    if order < 1:
-        raise ConfigError(f"the LM order must be at least 1, got {order}")
+    lm_recipe = recipe_lm(recipe_path, lm_overrides, order)
     config = json.loads((run / "config.json").read_text(encoding="utf-8"))
     summary = json.loads((run / "summary.json").read_text(encoding="utf-8"))
     # the run's own model, written by this project's training; one made before manifests is read unchecked, with
@@ -150,18 +239,56 @@ def bundle_run(
     bundle = load_bundle(run / "model", allow_missing_manifest=True)
     tmp = atomic_dir(out)
     texts = [u.text for path in config["data"]["train"] for u in read_manifest(path)]
-    (tmp / "lm-text.txt").write_text("\n".join(texts) + "\n", encoding="utf-8")
-    build_arpa(tmp / "lm-text.txt", order, tmp / LM)
-    (tmp / "lm-text.txt").unlink()
-    words = sorted({w for t in texts for w in t.split()})
-    (tmp / LEXICON).write_text("\n".join(words) + "\n", encoding="utf-8")
-    recognizer = OfflineRecognizer(bundle, NGramLM.from_arpa(tmp / LM), Lexicon(words))
+    lm = _lm_files(tmp, lm_recipe, texts, bundle.tokens)
+    recognizer = OfflineRecognizer(bundle, NGramLM.from_arpa(tmp / LM), Lexicon.from_file(str(tmp / LEXICON)))
     best, results = tune_decoding(recognizer, dev_log_probs(recognizer, config))
-    kept = {k: v for k, v in bundle.meta.items() if k not in ("decoding", "decoding_dev_results")}
-    extra = {**kept, "decoding": best, "decoding_dev_results": results}
+    kept = {k: v for k, v in bundle.meta.items() if k not in ("decoding", "decoding_dev_results", "lm")}
+    extra = {**kept, "decoding": best, "decoding_dev_results": results, "lm": lm}
     write_model_files(tmp, bundle.model, bundle.features, bundle.cmvn, bundle.tokens, extra, dtype=torch.float16)
-    facts = {"results": results, "best": best, "sentences": sum(1 for t in texts if t), "words": len(words)}
-    text = _recipe_text(run, out, recipe_path, recipe is None, order, summary, facts)
+    command = f"gruasr model bundle {run} --out {out}" + _options(recipe, lm_overrides, order)
+    text = _recipe_text(run, out, recipe_path, recipe is None, summary) + _lm_section(lm, results, best, command)
+    (tmp / "RECIPE.md").write_text(text, encoding="utf-8")
+    commit_dir(tmp, out)
+    verify(out)
+    return out
+
+
+def rebuild_lm(
+    folder: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    recipe: str | os.PathLike[str] | None = None,
+    lm_overrides: Sequence[str] = (),
+    order: int | None = None,
+) -> Path:
+    """A model folder's LM, lexicon and decoding settings made again (`gruasr model lm`): the recipe's [lm]
+    table (default configs/<out folder name>.toml) with `lm_overrides`, the text read from the training
+    manifests and the dev sets and line named in model.json's "training" config, the decoding tuned on dev as
+    `gruasr model bundle` does. The weights' bytes are copied unchanged (their checksum stays); model.json gets
+    the new "decoding" and "lm", RECIPE.md its LM part replaced (appended when it has none), the folder a new
+    manifest (a signature is dropped: sign it again). `out` may be `folder` itself (replaced atomically)."""
+    folder, out = Path(folder), Path(out)
+    recipe_path = _recipe_path(recipe, out)
+    lm_recipe = recipe_lm(recipe_path, lm_overrides, order)
+    bundle = load_bundle(folder)
+    config = bundle.meta.get("training")
+    if not isinstance(config, dict) or not config.get("data", {}).get("dev"):
+        raise ConfigError(f"{folder}: model.json names no training data and dev sets; bundle its run again instead")
+    files = bundle.files
+    if files is None:  # load_bundle always checks a folder
+        raise ConfigError(f"{folder}: not a checked model folder")
+    weights = files.read(WEIGHTS)
+    old_recipe = files.read("RECIPE.md").decode("utf-8") if files.has("RECIPE.md") else ""
+    tmp = atomic_dir(out)
+    texts = [u.text for path in config["data"]["train"] for u in read_manifest(path)]
+    lm = _lm_files(tmp, lm_recipe, texts, bundle.tokens)
+    recognizer = OfflineRecognizer(bundle, NGramLM.from_arpa(tmp / LM), Lexicon.from_file(str(tmp / LEXICON)))
+    best, results = tune_decoding(recognizer, dev_log_probs(recognizer, config))
+    (tmp / WEIGHTS).write_bytes(weights)
+    kept = {k: v for k, v in bundle.meta.items() if k not in ("decoding", "decoding_dev_results", "lm")}
+    write_json(tmp / META, {**kept, "decoding": best, "decoding_dev_results": results, "lm": lm})
+    command = f"gruasr model lm {folder} --out {out}" + _options(recipe, lm_overrides, order)
+    before = old_recipe.split(LM_SECTION)[0].rstrip("\n")
+    text = (before + "\n\n" if before else "") + _lm_section(lm, results, best, command)
     (tmp / "RECIPE.md").write_text(text, encoding="utf-8")
     commit_dir(tmp, out)
     verify(out)

@@ -1,5 +1,6 @@
 """`gruasr model bundle RUN --out DIR`: a finished training run becomes a verified model folder with float16
-weights, an LM and lexicon of the training transcripts, decoding chosen on dev, RECIPE.md and the manifest."""
+weights, an LM and lexicon as the recipe's [lm] table says, decoding chosen on dev, RECIPE.md and the manifest;
+`gruasr model lm DIR --out NEW` builds a folder's LM, lexicon and decoding again, its weights unchanged."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from gruasr.data.manifest import read_manifest
 from gruasr.errors import CheckpointError
 from gruasr.integrity import MANIFEST, check_folder
 from gruasr.recognizer import OfflineRecognizer
-from gruasr.tuning import LM_WEIGHTS, WORD_BONUSES
+from gruasr.tuning import BEAM_SIZES, LM_SECTION, LM_WEIGHTS, WORD_BONUSES
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -34,7 +35,7 @@ def test_model_bundle_makes_a_verified_folder_with_dev_tuned_decoding(tiny_model
     meta = json.loads((out / "model.json").read_text())
     assert meta["weights_sha256"] == sha256(out / "model.safetensors")
     results = meta["decoding_dev_results"]
-    assert len(results) == 2 + len(LM_WEIGHTS) * len(WORD_BONUSES)
+    assert len(results) == 2 + len(BEAM_SIZES) * len(LM_WEIGHTS) * len(WORD_BONUSES)
     best = min(results, key=lambda r: r["dev_wer"])
     assert meta["decoding"] == {k: v for k, v in best.items() if k != "dev_wer"}
     assert (out / "model.safetensors").stat().st_size < 0.6 * (tiny_model / "model.safetensors").stat().st_size
@@ -43,6 +44,8 @@ def test_model_bundle_makes_a_verified_folder_with_dev_tuned_decoding(tiny_model
     assert set((out / "lexicon.txt").read_text().split()) == train_words
     recipe_text = (out / "RECIPE.md").read_text()
     assert f"gruasr model bundle {run} --out {out} --config {recipe}" in recipe_text and "float16" in recipe_text
+    assert recipe_text.count(LM_SECTION) == 1 and "word 2-gram" in recipe_text
+    assert meta["lm"]["recipe"]["order"] == 2 and meta["lm"]["recipe"]["sources"] == ["transcripts"]
     bundled, trained = load_bundle(out), load_bundle(tiny_model)
     for key, value in trained.model.state_dict().items():  # float16 storage: the same weights to 1e-3
         torch.testing.assert_close(bundled.model.state_dict()[key], value, atol=2e-3, rtol=1e-3)
@@ -54,7 +57,7 @@ def test_model_bundle_makes_a_verified_folder_with_dev_tuned_decoding(tiny_model
 def test_model_bundle_needs_the_recipe_and_a_finished_run(tiny_model: Path, tmp_path: Path, capsys):
     out = tmp_path / "bundled"
     assert main(["model", "bundle", str(tiny_model.parent), "--out", str(out)]) == 1  # configs/bundled.toml: none
-    assert "name the run's training config with --config" in capsys.readouterr().err
+    assert "name the recipe with --config" in capsys.readouterr().err
     recipe = str(ROOT / "configs" / "tiny.toml")
     assert main(["model", "bundle", str(tmp_path), "--out", str(out), "--config", recipe]) == 1
     assert "not a finished training run" in capsys.readouterr().err and not out.exists()
@@ -76,3 +79,58 @@ def test_a_run_from_before_manifests_is_bundled_with_a_warning(tiny_model: Path,
         assert main(["model", "bundle", str(run), "--out", str(out), "--config", str(recipe), "--order", "2"]) == 0
     assert "no checksums.sha256" in caplog.text
     assert check_folder(out).digests is not None and load_bundle(out).path == out
+
+
+GRAMMAR = [
+    '--set=lm.sources=["transcripts","grammar"]',
+    "--set=lm.grammar_sentences=300",
+    "--set=lm.weights={transcripts=5}",
+]
+
+
+def test_model_bundle_builds_the_lm_of_its_options(tiny_model: Path, tmp_path: Path, capsys):
+    """--order and --set lm.KEY=VALUE change the recipe's [lm] table: here the grammar joins the transcripts."""
+    run, out = tiny_model.parent, tmp_path / "bundled"
+    recipe = ROOT / "configs" / "tiny.toml"
+    args = ["model", "bundle", str(run), "--out", str(out), "--config", str(recipe), "--order", "4", *GRAMMAR]
+    assert main(args) == 0
+    assert "LM 4-gram" in capsys.readouterr().out
+    meta = json.loads((out / "model.json").read_text())
+    assert meta["lm"]["recipe"]["order"] == 4 and meta["lm"]["recipe"]["weights"] == {"transcripts": 5}
+    assert meta["lm"]["sentences"] > 300 and meta["lm"]["ngrams"][3] > 0
+    words = set((out / "lexicon.txt").read_text().split())
+    assert {"hundred", "thousand", "september", "twenty", "a"} <= words  # the grammar's words, letters
+    asr = OfflineRecognizer.load(out)
+    assert asr.lm is not None and asr.lm.order == 4 and asr.lexicon is not None and asr.lexicon.words == words
+    assert "transcripts x5" in (out / "RECIPE.md").read_text()
+    not_lm = ["--set", "train.epochs=3"]
+    assert main(["model", "bundle", str(run), "--out", str(out), "--config", str(recipe), *not_lm]) == 1
+    assert "only lm.KEY=VALUE settings" in capsys.readouterr().err
+
+
+def test_model_lm_rebuilds_only_the_lm_of_a_folder(tiny_model: Path, tmp_path: Path, capsys):
+    run, first = tiny_model.parent, tmp_path / "first"
+    recipe = str(ROOT / "configs" / "tiny.toml")
+    assert main(["model", "bundle", str(run), "--out", str(first), "--config", recipe, "--order", "2"]) == 0
+    weights = sha256(first / "model.safetensors")
+    second = tmp_path / "second"
+    assert main(["model", "lm", str(first), "--out", str(second), "--config", recipe, "--order", "3", *GRAMMAR]) == 0
+    assert f"rebuilt the LM of {first} -> {second}" in capsys.readouterr().out
+    assert sha256(second / "model.safetensors") == weights  # the same bytes
+    meta = json.loads((second / "model.json").read_text())
+    assert meta["weights_sha256"] == weights and meta["lm"]["recipe"]["order"] == 3
+    assert sorted(check_folder(second).digests or {}) == ["RECIPE.md", "lexicon.txt", "lm.arpa", "model.json",
+                                                          "model.safetensors"]  # fmt: skip
+    assert "hundred" in (second / "lexicon.txt").read_text().split()
+    text = (second / "RECIPE.md").read_text()
+    assert text.count(LM_SECTION) == 1 and "word 3-gram" in text and "word 2-gram" not in text
+    assert text.startswith((first / "RECIPE.md").read_text().split(LM_SECTION)[0])  # the training part kept
+    assert f"gruasr model lm {first} --out {second} --config {recipe} --order 3" in text
+    assert len(meta["decoding_dev_results"]) == 2 + len(BEAM_SIZES) * len(LM_WEIGHTS) * len(WORD_BONUSES)
+    # in place: the folder is replaced atomically and still verifies
+    assert main(["model", "lm", str(second), "--out", str(second), "--config", recipe, "--order", "2"]) == 0
+    assert json.loads((second / "model.json").read_text())["lm"]["recipe"]["order"] == 2
+    assert main(["model", "verify", str(second)]) == 0
+    (second / "lm.arpa").write_text("tampered")
+    assert main(["model", "lm", str(second), "--out", str(tmp_path / "third"), "--config", recipe]) == 1
+    assert "SHA-256 mismatch" in capsys.readouterr().err

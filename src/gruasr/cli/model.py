@@ -12,11 +12,26 @@ from pathlib import Path
 def _cmd_bundle(args: argparse.Namespace) -> int:
     from gruasr.tuning import bundle_run
 
-    out = bundle_run(args.run, args.out, args.config, args.order)
+    out = bundle_run(args.run, args.out, args.config, args.order, args.set)
+    _report(f"bundled {args.run}", out)
+    return 0
+
+
+def _cmd_lm(args: argparse.Namespace) -> int:
+    from gruasr.tuning import rebuild_lm
+
+    out = rebuild_lm(args.folder, args.out, args.config, args.set, args.order)
+    _report(f"rebuilt the LM of {args.folder}", out)
+    return 0
+
+
+def _report(what: str, out: Path) -> None:
     meta = json.loads((out / "model.json").read_text(encoding="utf-8"))
     size = sum(p.stat().st_size for p in out.iterdir()) / 1e6
-    print(f"bundled {args.run} -> {out} ({size:.1f} MB); decoding chosen on dev: {json.dumps(meta['decoding'])}")
-    return 0
+    lm = meta.get("lm", {})
+    print(f"{what} -> {out} ({size:.1f} MB; LM {lm.get('recipe', {}).get('order')}-gram, "
+          f"{lm.get('arpa_bytes', 0) / 1e6:.2f} MB, {lm.get('lexicon_words')} words); "
+          f"decoding chosen on dev: {json.dumps(meta['decoding'])}")  # fmt: skip
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
@@ -81,19 +96,27 @@ def _cmd_sign(args: argparse.Namespace) -> int:
 
 
 def add_model_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Register `model` (bundle, verify, manifest, keygen, sign) on the top-level subparsers."""
-    model = sub.add_parser("model", help="model folders: bundle a training run, verify, manifest, keygen, sign")
+    """Register `model` (bundle, lm, verify, manifest, keygen, sign) on the top-level subparsers."""
+    model = sub.add_parser("model", help="model folders: bundle a training run, lm, verify, manifest, keygen, sign")
     model_sub = model.add_subparsers(dest="model_command", metavar="SUBCOMMAND", required=True)
     bundle = model_sub.add_parser(
         "bundle",
-        help="RUN/model -> a model folder: float16 weights + checksum, LM and lexicon of the training "
-        "transcripts, decoding tuned on the run's dev sets, RECIPE.md, checksums.sha256",
+        help="RUN/model -> a model folder: float16 weights + checksum, LM and lexicon as the recipe's [lm] table "
+        "says, decoding tuned on the run's dev sets, RECIPE.md, checksums.sha256",
     )
     bundle.add_argument("run", metavar="RUN", help="a finished training run folder (gruasr train --out RUN)")
     bundle.add_argument("--out", required=True, help="the model folder to write (replaced atomically)")
-    bundle.add_argument("--config", help="the recipe the run was trained with (default configs/<out name>.toml)")
-    bundle.add_argument("--order", type=int, default=3, help="order of the word n-gram LM (default 3)")
+    _lm_options(bundle, "the recipe the run was trained with")
     bundle.set_defaults(func=_cmd_bundle)
+    lm = model_sub.add_parser(
+        "lm",
+        help="DIR -> a model folder with the same weights and a new LM, lexicon and dev-tuned decoding (the "
+        "recipe's [lm] table; text and dev sets from DIR/model.json's training config), RECIPE.md, manifest",
+    )
+    lm.add_argument("folder", metavar="DIR", help="a model folder (its weights are copied unchanged)")
+    lm.add_argument("--out", required=True, help="the model folder to write (may be DIR; replaced atomically)")
+    _lm_options(lm, "the recipe whose [lm] table to build")
+    lm.set_defaults(func=_cmd_lm)
     export = model_sub.add_parser(
         "export",
         help="--onnx MODEL: the whole-utterance and streaming-step ONNX graphs, metadata, LM, lexicon, "
@@ -128,6 +151,16 @@ def add_model_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     sign.add_argument("folder", metavar="DIR")
     sign.add_argument("--key", required=True, metavar="NAME.key", help="the Ed25519 private key (PEM, PKCS#8)")
     sign.set_defaults(func=_cmd_sign)
+
+
+def _lm_options(parser: argparse.ArgumentParser, recipe: str) -> None:
+    parser.add_argument("--config", help=f"{recipe} (default configs/<out name>.toml)")
+    parser.add_argument("--order", type=int, help="order of the word n-gram LM (default: the recipe's lm.order)")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="lm.KEY=VALUE",
+        help="override the recipe's [lm] table (TOML values), e.g. lm.order=5, lm.prune=[0,0,1], "
+        'lm.sources=["transcripts","grammar"], lm.weights={transcripts=10}; repeatable',
+    )  # fmt: skip
 
 
 def add_trusted_key_option(parser: argparse.ArgumentParser) -> None:

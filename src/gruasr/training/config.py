@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from gruasr.data.augment import AugmentConfig
+from gruasr.decoding.lm_text import LMRecipe
 from gruasr.errors import ConfigError
 from gruasr.features.config import FbankConfig
 from gruasr.features.specaugment import SpecAugmentConfig
@@ -121,6 +122,8 @@ class TrainConfig:
     dev_channel: DevChannel = field(default_factory=DevChannel)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: OptimConfig = field(default_factory=OptimConfig)
+    #: how `gruasr model bundle` builds the LM and lexicon (training does not use it)
+    lm: LMRecipe = field(default_factory=LMRecipe)
 
     def __post_init__(self) -> None:
         if self.features.sample_rate != self.sample_rate:
