@@ -81,3 +81,25 @@ def test_int8_wer_within_the_bound(exported, exported_int8, an4_speech, fsdd_num
     float_asr, int8_asr = OnnxRecognizer.load(exported[name]), OnnxRecognizer.load(exported_int8[name])
     for speech in ([(x, t) for _, x, t in an4_speech], fsdd_numbers):
         assert _wer(int8_asr, speech) <= _wer(float_asr, speech) + SUBSET_BOUND
+
+
+def test_torch_int8_within_the_bound_and_streams(an4_speech, fsdd_numbers) -> None:
+    """PyTorch's own int8 path (torch.ao dynamic GRU + Linear): the same bound against torch float, and the
+    streaming recognizer runs the quantized model unchanged."""
+    import torch
+
+    from gruasr.bundle import bundled
+    from gruasr.export.torch_int8 import QuantizedGRU, quantize_recognizer
+    from gruasr.recognizer import OfflineRecognizer
+    from gruasr.streaming import StreamingRecognizer
+
+    torch.set_num_threads(1)
+    float_asr, int8_asr = OfflineRecognizer.load(), quantize_recognizer(OfflineRecognizer.load())
+    assert isinstance(int8_asr.model.encoder, QuantizedGRU)
+    for speech in ([(x, t) for _, x, t in an4_speech], fsdd_numbers):
+        assert _wer(int8_asr, speech) <= _wer(float_asr, speech) + SUBSET_BOUND
+    streaming = StreamingRecognizer(quantize_recognizer(OfflineRecognizer.load(bundled("telephone-streaming"))))
+    _, samples, _ = an4_speech[0]
+    stream = streaming.stream(8000)
+    events = [e for i in range(0, len(samples), 800) for e in stream.accept(samples[i : i + 800])] + stream.finish()
+    assert any(e.type == "final" and e.text for e in events)

@@ -7,12 +7,14 @@ torch.ao's dynamic quantization covers torch.nn.GRU and torch.nn.Linear (int8 we
 the fly), not our GRU class nor Conv1d: so the encoder's parameters move into a torch.nn.GRU (the same names and
 shapes) that is quantized, the output Linear is quantized, and the two convolutions stay float (they hold 8% of the
 weights). The quantized encoder keeps the recurrent interface (forward(x, lengths, state)), so the offline and
-streaming recognizers run it unchanged. CPU only (torch's quantized kernels: fbgemm/onednn).
+streaming recognizers run it unchanged. CPU only (torch's quantized kernels: fbgemm/onednn). torch 2.13 marks
+torch.ao.quantization deprecated (torchao is its successor) but runs it; its warnings are silenced here.
 """
 
 from __future__ import annotations
 
 import copy
+import warnings
 from typing import Any
 
 import torch
@@ -37,8 +39,9 @@ class QuantizedGRU(nn.Module):
         gru = nn.GRU(encoder.input_size, encoder.hidden_size, encoder.num_layers, batch_first=True,
                      bidirectional=encoder.bidirectional)  # fmt: skip
         gru.load_state_dict(encoder.state_dict())
-        holder = nn.Sequential(gru)
-        self.gru = torch.ao.quantization.quantize_dynamic(holder, {nn.GRU}, dtype=torch.qint8)[0]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the deprecation notes of torch.ao.quantization and quantized tensors
+            self.gru = torch.ao.quantization.quantize_dynamic(nn.Sequential(gru), {nn.GRU}, dtype=torch.qint8)[0]
         self.num_layers = encoder.num_layers
         self.num_directions = encoder.num_directions
         self.hidden_size = encoder.hidden_size
@@ -65,9 +68,11 @@ def quantize_model(model: CTCModel) -> CTCModel:
     quantized = copy.deepcopy(model).cpu().eval()
     encoder: Any = QuantizedGRU(quantized.encoder)
     quantized.encoder = encoder
-    quantized.output = torch.ao.quantization.quantize_dynamic(
-        nn.Sequential(quantized.output), {nn.Linear}, dtype=torch.qint8
-    )[0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        quantized.output = torch.ao.quantization.quantize_dynamic(
+            nn.Sequential(quantized.output), {nn.Linear}, dtype=torch.qint8
+        )[0]
     return quantized
 
 
