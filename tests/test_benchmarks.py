@@ -106,7 +106,10 @@ def test_deploy_speed_quick_writes_json(tmp_path, data_dir):
         assert 0 <= row["wer_an4"] < 1 and 0 <= row["wer_fsdd_numbers"] < 1
         assert row["rtf_an4"] > 0 and row["chunk_ms_p95"] >= row["chunk_ms_mean"] > 0
         assert row["peak_rss_offline_mb"] > 0 and row["install_mb"] > 0 and row["model_mb"] > 0
-        assert [c["streams"] for c in row["concurrency"]] == [4, 8]
+        assert {c["threads"] for c in row["concurrency"]} == {1, 2} and {c["streams"] for c in row["concurrency"]} <= {
+            4,
+            8,
+        }
     onnx = {r["engine"]: r for r in report["rows"]}
     assert onnx["onnx-int8"]["model_mb"] < 0.3 * onnx["onnx"]["model_mb"]
     assert "| onnx-int8 |" in done.stdout

@@ -46,8 +46,9 @@ def test_every_matrix_product_is_integer_and_the_file_small(exported, exported_i
     for name, folder in exported_int8.items():
         for graph in sorted(folder.glob("*.onnx")):
             counts = integer_ops(graph)
-            assert set(counts) == {"MatMulInteger", "ConvInteger"}, counts  # no float MatMul, Conv, Gemm or GRU
-            assert counts["ConvInteger"] == 2
+            assert set(counts) <= {"MatMulInteger", "ConvInteger"}, counts  # no float MatMul, Conv, Gemm or GRU
+            # the convolutions: ConvInteger in model.onnx, MatMulInteger in streaming.onnx (written as products)
+            assert counts.get("ConvInteger", 0) == (2 if graph.name == "model.onnx" else 0)
             assert graph.stat().st_size <= 4_000_000
             assert graph.stat().st_size < 0.3 * (exported[name] / graph.name).stat().st_size
 

@@ -138,9 +138,8 @@ class StreamingGraph(nn.Module):
     ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
         p = self.parts
         x = torch.cat([context1, p.normalize(fbank)], dim=1)  # (B, 2 + T, F)
-        h = F.gelu(p.conv1(x.transpose(1, 2)))  # (B, C, T/2)
-        h = torch.cat([context2, h.transpose(1, 2)], dim=1)  # (B, 2 + T/2, C)
-        y = F.gelu(p.conv2(h.transpose(1, 2))).transpose(1, 2)  # (B, T/4, C)
+        h = torch.cat([context2, F.gelu(_strided_conv(x, p.conv1))], dim=1)  # (B, 2 + T/2, C)
+        y = F.gelu(_strided_conv(h, p.conv2))  # (B, T/4, C)
         # the new contexts end at each row's last valid frame: x rows len, len+1 and h rows len/2, len/2+1
         offsets = torch.arange(CONTEXT)[None, :]  # (1, 2)
         rows1 = (lengths[:, None] + offsets)[:, :, None].expand(-1, -1, x.shape[2])
@@ -148,6 +147,16 @@ class StreamingGraph(nn.Module):
         steps = (lengths + SUBSAMPLING - 1) // SUBSAMPLING
         log_probs, new_state = p.recurrent(y, steps, state)
         return log_probs, steps, x.gather(1, rows1), h.gather(1, rows2), new_state
+
+
+def _strided_conv(x: Tensor, conv: nn.Conv1d) -> Tensor:
+    """conv (kernel 3, stride 2, no padding) over x (B, L, F), L even, as one matrix product: output j reads rows
+    2j, 2j+1, 2j+2, i.e. even row j, odd row j and even row j + 1. (B, L/2 - 1, C). One MatMul costs a batch-1
+    stream less than a Conv node, and dynamic quantization makes it a MatMulInteger."""
+    even, odd = x[:, 0::2], x[:, 1::2]  # (B, L/2, F) each
+    taps = torch.cat([even[:, :-1], odd[:, :-1], even[:, 1:]], dim=2)  # (B, L/2 - 1, 3F), tap-major
+    weight = conv.weight.permute(2, 1, 0).reshape(-1, conv.out_channels)  # (3F, C): [tap][in] x out
+    return taps @ weight + conv.bias
 
 
 def _export(graph: nn.Module, args: tuple[Tensor, ...], path: Path, inputs: dict[str, dict[int, str]],

@@ -7,8 +7,8 @@ GRU holds its own weights. So each GRU node is first rewritten into ops the quan
     for each direction:   X (T, B, I) --ReverseSequence (reverse direction)--> MatMul W^T + b_ih  (T, B, 3H)
                           Loop over t:  g = G[t];  gh = MatMul(h, R^T) + b_hh                   (B, 3H)
                                         z, r, n gates (ONNX order, linear_before_reset=1), h' = n + z (h - n)
-                                        steps past a sequence's length keep h and output 0 (sequence_lens)
-                          Y (T, B, H) --ReverseSequence back (reverse direction)
+                          Y (T, B, H): zero past each sequence's length (sequence_lens), and the final state
+                                       gathered at its last valid step; ReverseSequence back (reverse direction)
 
 the same function as the node (tested against it in float), with the input projections of all steps as one
 MatMul outside the loop and the recurrent product inside it. Then quantize_dynamic (with subgraphs) makes every
@@ -48,38 +48,35 @@ def _const(graph_inits: list[onnx.TensorProto], name: str, value: np.ndarray) ->
     return name
 
 
-def _loop_body(name: _Names, hidden: int, r_t: str, b_hh: str, gates: str, lengths: str) -> onnx.GraphProto:
-    """One GRU step for ONNX Loop: inputs (iteration, condition, h (B, H)); outputs (condition, h', y (B, H))."""
+def _loop_body(name: _Names, hidden: int, r_t: str, b_hh: str, gates: str) -> onnx.GraphProto:
+    """One GRU step for ONNX Loop: inputs (iteration, condition, h (B, H)); outputs (condition, h', h' again as
+    the scan output). No masking inside: steps past a sequence's length are dropped outside the loop (few nodes
+    per step is what a batch-1 stream pays for)."""
     n = name
     it, cond_in, h = n("t"), n("cond_in"), n("h")
     nodes: list[onnx.NodeProto] = []
     inits: list[onnx.TensorProto] = []
-    split = _const(inits, n("split"), np.array([hidden, hidden, hidden], np.int64))
-    zero = _const(inits, n("zero"), np.zeros((), np.float32))
-    axis1 = _const(inits, n("axis1"), np.array([1], np.int64))
+    split_zr_n = _const(inits, n("split"), np.array([2 * hidden, hidden], np.int64))
+    split_z_r = _const(inits, n("split2"), np.array([hidden, hidden], np.int64))
     g, gh, ghb = n("g"), n("gh"), n("ghb")
-    nodes.append(helper.make_node("Gather", [gates, it], [g], axis=0))  # (B, 3H)
+    nodes.append(helper.make_node("Gather", [gates, it], [g], axis=0))  # (B, 3H): x_t W^T + b_ih
     nodes.append(helper.make_node("MatMul", [h, r_t], [gh]))  # (B, 3H): the recurrent product
     nodes.append(helper.make_node("Add", [gh, b_hh], [ghb]))
-    gz, gr, gn, hz, hr, hn = (n(k) for k in ("gz", "gr", "gn", "hz", "hr", "hn"))
-    nodes.append(helper.make_node("Split", [g, split], [gz, gr, gn], axis=1))  # ONNX's gate order z, r, n
-    nodes.append(helper.make_node("Split", [ghb, split], [hz, hr, hn], axis=1))
-    sz, sr, z, r = n("sz"), n("sr"), n("z"), n("r")
-    nodes += [helper.make_node("Add", [gz, hz], [sz]), helper.make_node("Sigmoid", [sz], [z])]
-    nodes += [helper.make_node("Add", [gr, hr], [sr]), helper.make_node("Sigmoid", [sr], [r])]
+    g_zr, g_n, h_zr, h_n = n("g_zr"), n("g_n"), n("h_zr"), n("h_n")
+    nodes.append(helper.make_node("Split", [g, split_zr_n], [g_zr, g_n], axis=1))  # ONNX's gate order z, r, n
+    nodes.append(helper.make_node("Split", [ghb, split_zr_n], [h_zr, h_n], axis=1))
+    s_zr, zr, z, r = n("s_zr"), n("zr"), n("z"), n("r")
+    nodes.append(helper.make_node("Add", [g_zr, h_zr], [s_zr]))
+    nodes.append(helper.make_node("Sigmoid", [s_zr], [zr]))
+    nodes.append(helper.make_node("Split", [zr, split_z_r], [z, r], axis=1))
     rh, sn, cand = n("rh"), n("sn"), n("n")
-    nodes.append(helper.make_node("Mul", [r, hn], [rh]))  # linear_before_reset=1: r * (R_n h + Rb_n)
-    nodes += [helper.make_node("Add", [gn, rh], [sn]), helper.make_node("Tanh", [sn], [cand])]
-    diff, zd, h_new = n("diff"), n("zd"), n("h_new")
+    nodes.append(helper.make_node("Mul", [r, h_n], [rh]))  # linear_before_reset=1: r * (R_n h + Rb_n)
+    nodes += [helper.make_node("Add", [g_n, rh], [sn]), helper.make_node("Tanh", [sn], [cand])]
+    diff, zd, h_new, y_out, cond_out = n("diff"), n("zd"), n("h_new"), n("y"), n("cond_out")
     nodes.append(helper.make_node("Sub", [h, cand], [diff]))
     nodes.append(helper.make_node("Mul", [z, diff], [zd]))
     nodes.append(helper.make_node("Add", [cand, zd], [h_new]))  # (1 - z) n + z h
-    valid, valid2 = n("valid"), n("valid2")
-    nodes.append(helper.make_node("Less", [it, lengths], [valid]))  # (B,): this step is inside the sequence
-    nodes.append(helper.make_node("Unsqueeze", [valid, axis1], [valid2]))  # (B, 1)
-    h_out, y_out, cond_out = n("h_out"), n("y"), n("cond_out")
-    nodes.append(helper.make_node("Where", [valid2, h_new, h], [h_out]))
-    nodes.append(helper.make_node("Where", [valid2, h_new, zero], [y_out]))
+    nodes.append(helper.make_node("Identity", [h_new], [y_out]))
     nodes.append(helper.make_node("Identity", [cond_in], [cond_out]))
     return helper.make_graph(
         nodes,
@@ -91,7 +88,7 @@ def _loop_body(name: _Names, hidden: int, r_t: str, b_hh: str, gates: str, lengt
         ],
         [
             helper.make_tensor_value_info(cond_out, TensorProto.BOOL, []),
-            helper.make_tensor_value_info(h_out, TensorProto.FLOAT, None),
+            helper.make_tensor_value_info(h_new, TensorProto.FLOAT, None),
             helper.make_tensor_value_info(y_out, TensorProto.FLOAT, None),
         ],
         inits,
@@ -128,6 +125,22 @@ def unroll_gru_nodes(model: onnx.ModelProto) -> onnx.ModelProto:
         nodes.append(helper.make_node("Gather", [shape, _const(graph.initializer, name("zero_i"),
                                                                np.array(0, np.int64))], [steps], axis=0))  # fmt: skip
         true = _const(graph.initializer, name("true"), np.array(True))
+        # valid steps (T, B, 1): outputs past a sequence's length are zeroed here, once, not in every step
+        t_range, t_col, valid, mask = name("t_range"), name("t_col"), name("valid"), name("mask")
+        one = _const(graph.initializer, name("one"), np.array(1, np.int64))
+        zero_i = _const(graph.initializer, name("zero_t"), np.array(0, np.int64))
+        nodes.append(helper.make_node("Range", [zero_i, steps, one], [t_range]))
+        nodes.append(helper.make_node("Unsqueeze", [t_range, _const(graph.initializer, name("ax1"),
+                                                                   np.array([1], np.int64))], [t_col]))  # fmt: skip
+        nodes.append(helper.make_node("Less", [t_col, lengths], [valid]))  # (T, B)
+        nodes.append(helper.make_node("Unsqueeze", [valid, _const(graph.initializer, name("ax2"),
+                                                                 np.array([2], np.int64))], [mask]))  # fmt: skip
+        last_index = name("last_index")  # (1, B, 1): each sequence's last valid step
+        minus = name("len_minus_1")
+        nodes.append(helper.make_node("Sub", [lengths, one], [minus]))
+        ax02 = _const(graph.initializer, name("ax02"), np.array([0, 2], np.int64))
+        nodes.append(helper.make_node("Unsqueeze", [minus, ax02], [last_index]))
+        zero_f = _const(graph.initializer, name("zero_f"), np.zeros((), np.float32))
         ys, hs = [], []
         for d in range(directions):
             reverse = d == 1 or attrs.get("direction", b"forward") == b"reverse"
@@ -145,18 +158,27 @@ def unroll_gru_nodes(model: onnx.ModelProto) -> onnx.ModelProto:
             start = name("h0")
             nodes.append(helper.make_node("Gather", [h0, _const(graph.initializer, name("d"),
                                                                 np.array(d, np.int64))], [start], axis=0))  # fmt: skip
-            body = _loop_body(name, hidden, r_t, b_hh, gates, lengths)
-            h_last, y = name("h_last"), name("y")
-            nodes.append(helper.make_node("Loop", [steps, true, start], [h_last, y], body=body))
+            body = _loop_body(name, hidden, r_t, b_hh, gates)
+            h_end, y_all, y = name("h_end"), name("y_all"), name("y")
+            nodes.append(helper.make_node("Loop", [steps, true, start], [h_end, y_all], body=body))
+            nodes.append(helper.make_node("Where", [mask, y_all, zero_f], [y]))  # (T, B, H), 0 past the ends
+            # the state at each sequence's last valid step (later steps ran on padding and are dropped)
+            shape, index, h3 = name("shape"), name("index"), name("h3")
+            nodes.append(helper.make_node("Shape", [y_all], [shape]))
+            bh, full = name("bh"), name("full")
+            s1 = _const(graph.initializer, name("s1"), np.array([1], np.int64))
+            s3 = _const(graph.initializer, name("s3"), np.array([3], np.int64))
+            nodes.append(helper.make_node("Slice", [shape, s1, s3], [bh]))  # (B, H)
+            nodes.append(helper.make_node("Concat", [s1, bh], [full], axis=0))  # [1, B, H]
+            nodes.append(helper.make_node("Expand", [last_index, full], [index]))  # (1, B, H)
+            nodes.append(helper.make_node("GatherElements", [y_all, index], [h3], axis=0))  # (1, B, H)
             if reverse:
                 back = name("y_back")
                 nodes.append(helper.make_node("ReverseSequence", [y, lengths], [back], batch_axis=1, time_axis=0))
                 y = back
             axis = _const(graph.initializer, name("axis"), np.array([1], np.int64))
-            axis0 = _const(graph.initializer, name("axis0"), np.array([0], np.int64))
-            y4, h3 = name("y4"), name("h3")
+            y4 = name("y4")
             nodes.append(helper.make_node("Unsqueeze", [y, axis], [y4]))  # (T, 1, B, H)
-            nodes.append(helper.make_node("Unsqueeze", [h_last, axis0], [h3]))  # (1, B, H)
             ys.append(y4)
             hs.append(h3)
         outputs = list(node.output) + ["", ""]
