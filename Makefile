@@ -53,6 +53,7 @@ $(RSTAMP): pyproject.toml
 test-runtime: $(STAMP) $(RSTAMP)
 	$(VENV)/bin/gruasr model export --onnx telephone --out $(ONNX)/telephone
 	$(VENV)/bin/gruasr model export --onnx telephone-streaming --out $(ONNX)/telephone-streaming
+	$(VENV)/bin/gruasr model export --onnx telephone-streaming --out $(ONNX)/telephone-streaming-int8 --int8
 	$(VENV)/bin/gruasr transcribe --json src/gruasr/samples/call.wav > $(ONNX)/call-torch.jsonl
 	GRUASR_ONNX_DIR=$(abspath $(ONNX)) $(RPY) -m pytest -q --confcutdir=tests/runtime -p no:cacheprovider tests/runtime
 

@@ -44,8 +44,9 @@ def test_transcribe_the_sample_call(onnx_dir: Path, expected: dict[str, str]) ->
     assert "torch" not in sys.modules
 
 
-def test_stream_an4_speech_in_100ms_chunks(onnx_dir: Path, data_dir: Path) -> None:
-    asr = OnnxStreamingRecognizer.load(onnx_dir / "telephone-streaming")
+@pytest.mark.parametrize("export", ["telephone-streaming", "telephone-streaming-int8"])
+def test_stream_an4_speech_in_100ms_chunks(onnx_dir: Path, data_dir: Path, export: str) -> None:
+    asr = OnnxStreamingRecognizer.load(onnx_dir / export)
     path = sorted((data_dir / "an4" / "wav" / "an4test_clstk").glob("*/*.raw"))[0]
     samples = load_audio(path, raw=AN4_RAW, sample_rate=8000).channel(0)
     stream = asr.stream(8000)
@@ -55,8 +56,9 @@ def test_stream_an4_speech_in_100ms_chunks(onnx_dir: Path, data_dir: Path) -> No
     events += stream.finish()
     finals = [e.text for e in events if e.type == "final"]
     assert finals and all(finals)
-    offline = asr.offline.decode(asr.offline.log_probs(np.asarray(samples, np.float32))).text
-    assert " ".join(finals) == offline  # endpointing may split; here it is one utterance
+    if export == "telephone-streaming":  # int8 picks activation scales per chunk: close to offline, not equal
+        offline = asr.offline.decode(asr.offline.log_probs(np.asarray(samples, np.float32))).text
+        assert " ".join(finals) == offline  # endpointing may split; here it is one utterance
     assert "torch" not in sys.modules
 
 
