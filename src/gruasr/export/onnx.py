@@ -156,7 +156,8 @@ def _strided_conv(x: Tensor, conv: nn.Conv1d) -> Tensor:
     even, odd = x[:, 0::2], x[:, 1::2]  # (B, L/2, F) each
     taps = torch.cat([even[:, :-1], odd[:, :-1], even[:, 1:]], dim=2)  # (B, L/2 - 1, 3F), tap-major
     weight = conv.weight.permute(2, 1, 0).reshape(-1, conv.out_channels)  # (3F, C): [tap][in] x out
-    return taps @ weight + conv.bias
+    product = taps @ weight  # (B, L/2 - 1, C)
+    return product if conv.bias is None else product + conv.bias
 
 
 def _export(graph: nn.Module, args: tuple[Tensor, ...], path: Path, inputs: dict[str, dict[int, str]],

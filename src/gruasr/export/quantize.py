@@ -163,15 +163,15 @@ def unroll_gru_nodes(model: onnx.ModelProto) -> onnx.ModelProto:
             nodes.append(helper.make_node("Loop", [steps, true, start], [h_end, y_all], body=body))
             nodes.append(helper.make_node("Where", [mask, y_all, zero_f], [y]))  # (T, B, H), 0 past the ends
             # the state at each sequence's last valid step (later steps ran on padding and are dropped)
-            shape, index, h3 = name("shape"), name("index"), name("h3")
+            shape, last_rows, h3 = name("shape"), name("last_rows"), name("h3")
             nodes.append(helper.make_node("Shape", [y_all], [shape]))
             bh, full = name("bh"), name("full")
             s1 = _const(graph.initializer, name("s1"), np.array([1], np.int64))
             s3 = _const(graph.initializer, name("s3"), np.array([3], np.int64))
             nodes.append(helper.make_node("Slice", [shape, s1, s3], [bh]))  # (B, H)
             nodes.append(helper.make_node("Concat", [s1, bh], [full], axis=0))  # [1, B, H]
-            nodes.append(helper.make_node("Expand", [last_index, full], [index]))  # (1, B, H)
-            nodes.append(helper.make_node("GatherElements", [y_all, index], [h3], axis=0))  # (1, B, H)
+            nodes.append(helper.make_node("Expand", [last_index, full], [last_rows]))  # (1, B, H)
+            nodes.append(helper.make_node("GatherElements", [y_all, last_rows], [h3], axis=0))  # (1, B, H)
             if reverse:
                 back = name("y_back")
                 nodes.append(helper.make_node("ReverseSequence", [y, lengths], [back], batch_axis=1, time_axis=0))
