@@ -30,7 +30,6 @@ from gruasr.errors import ConfigError, ShapeError
 from gruasr.events import Event, PendingFinal
 from gruasr.features.kaldi import INT16_SCALE
 from gruasr.integrity import TrustedKey
-from gruasr.runtime.model import num_frames
 from gruasr.runtime.offline import OnnxRecognizer
 from gruasr.transcription import DecodeOptions
 from gruasr.vad import EndpointConfig, Endpointer
@@ -149,14 +148,14 @@ class OnnxStream:
         self._received += samples.shape[0]
         self._cut_frames(samples)
         for cut, voiced in self._endpointer.accept(samples):
-            ready = num_frames(cut, model.features)
+            ready = self.recognizer.num_frames(cut)
             sub = model.subsampling
             frame = self._last_cut + (ready - self._last_cut) // sub * sub
             if frame > self._last_cut:
                 self._cuts.append((frame, voiced))
                 self._last_cut = frame
         if last:
-            end = num_frames(self._received, model.features)
+            end = self.recognizer.num_frames(self._received)
             if end > self._last_cut or not self._cuts:
                 voiced = self._endpointer.in_speech or not self.recognizer.endpoint.enabled
                 self._cuts.append((end, voiced))
@@ -168,15 +167,15 @@ class OnnxStream:
     def _cut_frames(self, samples: np.ndarray) -> None:
         """Cut the frames the new samples complete (snip_edges: frame i is samples i*shift .. i*shift+L-1) and keep
         only the samples later frames need: memory stays bounded."""
-        config = self.recognizer.model.features
+        rec = self.recognizer
         if samples.shape[0]:
             self._samples = np.concatenate([self._samples, samples * np.float32(INT16_SCALE)])
-        ready = num_frames(self._received, config)
+        ready = rec.num_frames(self._received)
         if ready > self._frames:
-            starts = np.arange(self._frames, ready) * config.window_shift - self._offset
-            self._raw.append(self._samples[starts[:, None] + np.arange(config.window_size)])
+            starts = np.arange(self._frames, ready) * rec.window_shift - self._offset
+            self._raw.append(self._samples[starts[:, None] + rec.window_offsets])
             self._frames = ready
-            drop = ready * config.window_shift - self._offset
+            drop = ready * rec.window_shift - self._offset
             self._samples = self._samples[drop:]
             self._offset += drop
 
@@ -246,6 +245,9 @@ class OnnxStreamingRecognizer:
         self.endpoint = endpoint or EndpointConfig()
         self.frame_seconds = model.frame_seconds
         self.step_seconds = model.step_seconds
+        # framing as plain ints (FbankConfig computes them in float32 on every access, as Kaldi does)
+        self.window_size, self.window_shift = model.features.window_size, model.features.window_shift
+        self.window_offsets = np.arange(self.window_size)
         self._lock = threading.Lock()
         self.batches = 0
 
@@ -268,6 +270,10 @@ class OnnxStreamingRecognizer:
     @property
     def sample_rate(self) -> int:
         return self.model.sample_rate
+
+    def num_frames(self, num_samples: int) -> int:
+        """Frames in the first num_samples samples (snip_edges framing, which streaming requires)."""
+        return 0 if num_samples < self.window_size else 1 + (num_samples - self.window_size) // self.window_shift
 
     def stream(
         self, sample_rate: int | None = None, leg: str | None = None, record: bool = False, channel: int = 0
