@@ -127,3 +127,15 @@ def test_cli_export_and_transcribe_with_the_onnx_engine(tmp_path: Path, capsys: 
             assert w_onnx["conf"] == pytest.approx(w_torch["conf"], abs=1e-3)  # float rounding of the two engines
     assert main(["transcribe", "--engine", "onnx", sample]) == 1  # no --model: one clear line
     assert "--engine onnx needs --model DIR" in capsys.readouterr().err
+
+
+def test_model_verify_checks_an_export_folder(exported, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import shutil
+
+    assert main(["model", "verify", "--json", str(exported["telephone-streaming"])]) == 0
+    facts = json.loads(capsys.readouterr().out)
+    assert facts["graphs"] == ["model.onnx", "streaming.onnx"] and facts["quantization"] is None
+    folder = shutil.copytree(exported["telephone-streaming"], tmp_path / "copy")
+    (folder / "extra.txt").write_text("not listed")
+    assert main(["model", "verify", str(folder)]) == 1
+    assert "not listed in checksums.sha256" in capsys.readouterr().err

@@ -46,6 +46,14 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
+    if (Path(args.folder) / "export.json").is_file():  # an export folder (gruasr model export --onnx)
+        from gruasr.runtime.model import verify_export
+
+        facts = verify_export(args.folder, trusted_keys=args.trusted_key)
+        print(json.dumps(facts) if args.json else f"{facts['path']}: ok ({len(facts['files'])} files match "
+              f"checksums.sha256; graphs {', '.join(facts['graphs'])}, {facts['quantization'] or 'float32'}, "
+              f"source weights sha256 {facts['source_weights_sha256']}, LM {facts['lm'] or 'none'})")  # fmt: skip
+        return 0
     from gruasr.bundle import verify
 
     facts = verify(args.folder, trusted_keys=args.trusted_key)

@@ -188,3 +188,25 @@ class OnnxModel:
 
     def _text(self, name: str) -> str:
         return self.files.read(name).decode("utf-8", errors="replace")
+
+
+def verify_export(
+    folder: str | os.PathLike[str], trusted_keys: Sequence[TrustedKey] | TrustedKey | None = None
+) -> dict[str, Any]:
+    """Check an export folder without keeping it: the manifest (and signature with `trusted_keys`), export.json,
+    every graph loaded into ONNX Runtime, the LM and lexicon read. Returns a summary; CheckpointError otherwise."""
+    model = OnnxModel.load(folder, trusted_keys=trusted_keys)
+    graphs = sorted(name for key, name in model._names.items() if name and model._session(key) is not None)
+    lm, _ = model.language_model()
+    digests = model.files.digests
+    return {
+        "path": str(model.path),
+        "files": sorted(digests) if digests is not None else [],
+        "signed_by": model.files.signed_by,
+        "graphs": graphs,
+        "quantization": "int8" if model.meta.get("quantization") else None,
+        "source_weights_sha256": model.meta.get("source_weights_sha256"),
+        "sample_rate": model.sample_rate,
+        "tokens": len(model.tokens),
+        "lm": str(model.path / LM) if lm is not None else None,
+    }
