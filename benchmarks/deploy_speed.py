@@ -336,6 +336,8 @@ def main() -> None:
     parser.add_argument("--runtime-python", default=str(ROOT / ".venv-runtime" / "bin" / "python"))
     parser.add_argument("--peers-python", default="/tmp/peers-venv/bin/python")
     parser.add_argument("--peers", action="store_true", help="run the peers with --quick too")
+    parser.add_argument("--offline-model", help="the offline model folder (default: the bundled telephone model)")
+    parser.add_argument("--streaming-model", help="the streaming model folder (default: the bundled one)")
     parser.add_argument("--streams", default="100,200,300,400,500", help="stream counts of the concurrency run")
     parser.add_argument("--threads", type=int, default=1, help="intra-op threads of every engine (default 1)")
     parser.add_argument(
@@ -361,13 +363,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work_dir = Path(tmp)
         sets = _prepare(data, work_dir, args.quick)
-        models = {"offline": str(bundled("telephone")), "streaming": str(bundled("telephone-streaming"))}
+        models = {
+            "offline": args.offline_model or str(bundled("telephone")),
+            "streaming": args.streaming_model or str(bundled("telephone-streaming")),
+        }
         for int8 in (False, True):
             key = "onnx-int8" if int8 else "onnx"
-            models[key] = str(export_onnx("telephone", work_dir / key / "telephone", int8=int8))
-            models[f"{key}-streaming"] = str(
-                export_onnx("telephone-streaming", work_dir / key / "streaming", int8=int8)
-            )
+            models[key] = str(export_onnx(models["offline"], work_dir / key / "telephone", int8=int8))
+            models[f"{key}-streaming"] = str(export_onnx(models["streaming"], work_dir / key / "streaming", int8=int8))
         source_mb = sum(p.stat().st_size for p in (ROOT / "src" / "gruasr").rglob("*.py")) / 1e6
         base = {"sets": sets, "models": models, "threads": args.threads, "gruasr_source_mb": source_mb,
                 "stream_set": "an4", "ticks": 12 if args.quick else 30}  # fmt: skip
