@@ -5,10 +5,14 @@ gives (a torch tensor or a numpy array, (T', V) on the CPU), and every decoder t
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from gruasr.decoding.hypothesis import Hypothesis, Word
+from gruasr.errors import ConfigError, ShapeError
 
 
 @dataclass(frozen=True)
@@ -56,3 +60,72 @@ class PendingFinal:
         words = hyp.shifted(self.offset).words  # on the stream's clock
         start, end = (words[0].start, words[-1].end) if words else (self.offset, self.end)
         return Event("final", hyp.text, start, end, words, self.channel, self.leg)
+
+
+class StreamBase:
+    """The caller's side of a stream, the same for the torch engine (gruasr.streaming.Stream) and the ONNX one
+    (gruasr.runtime.OnnxStream): accept / feed / finish / events / take / seconds, and the checks of what is fed.
+    A subclass keeps `recognizer` (with `advance(streams)`, `sample_rate` and `offline.decode(log_probs)`),
+    `_events`, `_received` and `finished`, and implements `_feed(samples, last)`."""
+
+    recognizer: Any
+    finished: bool
+    _events: list[Event | PendingFinal]
+    _received: int  # samples at the model's rate
+
+    def accept(self, samples: np.ndarray | Sequence[float]) -> list[Event]:
+        """Add audio (float in [-1, 1], mono, at the declared rate); returns the partial and final results it
+        produced (often none)."""
+        self.feed(samples)
+        self.recognizer.advance([self])
+        return self.events()
+
+    def feed(self, samples: np.ndarray | Sequence[float], last: bool = False) -> None:
+        """Add audio without running the network: for callers that batch many streams with the recognizer's
+        `advance(streams)` and then collect each one's `events()` (or `take()`). `last=True` ends the stream: the
+        next advance ends its last utterance, as finish() does."""
+        self._feed(self._check(samples), last=last)
+
+    def finish(self) -> list[Event]:
+        """End of the stream: the last utterance's final result (if it has words). The stream is then done."""
+        if not self.finished:
+            self._feed(np.zeros(0, dtype=np.float32), last=True)
+            self.recognizer.advance([self])
+        return self.events()
+
+    def events(self) -> list[Event]:
+        """The events not yet returned (for callers that drive `advance` themselves); finals are decoded here, in
+        the caller's thread, by the recognizer's decoder."""
+        out: list[Event] = []
+        for item in self.take():
+            event = item if isinstance(item, Event) else item.event(self.recognizer.offline.decode(item.log_probs))
+            if event is not None:
+                out.append(event)
+        return out
+
+    def take(self) -> list[Event | PendingFinal]:
+        """The events not yet returned, in order, with each final still to be decoded (a PendingFinal): for
+        callers that decode finals elsewhere (a server's pool)."""
+        out, self._events = self._events, []
+        return out
+
+    @property
+    def seconds(self) -> float:
+        """Audio accepted so far, in seconds."""
+        return self._received / self.recognizer.sample_rate
+
+    def _check(self, samples: np.ndarray | Sequence[float]) -> np.ndarray:
+        if self.finished:
+            raise ConfigError("accept() after finish(): make a new stream")
+        x = np.asarray(samples)
+        if x.ndim != 1:
+            raise ShapeError(f"a stream takes mono samples (n,), got shape {x.shape}")
+        if x.dtype.kind not in "fiu":
+            raise ShapeError(f"samples must be numbers, got dtype {x.dtype}")
+        x = x.astype(np.float32, copy=False)
+        if not np.isfinite(x).all():
+            raise ShapeError("samples hold NaN or infinite values")
+        return x
+
+    def _feed(self, samples: np.ndarray, last: bool) -> None:
+        raise NotImplementedError

@@ -26,8 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from gruasr.errors import ConfigError, ShapeError
-from gruasr.events import Event, PendingFinal
+from gruasr.errors import ConfigError
+from gruasr.events import Event, PendingFinal, StreamBase
 from gruasr.features.kaldi import INT16_SCALE
 from gruasr.integrity import TrustedKey
 from gruasr.runtime.offline import OnnxRecognizer
@@ -44,7 +44,7 @@ class _Utterance:
     last: int = -1
 
 
-class OnnxStream:
+class OnnxStream(StreamBase):
     """One call leg; see gruasr.streaming.Stream, whose interface this is."""
 
     def __init__(
@@ -91,55 +91,7 @@ class OnnxStream:
         self._context2 = np.zeros((model.context, model.channels), dtype=np.float32)
         self._state = np.zeros((model.layers, model.hidden), dtype=np.float32)
 
-    # -- the caller's side (as gruasr.streaming.Stream) ---------------------------------------------------
-
-    def accept(self, samples: np.ndarray | Sequence[float]) -> list[Event]:
-        """Add audio (float in [-1, 1], mono, at the declared rate); returns the events it produced."""
-        self.feed(samples)
-        self.recognizer.advance([self])
-        return self.events()
-
-    def feed(self, samples: np.ndarray | Sequence[float], last: bool = False) -> None:
-        """Add audio without running the network (for `advance` of many streams); `last=True` ends the stream."""
-        self._feed(self._check(samples), last=last)
-
-    def finish(self) -> list[Event]:
-        """End of the stream: the last utterance's final result (if it has words)."""
-        if not self.finished:
-            self._feed(np.zeros(0, dtype=np.float32), last=True)
-            self.recognizer.advance([self])
-        return self.events()
-
-    def events(self) -> list[Event]:
-        """The events not yet returned, finals decoded here by the recognizer's decoder."""
-        out: list[Event] = []
-        for item in self.take():
-            event = item if isinstance(item, Event) else item.event(self.recognizer.offline.decode(item.log_probs))
-            if event is not None:
-                out.append(event)
-        return out
-
-    def take(self) -> list[Event | PendingFinal]:
-        """The events not yet returned, finals undecoded (PendingFinal with numpy log-probabilities)."""
-        out, self._events = self._events, []
-        return out
-
-    @property
-    def seconds(self) -> float:
-        return self._received / self.recognizer.sample_rate
-
-    def _check(self, samples: np.ndarray | Sequence[float]) -> np.ndarray:
-        if self.finished:
-            raise ConfigError("accept() after finish(): make a new stream")
-        x = np.asarray(samples)
-        if x.ndim != 1:
-            raise ShapeError(f"a stream takes mono samples (n,), got shape {x.shape}")
-        if x.dtype.kind not in "fiu":
-            raise ShapeError(f"samples must be numbers, got dtype {x.dtype}")
-        x = x.astype(np.float32, copy=False)
-        if not np.isfinite(x).all():
-            raise ShapeError("samples hold NaN or infinite values")
-        return x
+    # -- the engine's side (the caller's side is gruasr.events.StreamBase) ----------------------------------
 
     def _feed(self, samples: np.ndarray, last: bool) -> None:
         model = self.recognizer.model

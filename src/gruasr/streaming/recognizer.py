@@ -42,8 +42,8 @@ from torch import Tensor
 from torch.nn.utils.rnn import pad_sequence
 
 from gruasr.bundle import PRETRAINED
-from gruasr.errors import ConfigError, ShapeError
-from gruasr.events import Event, PendingFinal
+from gruasr.errors import ConfigError
+from gruasr.events import Event, PendingFinal, StreamBase
 from gruasr.features.framing import num_frames
 from gruasr.features.streaming import StreamingFbank
 from gruasr.integrity import TrustedKey
@@ -77,7 +77,7 @@ class _Utterance:
     last: int = -1  # the best token of the last step
 
 
-class Stream:
+class Stream(StreamBase):
     """One call leg. Make it with `StreamingRecognizer.stream()`; feed it with `accept(samples)` (float in [-1, 1],
     mono, at the declared rate, any chunk size) and end it with `finish()`; both return the new events."""
 
@@ -122,60 +122,7 @@ class Stream:
         #: analysis; it grows with the stream)
         self.recorded: list[tuple[int, int, Tensor]] | None = [] if record else None
 
-    # -- the caller's side -------------------------------------------------------------------------------
-
-    def accept(self, samples: np.ndarray | Sequence[float]) -> list[Event]:
-        """Add audio; returns the partial and final results it produced (often none)."""
-        self.feed(samples)
-        self.recognizer.advance([self])
-        return self.events()
-
-    def feed(self, samples: np.ndarray | Sequence[float], last: bool = False) -> None:
-        """Add audio without running the network: for callers that batch many streams with
-        `StreamingRecognizer.advance(streams)` and then collect each one's `events()` (or `take()`).
-        `last=True` ends the stream: the next advance ends its last utterance, as finish() does."""
-        self._feed(self._check(samples), last=last)
-
-    def finish(self) -> list[Event]:
-        """End of the stream: the last utterance's final result (if it has words). The stream is then done."""
-        if not self.finished:
-            self._feed(np.zeros(0, dtype=np.float32), last=True)
-            self.recognizer.advance([self])
-        return self.events()
-
-    def events(self) -> list[Event]:
-        """The events not yet returned (for callers that drive `StreamingRecognizer.advance` themselves);
-        finals are decoded here, in the caller's thread, by the recognizer's decoder."""
-        out: list[Event] = []
-        for item in self.take():
-            event = item if isinstance(item, Event) else item.event(self.recognizer.offline.decode(item.log_probs))
-            if event is not None:
-                out.append(event)
-        return out
-
-    def take(self) -> list[Event | PendingFinal]:
-        """The events not yet returned, in order, with each final still to be decoded (a PendingFinal): for
-        callers that decode finals elsewhere (a server's pool)."""
-        out, self._events = self._events, []
-        return out
-
-    @property
-    def seconds(self) -> float:
-        """Audio accepted so far, in seconds."""
-        return self._received / self.recognizer.sample_rate
-
-    def _check(self, samples: np.ndarray | Sequence[float]) -> np.ndarray:
-        if self.finished:
-            raise ConfigError("accept() after finish(): make a new stream")
-        x = np.asarray(samples)
-        if x.ndim != 1:
-            raise ShapeError(f"a stream takes mono samples (n,), got shape {x.shape}")
-        if x.dtype.kind not in "fiu":
-            raise ShapeError(f"samples must be numbers, got dtype {x.dtype}")
-        x = x.astype(np.float32, copy=False)
-        if not np.isfinite(x).all():
-            raise ShapeError("samples hold NaN or infinite values")
-        return x
+    # -- the engine's side (the caller's side is gruasr.events.StreamBase) ----------------------------------
 
     def _feed(self, samples: np.ndarray, last: bool) -> None:
         if self._resampler is not None:
