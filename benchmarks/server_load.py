@@ -206,10 +206,10 @@ async def _clients(url: str, pcms: list[np.ndarray], results: list[ClientResult]
 
 
 def scenario(clients: int, threads: int, hog: bool, decoders: int, pcms: list[np.ndarray], refs: list[str],
-             expected: list[str]) -> dict[str, Any]:  # fmt: skip
-    """One load run; the server and the hog are always stopped."""
+             expected: list[str], extra: Sequence[str] = ()) -> dict[str, Any]:  # fmt: skip
+    """One load run (`extra`: more `gruasr serve` arguments); the server and the hog are always stopped."""
     hogger = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if hog else None
-    server = Server(threads, decoders)
+    server = Server(threads, decoders, extra)
     try:
         rss0, cpu0, t0 = server.rss_mb(), server.cpu_seconds(), time.monotonic()
         results = [ClientResult() for _ in range(clients)]
@@ -272,6 +272,9 @@ def main() -> None:
     parser.add_argument("--decode-workers", type=int, default=0, help="0: the server's default")
     parser.add_argument("--soak-minutes", type=float, default=0.0, help="a soak at 50 clients (0: none)")
     parser.add_argument("--quick", action="store_true", help="2 clients for 3 s, no hog: the path, not numbers")
+    parser.add_argument(
+        "--serve-args", default="", help="more `gruasr serve` arguments, e.g. '--engine onnx --model EXPORT_DIR'"
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "results" / "server_load-cpu.json")
     args = parser.parse_args()
     if args.quick:
@@ -282,8 +285,9 @@ def main() -> None:
     pairs = [client_audio(k, args.seconds, audio, texts) for k in range(most)]
     pcms, refs = [p for p, _ in pairs], [r for _, r in pairs]
     expected = in_process(pcms)
-    rows = [scenario(n, t, h, args.decode_workers, pcms, refs, expected) for n, t, h in plans]
-    report: dict[str, Any] = {"seconds_per_client": args.seconds, "chunk_ms": 100, "rows": rows,
+    extra = args.serve_args.split()
+    rows = [scenario(n, t, h, args.decode_workers, pcms, refs, expected, extra) for n, t, h in plans]
+    report: dict[str, Any] = {"seconds_per_client": args.seconds, "chunk_ms": 100, "rows": rows, "serve_args": extra,
                               "environment": environment(), "command": " ".join(sys.argv)}  # fmt: skip
     if args.soak_minutes:
         report["soak"] = soak(args.soak_minutes, 50, pcms, args.decode_workers)
