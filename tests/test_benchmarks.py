@@ -104,7 +104,8 @@ def test_deploy_speed_quick_writes_json(tmp_path, data_dir):
     assert report["utterances"] == {"an4": 12, "fsdd_numbers": 12} and report["peers"] == []
     for row in report["rows"]:
         assert 0 <= row["wer_an4"] < 1 and 0 <= row["wer_fsdd_numbers"] < 1
-        assert row["rtf_an4"] > 0 and row["chunk_ms_p95"] >= row["chunk_ms_mean"] > 0
+        # the mean may pass the p95 when a few chunks are very slow (a shared machine): both only need to exist
+        assert row["rtf_an4"] > 0 and row["chunk_ms_p95"] > 0 and row["chunk_ms_mean"] > 0
         assert row["peak_rss_offline_mb"] > 0 and row["install_mb"] > 0 and row["model_mb"] > 0
         assert {c["threads"] for c in row["concurrency"]} == {1, 2} and {c["streams"] for c in row["concurrency"]} <= {
             4,
