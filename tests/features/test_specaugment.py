@@ -7,7 +7,7 @@ import torch
 
 from gruasr.errors import ConfigError, ShapeError
 from gruasr.features import SpecAugment, SpecAugmentConfig
-from gruasr.features.specaugment import spec_augment_masks
+from gruasr.features.specaugment import spec_augment_masks, warp_frequency
 
 SENTINEL = -1000.0  # a mask value real features never take
 
@@ -144,3 +144,26 @@ def test_bad_inputs():
 def test_config_validation(changes):
     with pytest.raises(ConfigError):
         SpecAugmentConfig(**changes)
+
+
+def test_frequency_warp_moves_energy_along_the_bins():
+    x = torch.zeros(3, 5, 40)
+    x[:, :, 20] = 1.0  # one lit bin
+    out = warp_frequency(x, torch.tensor([1.0, 0.5, 2.0]))
+    assert torch.equal(out[0], x[0])  # a factor of 1 changes nothing
+    assert out[1, 0, 39] == 0.5 and out[1, 0, :39].sum() == 0  # out[f] = x[f/2]: out[39] = x[19.5], half lit
+    assert int(out[2, 0].argmax()) == 10 and out[2, 0, 10] == 1.0  # out[f] = x[2f]: bin 20 lands at bin 10
+    ramp = torch.arange(40.0).expand(1, 2, 40)
+    half = warp_frequency(ramp, torch.tensor([0.5]))
+    assert torch.allclose(half[0, 0], torch.arange(40.0) * 0.5)  # linear interpolation between bins
+
+
+def test_frequency_warp_is_seeded_and_off_by_default():
+    x, lengths = batch([50, 30], bins=40)
+    plain = SpecAugmentConfig(num_freq_masks=0, num_time_masks=0)
+    assert torch.equal(SpecAugment(plain)(x, lengths, torch.Generator().manual_seed(1)), x)
+    warped = SpecAugmentConfig(num_freq_masks=0, num_time_masks=0, freq_warp=0.2)
+    a = SpecAugment(warped)(x, lengths, torch.Generator().manual_seed(1))
+    b = SpecAugment(warped)(x, lengths, torch.Generator().manual_seed(1))
+    assert torch.equal(a, b) and not torch.equal(a, x)
+    assert torch.equal(a[1, 30:], x[1, 30:])  # padded frames (zeros here) stay as they were

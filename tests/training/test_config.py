@@ -14,7 +14,9 @@ from gruasr.training.schedule import learning_rate
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.parametrize("name", ["telephone.toml", "telephone-streaming.toml", "telephone-holdout.toml", "tiny.toml"])
+@pytest.mark.parametrize(
+    "name", ["telephone.toml", "telephone-streaming.toml", "telephone-holdout.toml", "telephone-generalize.toml", "tiny.toml"]
+)
 def test_shipped_recipes_load(name):
     config = load_config(ROOT / "configs" / name)
     assert config.model.input_dim == config.features.num_mel_bins
@@ -37,6 +39,9 @@ def test_overrides_are_typed_toml_values():
         (["augment.noise_prob=2.0"], "noise_prob"),
         (["features.num_mel_bins=40", "model.input_dim=80"], "input_dim"),
         (["data.train=['a']", "data.repeat=[1, 2]"], "repeat"),
+        (["data.dev=['a', 'b']", "data.dev_weights=[1.0]"], "dev_weights has 1 entries for 2"),
+        (["data.dev=['a']", "data.dev_weights=[0.0]"], "positive sum"),
+        (["specaugment.freq_warp=0.6"], "freq_warp"),
         (["train.epochs"], "section.key=value"),
     ],
 )
@@ -77,3 +82,18 @@ def test_a_recipe_extends_its_base(tmp_path):
     (tmp_path / "c.toml").write_text('base = "missing.toml"\n')
     with pytest.raises(ConfigError, match="not found"):
         load_config(tmp_path / "c.toml")
+
+
+def test_dev_weights_make_selection_a_weighted_mean_of_the_sets_wer():
+    from gruasr.evaluation.metrics import ErrorCounts
+    from gruasr.training.loop import DevResult
+
+    small, large, pooled = ErrorCounts(), ErrorCounts(), ErrorCounts()
+    for counts in (small, pooled):
+        counts.add("a b c d", "a b c x")  # 1 error in 4 words: 25%
+    for _ in range(9):
+        for counts in (large, pooled):
+            counts.add("one two three four", "one two three four")  # 0 errors in 36 words
+    assert DevResult(pooled, [small, large]).wer == pytest.approx(1 / 40)  # words pooled: the small set drowns
+    assert DevResult(pooled, [small, large], (1.0, 1.0)).wer == pytest.approx(0.125)
+    assert DevResult(pooled, [small, large], (3.0, 1.0)).wer == pytest.approx(0.1875)

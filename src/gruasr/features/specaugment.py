@@ -10,6 +10,12 @@ A batch x (B, T, F) with lengths (B,): for utterance b of length T_b,
                      n_b = num_time_masks, or min(max_time_masks, floor(time_mask_multiplicity * T_b)) when the
                      multiplicity is > 0.
 Masked cells get mask_value (0, the mean after CMVN, by default); padded frames (t >= T_b) are never touched.
+
+With freq_warp = w > 0, each utterance's bins are first warped by a factor a ~ U[1 - w, 1 + w]: bin f takes the
+value at bin f * a (linear interpolation, clamped at the top bin), a feature-domain stand-in for vocal tract
+length perturbation (Jaitly & Hinton 2013, "Vocal Tract Length Perturbation (VTLP) improves speech recognition"),
+which warps the frequency axis before the mel filterbank; padded frames are left as they are. Nothing is drawn for it when w = 0, so recipes without
+it see the same masks as before.
 Scaling matters here: an FSDD digit is ~40 frames, where LibriSpeech's fixed T = 100 would mask it all.
 All randomness comes from an explicit torch.Generator, so a seed gives the same masks on any device.
 """
@@ -37,6 +43,8 @@ class SpecAugmentConfig:
     time_mask_multiplicity: float = 0.0
     max_time_masks: int = 10
     mask_value: float = 0.0
+    #: per-utterance warp of the frequency axis, factor in [1 - freq_warp, 1 + freq_warp] (0: off)
+    freq_warp: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("num_freq_masks", "max_freq_width", "num_time_masks", "max_time_masks"):
@@ -49,12 +57,14 @@ class SpecAugmentConfig:
             raise ConfigError(
                 f"SpecAugmentConfig.max_time_width must be None or an int >= 0, got {self.max_time_width}"
             )
-        for name in ("max_time_ratio", "time_mask_multiplicity", "mask_value"):
+        for name in ("max_time_ratio", "time_mask_multiplicity", "mask_value", "freq_warp"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
                 raise ConfigError(f"SpecAugmentConfig.{name} must be a finite number, got {value!r}")
         if not 0.0 <= self.max_time_ratio <= 1.0:
             raise ConfigError(f"SpecAugmentConfig.max_time_ratio must be in [0, 1], got {self.max_time_ratio}")
+        if not 0.0 <= self.freq_warp < 0.5:
+            raise ConfigError(f"SpecAugmentConfig.freq_warp must be in [0, 0.5), got {self.freq_warp}")
         if self.time_mask_multiplicity < 0:
             raise ConfigError(
                 f"SpecAugmentConfig.time_mask_multiplicity must be >= 0, got {self.time_mask_multiplicity}"
@@ -112,6 +122,20 @@ def spec_augment_masks(
     return time, freq
 
 
+def warp_frequency(x: Tensor, factors: Tensor) -> Tensor:
+    """x (B, T, F) with its frequency axis warped per utterance: out[b, :, f] = x[b, :, f * factors[b]], linearly
+    interpolated between bins and clamped at the top bin. factors (B,) > 0; 1 leaves an utterance unchanged."""
+    bins = x.shape[-1]
+    where = (torch.arange(bins, dtype=torch.float64)[None, :] * factors.double()[:, None]).clamp(0, bins - 1)
+    low = where.floor().long()
+    high = (low + 1).clamp_max(bins - 1)
+    frac = (where - low.double()).to(x.dtype).to(x.device)[:, None, :]  # (B, 1, F)
+    size = (-1, x.shape[1], -1)
+    below = x.gather(2, low.to(x.device)[:, None, :].expand(size))
+    above = x.gather(2, high.to(x.device)[:, None, :].expand(size))
+    return below + frac * (above - below)
+
+
 class SpecAugment:
     """`SpecAugment(config)(x (B, T, F), lengths (B,), generator) -> x'` (B, T, F), a new tensor; x is unchanged.
 
@@ -130,8 +154,12 @@ class SpecAugment:
         if not isinstance(generator, torch.Generator) or generator.device.type != "cpu":
             raise ConfigError("SpecAugment needs an explicit CPU torch.Generator")
         batch, steps, bins = x.shape
+        valid = (torch.arange(steps, device=x.device)[None, :] < lengths.to(x.device)[:, None])[:, :, None]
+        if self.config.freq_warp > 0:
+            w = self.config.freq_warp
+            factors = 1 - w + 2 * w * torch.rand(batch, generator=generator, dtype=torch.float64)
+            x = torch.where(valid, warp_frequency(x, factors), x)
         time, freq = spec_augment_masks(lengths, bins, self.config, generator)
         time = torch.nn.functional.pad(time, (0, steps - time.shape[1]))  # (B, T); padded frames stay False
         mask = (time[:, :, None] | freq[:, None, :]).to(x.device)  # (B, T, F)
-        valid = (torch.arange(steps, device=x.device)[None, :] < lengths.to(x.device)[:, None])[:, :, None]
         return x.masked_fill(mask & valid, self.config.mask_value)

@@ -37,10 +37,18 @@ class DataConfig:
     max_duration: float = 20.0
     #: at most this many utterances per manifest (0: all); for quick runs
     limit: int = 0
+    #: how much each dev manifest's WER counts in model selection (same length as `dev`): the selection WER is
+    #: sum(w_i * WER_i) / sum(w_i), so a small set can count as much as a large one; default: all dev utterances
+    #: pooled (each word counts once)
+    dev_weights: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
         if self.repeat and len(self.repeat) != len(self.train):
             raise ConfigError(f"data.repeat has {len(self.repeat)} entries for {len(self.train)} train manifests")
+        if self.dev_weights and len(self.dev_weights) != len(self.dev):
+            raise ConfigError(f"data.dev_weights has {len(self.dev_weights)} entries for {len(self.dev)} dev manifests")
+        if self.dev_weights and (any(w < 0 for w in self.dev_weights) or sum(self.dev_weights) <= 0):
+            raise ConfigError("data.dev_weights must be >= 0 with a positive sum")
         if any(r < 0 for r in self.repeat):
             raise ConfigError("data.repeat entries must be >= 0")
 

@@ -76,14 +76,38 @@ def _progress(console: Console) -> Progress:
 
 
 @dataclasses.dataclass
+class DevResult:
+    """Greedy errors on the dev set: pooled, per dev manifest, and the selection WER (data.dev_weights)."""
+
+    pooled: ErrorCounts
+    sets: list[ErrorCounts]
+    weights: tuple[float, ...] = ()
+
+    @property
+    def wer(self) -> float:
+        """What selects epochs and averages: the pooled WER, or the weighted mean of the sets' WERs."""
+        if not self.weights:
+            return self.pooled.wer
+        return sum(w * c.wer for w, c in zip(self.weights, self.sets, strict=True)) / sum(self.weights)
+
+    @property
+    def cer(self) -> float:
+        return self.pooled.cer
+
+
+@dataclasses.dataclass
 class DevSet:
     corpus: Corpus
     cmvn: GlobalCMVN
+    #: the dev manifest of each utterance (an index into data.dev), and the manifests' selection weights
+    groups: list[int] = dataclasses.field(default_factory=list)
+    weights: tuple[float, ...] = ()
 
-    def evaluate(self, model: CTCModel, tokens: TokenTable, device: torch.device, batch: int = 32) -> ErrorCounts:
+    def evaluate(self, model: CTCModel, tokens: TokenTable, device: torch.device, batch: int = 32) -> DevResult:
         """Greedy WER/CER on the dev set (eval mode, no augmentation)."""
         model.eval()
-        counts = ErrorCounts()
+        groups = self.groups or [0] * len(self.corpus.utts)
+        pooled, sets = ErrorCounts(), [ErrorCounts() for _ in range(max(groups, default=0) + 1)]
         feats = self.corpus.features[0]
         order = np.argsort([f.shape[0] for f in feats])
         with torch.inference_mode():
@@ -96,8 +120,9 @@ class DevSet:
                 log_probs, out_lengths, _ = model(x.to(device), lengths)
                 hyps = greedy_batch(log_probs, out_lengths, tokens, SUBSAMPLING * self.corpus.frame_seconds)
                 for i, hyp in zip(idx, hyps, strict=True):
-                    counts.add(self.corpus.utts[i].text, hyp.text)
-        return counts
+                    pooled.add(self.corpus.utts[i].text, hyp.text)
+                    sets[groups[i]].add(self.corpus.utts[i].text, hyp.text)
+        return DevResult(pooled, sets, self.weights)
 
 
 #: the features of the last data set prepared in this process, reused by runs with the same data settings
@@ -146,7 +171,8 @@ class Trainer:
         self.train, dev = _PREPARED[key]
         self.init = self._init_model()
         self.cmvn = self.init.cmvn if self.init is not None else estimate_cmvn(self.train)
-        self.dev = DevSet(dev, self.cmvn)
+        groups = [k for k, utts in enumerate(dev_sets) for _ in utts]
+        self.dev = DevSet(dev, self.cmvn, groups, cfg.data.dev_weights)
         plan = EpochPlan.from_repeats([len(s) for s in train_sets], repeats)
         spec = SpecAugment(cfg.specaugment)
         self.batches = BatchMaker(self.train, plan, self.cmvn, spec, cfg.seed)
@@ -313,6 +339,7 @@ class Trainer:
                 "loss": loss_sum / max(loss_count, 1),
                 "dev_wer": dev.wer,
                 "dev_cer": dev.cer,
+                "dev_sets_wer": [c.wer for c in dev.sets],
                 "lr": self.optimizer.param_groups[0]["lr"],
                 "seconds": time.perf_counter() - started,
                 # gradient norms before clipping (this process's batches), and steps skipped as not finite
@@ -327,7 +354,8 @@ class Trainer:
             writer.add_scalar("dev/cer", dev.cer, epoch)
             self.console.print(
                 f"epoch {epoch + 1}: loss {record['loss']:.3f}  dev WER {100 * dev.wer:.2f}%  CER {100 * dev.cer:.2f}%"
-                f"  ({record['seconds']:.0f} s)"
+                + (f"  per set {' / '.join(f'{100 * c.wer:.2f}%' for c in dev.sets)}" if len(dev.sets) > 1 else "")
+                + f"  ({record['seconds']:.0f} s)"
             )
             state["epoch"], state["batch"] = epoch + 1, 0
             self._checkpoint(f"epoch-{epoch:03d}", state)
