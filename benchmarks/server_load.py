@@ -31,7 +31,7 @@ import sys
 import time
 import urllib.request
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -149,6 +149,17 @@ def in_process(audios: list[np.ndarray]) -> list[str]:
     return [" ".join(t) for t in texts]
 
 
+def run_loop(main: Coroutine[Any, Any, None]) -> None:
+    """Run the clients on uvloop (as the server runs: uvicorn picks it when installed), else asyncio's loop."""
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(main)
+        return
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(main)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -213,7 +224,7 @@ def scenario(clients: int, threads: int, hog: bool, decoders: int, pcms: list[np
     try:
         rss0, cpu0, t0 = server.rss_mb(), server.cpu_seconds(), time.monotonic()
         results = [ClientResult() for _ in range(clients)]
-        asyncio.run(_clients(f"ws://127.0.0.1:{server.port}/", pcms[:clients], results))
+        run_loop(_clients(f"ws://127.0.0.1:{server.port}/", pcms[:clients], results))
         wall, cpu, rss1 = time.monotonic() - t0, server.cpu_seconds() - cpu0, server.rss_mb()
     finally:
         server.stop()
@@ -251,7 +262,7 @@ def soak(minutes: float, clients: int, pcms: list[np.ndarray], decoders: int) ->
                 samples.append((time.monotonic() - t0, server.rss_mb()))
                 await asyncio.wait([task], timeout=10)
 
-        asyncio.run(main())
+        run_loop(main())
     finally:
         server.stop()
     after = [rss for t, rss in samples if t >= 60] or [rss for _, rss in samples]

@@ -68,7 +68,7 @@ def add_serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     )  # fmt: skip
     serve.add_argument("--torch-threads", type=int, help="intra-op threads of the network step (default 1)")
     serve.add_argument("--decode-workers", type=int, help="threads decoding finals (default: spare cores, >= 2)")
-    serve.add_argument("--tick-ms", type=float, help="the ticker's period, ms (default 100)")
+    serve.add_argument("--tick-ms", type=float, help="the ticker's period, ms (default 50)")
     serve.add_argument("--max-sessions", type=int, help="open streams at most (default 256)")
     serve.add_argument("--output", metavar="DIR", help="write each call's final events as DIR/<call>.jsonl")
     serve.add_argument("--webhook", metavar="URL", help="POST each final event of a call to this URL")

@@ -44,7 +44,7 @@ class ServerConfig:
     #: threads decoding finals (beam search + LM), beside the event loop and the ticker
     decode_workers: int = 0  # 0: default_decode_workers()
     #: the ticker runs at most once per tick_ms and right away when audio is waiting after an idle spell
-    tick_ms: float = 100.0
+    tick_ms: float = 50.0
     #: open streaming sessions (all protocols); past it new ones are refused ("capacity")
     max_sessions: int = 256
     #: audio a session may have waiting for the ticker, seconds; past it the session is refused ("backlog")
