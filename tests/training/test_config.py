@@ -15,7 +15,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize(
-    "name", ["telephone.toml", "telephone-streaming.toml", "telephone-holdout.toml", "telephone-generalize.toml", "tiny.toml"]
+    "name",
+    ["telephone.toml", "telephone-streaming.toml", "telephone-holdout.toml", "telephone-generalize.toml", "tiny.toml"],
 )
 def test_shipped_recipes_load(name):
     config = load_config(ROOT / "configs" / name)

@@ -24,7 +24,7 @@ import numpy as np
 
 from gruasr.data.tokens import TokenTable
 from gruasr.decoding.hypothesis import Hypothesis, Word
-from gruasr.decoding.lm import EOS, NGramLM
+from gruasr.decoding.lm import EOS, LanguageModel
 from gruasr.errors import ConfigError
 
 if TYPE_CHECKING:  # torch is not imported here: the ONNX runtime decodes numpy arrays without it
@@ -97,7 +97,7 @@ def prefix_beam_search(
     table: TokenTable,
     step_seconds: float,
     config: BeamConfig | None = None,
-    lm: NGramLM | None = None,
+    lm: LanguageModel | None = None,
     lexicon: Lexicon | None = None,
     length: int | None = None,
 ) -> Hypothesis:
@@ -114,7 +114,7 @@ def prefix_beam_search_nbest(
     table: TokenTable,
     step_seconds: float,
     config: BeamConfig | None = None,
-    lm: NGramLM | None = None,
+    lm: LanguageModel | None = None,
     lexicon: Lexicon | None = None,
     length: int | None = None,
     nbest: int = 5,
@@ -165,7 +165,7 @@ def prefix_beam_search_nbest(
     return out
 
 
-def _word_score(lm: NGramLM | None, config: BeamConfig, beam: _Beam, word: str) -> tuple[float, tuple[str, ...]]:
+def _word_score(lm: LanguageModel | None, config: BeamConfig, beam: _Beam, word: str) -> tuple[float, tuple[str, ...]]:
     """The weighted LM score plus word bonus of closing `word` after `beam`, and the new LM state."""
     if lm is None:  # no LM: the acoustic score alone (the word bonus balances the LM's cost per word)
         return 0.0, beam.lm_state
@@ -174,7 +174,7 @@ def _word_score(lm: NGramLM | None, config: BeamConfig, beam: _Beam, word: str) 
 
 
 def _search(
-    lp: np.ndarray, table: TokenTable, config: BeamConfig, lm: NGramLM | None, lexicon: Lexicon | None
+    lp: np.ndarray, table: TokenTable, config: BeamConfig, lm: LanguageModel | None, lexicon: Lexicon | None
 ) -> dict[tuple[int, ...], _Beam]:
     """Run the prefix beam search over lp (T, V); returns the final beam, prefixes not yet finished."""
     space, blank = table.space, table.blank

@@ -28,6 +28,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from gruasr.errors import ConfigError
 
@@ -37,6 +38,15 @@ LN10 = math.log(10.0)
 NEVER = -99.0
 NGram = tuple[str, ...]
 ArpaModel = dict[int, dict[NGram, tuple[float, float]]]
+
+
+class LanguageModel(Protocol):
+    """What the beam search needs of a word LM (NGramLM, gruasr.decoding.grammar.PhraseGrammar): a start state,
+    and the natural-log probability of a word (or EOS) after a state with the state it leads to."""
+
+    def start(self) -> tuple[str, ...]: ...
+
+    def score(self, state: tuple[str, ...], word: str) -> tuple[float, tuple[str, ...]]: ...
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,9 @@ Masked cells get mask_value (0, the mean after CMVN, by default); padded frames 
 With freq_warp = w > 0, each utterance's bins are first warped by a factor a ~ U[1 - w, 1 + w]: bin f takes the
 value at bin f * a (linear interpolation, clamped at the top bin), a feature-domain stand-in for vocal tract
 length perturbation (Jaitly & Hinton 2013, "Vocal Tract Length Perturbation (VTLP) improves speech recognition"),
-which warps the frequency axis before the mel filterbank; padded frames are left as they are. Nothing is drawn for it when w = 0, so recipes without
-it see the same masks as before.
+which warps the frequency axis before the mel filterbank; padded frames are left as they are. Nothing is drawn
+for it when w = 0, so recipes without it see the same masks as before.
+
 Scaling matters here: an FSDD digit is ~40 frames, where LibriSpeech's fixed T = 100 would mask it all.
 All randomness comes from an explicit torch.Generator, so a seed gives the same masks on any device.
 """

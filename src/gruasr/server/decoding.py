@@ -1,10 +1,11 @@
 """Decoding of finals for the server: the model's own decoder, n-best alternatives (Vosk `max_alternatives`), and
 grammar mode (Vosk `phrase_list`), run in the decoding pool so that one slow beam search never stalls the ticker.
 
-Grammar mode restricts the words to those of the phrases (a lexicon) and favours the phrases' word sequences with
-an n-gram model of them (modified Kneser-Ney, gruasr.decoding.lm), fused at the bundled model's LM weight raised
-to `GRAMMAR_LM_WEIGHT`: an IVR menu's "yes", "no", "operator" or digits. Vosk's "[unk]" entry (let anything else
-through) is accepted and ignored: out-of-list speech comes out as the nearest phrase words.
+Grammar mode restricts a final to a sequence of the phrases (gruasr.decoding.grammar.PhraseGrammar, a loop over
+the phrases' word trie, as Vosk's grammar is) and spells only their words (a lexicon), fused at the bundled
+model's LM weight raised to `GRAMMAR_LM_WEIGHT`: an IVR menu's "yes", "no", "operator" or digits. Vosk's "[unk]"
+entry (let anything else through) is accepted and ignored: out-of-list speech comes out as the nearest phrases,
+or as nothing. Partials stay the streaming model's greedy text (they are not restricted).
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from gruasr.decoding.beam import Lexicon, prefix_beam_search, prefix_beam_search_nbest
+from gruasr.decoding.grammar import PhraseGrammar
 from gruasr.decoding.hypothesis import Hypothesis
-from gruasr.decoding.lm import NGramLM, build_kneser_ney
+from gruasr.decoding.lm import LanguageModel
 from gruasr.errors import ConfigError
 
 if TYPE_CHECKING:  # torch tensors or numpy arrays (the ONNX runtime), either engine's recognizer
@@ -67,7 +69,7 @@ class FinalDecoder:
 
     def __init__(self, recognizer: OfflineRecognizer) -> None:
         self.recognizer = recognizer
-        self._grammars: OrderedDict[tuple[str, ...], tuple[NGramLM, Lexicon]] = OrderedDict()
+        self._grammars: OrderedDict[tuple[str, ...], tuple[PhraseGrammar, Lexicon]] = OrderedDict()
         self._lock = threading.Lock()
 
     def decode(self, log_probs: Tensor, request: DecodeRequest) -> list[Hypothesis]:
@@ -79,7 +81,8 @@ class FinalDecoder:
             return [rec.decode(log_probs)]
         tokens, step = rec.bundle.tokens, rec.bundle.step_seconds
         beam = options.beam
-        lm, lexicon = (rec.lm, rec.lexicon) if options.use_lm else (None, None)
+        lm: LanguageModel | None = rec.lm if options.use_lm else None
+        lexicon = rec.lexicon if options.use_lm else None
         if request.phrases:
             lm, lexicon = self._grammar(request.phrases)
             beam = replace(beam, lm_weight=max(beam.lm_weight, GRAMMAR_LM_WEIGHT))
@@ -88,13 +91,13 @@ class FinalDecoder:
             return found or [Hypothesis("", (), confidence=1.0)]
         return [prefix_beam_search(log_probs, tokens, step, beam, lm, lexicon)]
 
-    def _grammar(self, phrases: tuple[str, ...]) -> tuple[NGramLM, Lexicon]:
+    def _grammar(self, phrases: tuple[str, ...]) -> tuple[PhraseGrammar, Lexicon]:
         with self._lock:
             if phrases in self._grammars:
                 self._grammars.move_to_end(phrases)
                 return self._grammars[phrases]
-            order = min(5, 1 + max(len(p.split()) for p in phrases))
-            built = (NGramLM(build_kneser_ney(phrases, order)), Lexicon(w for p in phrases for w in p.split()))
+            grammar = PhraseGrammar(phrases)
+            built = (grammar, Lexicon(grammar.words))
             self._grammars[phrases] = built
             if len(self._grammars) > _GRAMMAR_CACHE:
                 self._grammars.popitem(last=False)
