@@ -1,11 +1,11 @@
-"""int8 exports: every matrix product integer (the GRUs' recurrent ones included), a quarter of the float file, and
-within a stated WER bound of the float export on real speech.
+"""int8 exports: every matrix product but the first convolution's integer (the GRUs' recurrent ones included),
+under a third of the float file, and within a stated WER bound of the float export on real speech.
 
-Measured on the full sets (benchmarks/deploy_speed.py, README "Deployment"; beam + LM, the models' own settings),
-float -> int8 WER: with the offline model's earlier 0.1 MB LM, AN4 test mu-law 11.90 -> 11.90 and FSDD phone
-numbers 1.96 -> 2.18; with its 1.0 MB LM of commit cd3e536, 11.13 -> 11.77 (5 more errors of 773: over the issue's
-0.3 points) and 2.25 -> 2.25. On the subsets here a tenth of a point is less than one word, so the test's bound is
-1.5 points (at most about 4 more errors in ~250 words); the full-set numbers are the benchmark's.
+Measured on the full sets (beam + LM, the models' own settings), float -> int8 WER of the default model: AN4 test
+mu-law 11.13 -> 11.38 and FSDD phone numbers 2.25 -> 2.18 with the first convolution float, as the export keeps it
+(11.77 and 2.25 with every layer int8: 5 more errors of 773, over the issue's 0.3 points;
+`python benchmarks/int8_layers.py`). On the subsets here a tenth of a point is less than one word, so the test's
+bound is 1.5 points (at most about 4 more errors in ~250 words); the full-set numbers are the benchmark's.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from gruasr.data.corpora.fsdd import import_fsdd
 from gruasr.data.manifest import load_utterance, read_manifest
 from gruasr.evaluation.metrics import score
 from gruasr.export.onnx import export_onnx
-from gruasr.export.quantize import integer_ops, unroll_gru_nodes
+from gruasr.export.quantize import first_layer, integer_ops, unroll_gru_nodes
 from gruasr.runtime import OnnxRecognizer
 
 from .conftest import MODELS
@@ -42,15 +42,18 @@ def fsdd_numbers(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> li
     return [(load_utterance(u, 8000), u.text) for u in read_manifest(folder / "test_numbers.jsonl")]
 
 
-def test_every_matrix_product_is_integer_and_the_file_small(exported, exported_int8) -> None:
+def test_every_matrix_product_but_the_first_is_integer_and_the_file_small(exported, exported_int8) -> None:
     for name, folder in exported_int8.items():
         for graph in sorted(folder.glob("*.onnx")):
             counts = integer_ops(graph)
-            assert set(counts) <= {"MatMulInteger", "ConvInteger"}, counts  # no float MatMul, Conv, Gemm or GRU
-            # the convolutions: ConvInteger in model.onnx, MatMulInteger in streaming.onnx (written as products)
-            assert counts.get("ConvInteger", 0) == (2 if graph.name == "model.onnx" else 0)
+            whole = graph.name == "model.onnx"
+            # the first convolution stays float: a Conv in model.onnx, a MatMul in streaming.onnx (products there)
+            float_ops = {k: v for k, v in counts.items() if k not in ("MatMulInteger", "ConvInteger")}
+            assert float_ops == ({"Conv": 1} if whole else {"MatMul": 1}), counts  # no float GRU, Gemm, other
+            assert first_layer(onnx.load(str(graph))) in {n.name for n in onnx.load(str(graph)).graph.node}
+            assert counts.get("ConvInteger", 0) == (1 if whole else 0)  # the second convolution
             assert graph.stat().st_size <= 4_000_000
-            assert graph.stat().st_size < 0.3 * (exported[name] / graph.name).stat().st_size
+            assert graph.stat().st_size < 0.35 * (exported[name] / graph.name).stat().st_size
 
 
 @pytest.mark.parametrize("name", MODELS)
