@@ -37,18 +37,18 @@ def throughput(config_path: Path, backend: str, steps: int, amp: bool, out: Path
     trainer.prepare()
     trainer.build_model()
     trainer.sampler.set_epoch(0)
-    batches = [trainer.batches(keys) for keys in trainer.sampler]
+    batches = list(trainer.sampler)  # each a list of (epoch, position) keys; a step pads and masks its batch
     needed = steps + 2
     batches = (batches * (needed // len(batches) + 1))[:needed]
-    for batch in batches[:2]:
-        trainer.step(batch, 1e-4)
+    for keys in batches[:2]:
+        trainer.step(keys, 1e-4)
     sync(trainer.device)
     start = time.perf_counter()
-    for batch in batches[2:]:
-        trainer.step(batch, 1e-4)
+    for keys in batches[2:]:
+        trainer.step(keys, 1e-4)
     sync(trainer.device)
     elapsed = time.perf_counter() - start
-    frames = sum(int(b["lengths"].sum()) for b in batches[2:])
+    frames = sum(int(trainer.batches(keys)["lengths"].sum()) for keys in batches[2:])
     return {
         "backend": backend,
         "amp": amp and trainer.device.type == "cuda",

@@ -49,19 +49,28 @@ def save_checkpoint(
     bundle_args: dict[str, Any],
     optimizer: torch.optim.Optimizer,
     trainer: dict[str, Any],
+    rank_rngs: list[torch.Tensor] | None = None,
 ) -> Path:
-    """A loadable model directory plus the trainer's state, written atomically."""
+    """A loadable model directory plus the trainer's state, written atomically. `rank_rngs`: every rank's torch
+    RNG state under torchrun (rank 0 writes them all); default: this process's."""
     tmp = atomic_dir(folder)
     write_model_files(tmp, **bundle_args)
     tensors, optim_meta = _flatten_optimizer(optimizer.state_dict())
-    tensors["rng.torch"] = torch.get_rng_state()
+    rngs = rank_rngs or [torch.get_rng_state()]
+    tensors["rng.torch"] = rngs[0]
+    for rank, rng in enumerate(rngs[1:], start=1):
+        tensors[f"rng.torch.rank{rank}"] = rng
+    trainer = {**trainer, "ranks": len(rngs)}
     save_file(tensors, str(tmp / "trainer.safetensors"))
     write_json(tmp / "trainer.json", {"trainer": trainer, "optimizer": optim_meta})
     return commit_dir(tmp, folder)
 
 
-def load_checkpoint(folder: Path, model: CTCModel, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
-    """Restore model weights, optimizer and RNG state from a checkpoint; return the trainer dict."""
+def load_checkpoint(
+    folder: Path, model: CTCModel, optimizer: torch.optim.Optimizer, rank: int = 0, world: int = 1
+) -> dict[str, Any]:
+    """Restore model weights, optimizer and this rank's RNG state from a checkpoint; return the trainer dict.
+    A checkpoint resumes under the number of ranks that wrote it (CheckpointError otherwise)."""
     try:
         state = load_file(str(folder / "model.safetensors"))
         tensors = load_file(str(folder / "trainer.safetensors"))
@@ -70,6 +79,12 @@ def load_checkpoint(folder: Path, model: CTCModel, optimizer: torch.optim.Optimi
         optimizer.load_state_dict(_unflatten_optimizer(tensors, meta["optimizer"]))
     except (OSError, SafetensorError, ValueError, KeyError, RuntimeError) as err:
         raise CheckpointError(f"{folder}: cannot resume from this checkpoint ({err})") from None
-    torch.set_rng_state(tensors["rng.torch"])
     trainer: dict[str, Any] = meta["trainer"]
+    ranks = int(trainer.pop("ranks", 1))
+    if ranks != world:
+        raise CheckpointError(
+            f"{folder}: written by a run of {ranks} rank(s); resume it with the same number (torchrun "
+            f"--nproc-per-node and --nnodes), not {world}"
+        )
+    torch.set_rng_state(tensors["rng.torch" if rank == 0 else f"rng.torch.rank{rank}"])
     return trainer

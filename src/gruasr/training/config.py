@@ -101,6 +101,9 @@ class OptimConfig:
     #: also checkpoint every N optimizer steps inside an epoch (0: only at epoch ends)
     checkpoint_every: int = 0
     num_workers: int = 2
+    #: micro-batches per step and rank: each rank's share of a batch is cut into this many pieces whose
+    #: gradients add up before the update (the same update, a fraction of the memory); see training.distributed
+    accumulate: int = 1
     deterministic: bool = False
     #: mixed precision (bfloat16) on a GPU; ignored on a CPU
     amp: bool = True
@@ -115,6 +118,8 @@ class OptimConfig:
             raise ConfigError("train: epochs, max_batch, max_seconds and lr must be positive")
         if not 0 < self.final_lr_ratio <= 1:
             raise ConfigError(f"train.final_lr_ratio must be in (0, 1], got {self.final_lr_ratio}")
+        if self.accumulate < 1:
+            raise ConfigError(f"train.accumulate must be >= 1, got {self.accumulate}")
         if self.average_last < 1:
             raise ConfigError(f"train.average_last must be >= 1, got {self.average_last}")
 

@@ -13,10 +13,14 @@ Exactness of resume: the only randomness is the sampler (seeded by seed and epoc
 seed and the batch's keys), the cached augmentation (seeded by seed, variant and utterance) and dropout (the
 torch RNG, saved in every checkpoint). A run killed at any point and resumed with --resume from its last
 checkpoint therefore produces the same weights as an uninterrupted run (on CPU; a test proves it).
+
+Under torchrun the same loop runs on every rank, each on its share of every batch (gruasr.training.distributed);
+rank 0 writes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -45,6 +49,7 @@ from gruasr.models.ctc_model import SUBSAMPLING, CTCModel
 from gruasr.training.checkpoint import load_checkpoint, save_checkpoint
 from gruasr.training.config import TrainConfig
 from gruasr.training.data import BatchMaker, Corpus, EpochPlan, build_corpus, estimate_cmvn, read_utterances
+from gruasr.training.distributed import Ranks
 from gruasr.training.schedule import learning_rate
 
 
@@ -125,6 +130,16 @@ class DevSet:
         return DevResult(pooled, sets, self.weights)
 
 
+class _NoWriter:
+    """TensorBoard's writer on ranks other than 0: writes nothing."""
+
+    def add_scalar(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
 #: the features of the last data set prepared in this process, reused by runs with the same data settings
 _PREPARED: dict[str, tuple[Corpus, Corpus]] = {}
 
@@ -133,8 +148,9 @@ class Trainer:
     def __init__(self, config: TrainConfig, out: Path, console: Console | None = None) -> None:
         self.config = config
         self.out = out
-        self.console = console or Console(stderr=True)
-        self.device = pick_device(config.train.device)
+        self.ranks = Ranks.from_env()
+        self.console = console or Console(stderr=True, quiet=not self.ranks.main)
+        self.device = self.ranks.device(config.train.device)
         self.tokens = TokenTable()
         if config.model.vocab_size != len(self.tokens):
             raise ConfigError(f"model.vocab_size must be {len(self.tokens)} for the character tokens")
@@ -202,6 +218,14 @@ class Trainer:
         self.model = CTCModel(cfg.model).to(self.device)
         if self.init is not None:
             self.model.load_state_dict(self.init.model.state_dict())
+        #: what the steps run: the model, or DistributedDataParallel around it under torchrun (which starts every
+        #: rank from rank 0's weights and averages the gradients)
+        self.network: torch.nn.Module = self.model
+        if self.ranks.distributed:
+            from torch.nn.parallel import DistributedDataParallel
+
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.network = DistributedDataParallel(self.model, device_ids=ids)
         decay: list[torch.nn.Parameter] = []
         no_decay: list[torch.nn.Parameter] = []
         for name, p in self.model.named_parameters():
@@ -214,7 +238,7 @@ class Trainer:
         self.console.print(
             f"model: {cfg.model.unit} {cfg.model.num_layers}x{cfg.model.hidden_size}"
             f"{' bidirectional' if cfg.model.bidirectional else ''}, {self.model.num_parameters():,} parameters, "
-            f"on {self.device}"
+            f"on {self.device}" + (f", {self.ranks.world} ranks" if self.ranks.distributed else "")
         )
 
     # -- checkpoints -------------------------------------------------------------------------------------
@@ -229,7 +253,11 @@ class Trainer:
         }
 
     def _checkpoint(self, name: str, state: dict[str, Any]) -> None:
-        save_checkpoint(self.out / "checkpoints" / name, self._bundle_args(), self.optimizer, state)
+        """Rank 0 writes the checkpoint, with every rank's RNG state; the other ranks wait until it is there."""
+        rngs = self.ranks.gather(torch.get_rng_state())
+        if self.ranks.main:
+            save_checkpoint(self.out / "checkpoints" / name, self._bundle_args(), self.optimizer, state, rngs)
+        self.ranks.barrier()
 
     def latest_checkpoint(self) -> Path | None:
         best: tuple[int, Path] | None = None
@@ -244,6 +272,8 @@ class Trainer:
         return best[1] if best else None
 
     def _prune(self, history: list[dict[str, Any]], best_epoch: int) -> None:
+        if not self.ranks.main:
+            return
         keep = {f"epoch-{e:03d}" for e in range(len(history) - self.config.train.average_last, len(history))}
         keep.add(f"epoch-{best_epoch:03d}")
         for folder in (self.out / "checkpoints").glob("epoch-*"):
@@ -258,47 +288,72 @@ class Trainer:
         latest = self.latest_checkpoint()
         if latest is not None and not resume:
             raise ConfigError(f"{self.out} already holds checkpoints: use --resume, or another --out")
-        (self.out / "config.json").write_text(cfg.to_json() + "\n")
-        seed_everything(cfg.seed, cfg.train.deterministic)
-        self.prepare()
-        self.build_model()
-        state: dict[str, Any] = {"epoch": 0, "batch": 0, "step": 0, "history": [], "best": None}
-        if resume and latest is not None:
-            state = load_checkpoint(latest, self.model, self.optimizer)
-            self.console.print(f"resumed from {latest.name}: epoch {state['epoch']}, batch {state['batch']}")
-        from torch.utils.tensorboard import SummaryWriter
-
-        writer = SummaryWriter(str(self.out / "tb"))
+        self.ranks.start(self.device)
         try:
-            self._epochs(state, writer)
-        finally:
-            writer.close()
-        return self.finish(state)
+            self.ranks.barrier()  # every rank has looked for checkpoints before rank 0 writes anything
+            if self.ranks.main:
+                (self.out / "config.json").write_text(cfg.to_json() + "\n")
+            seed_everything(cfg.seed + self.ranks.rank, cfg.train.deterministic)
+            self.prepare()
+            self.build_model()
+            state: dict[str, Any] = {"epoch": 0, "batch": 0, "step": 0, "history": [], "best": None}
+            if resume and latest is not None:
+                state = load_checkpoint(latest, self.model, self.optimizer, self.ranks.rank, self.ranks.world)
+                self.console.print(f"resumed from {latest.name}: epoch {state['epoch']}, batch {state['batch']}")
+            from torch.utils.tensorboard import SummaryWriter
 
-    def step(self, batch: dict[str, Any], lr: float) -> tuple[float, float]:
-        """One optimizer step on a batch from BatchMaker; returns (CTC loss, gradient norm before clipping).
-        A step whose gradient is not finite is skipped (the loss is still returned)."""
+            writer = SummaryWriter(str(self.out / "tb")) if self.ranks.main else _NoWriter()
+            try:
+                self._epochs(state, writer)
+            finally:
+                writer.close()
+            return self.finish(state)
+        finally:
+            self.ranks.stop()
+
+    def step(self, keys: list[tuple[int, int]], lr: float) -> tuple[float, float]:
+        """One optimizer step on a global batch of (epoch, position) keys, of which this rank takes its share
+        (in `train.accumulate` micro-batches); returns (the batch's CTC loss, gradient norm before clipping).
+        The loss is `reduction="mean"`'s: each utterance's loss over its target length, averaged over the whole
+        batch. A step whose gradient is not finite is skipped (the loss is still returned)."""
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        use_amp = self.config.train.amp and self.device.type == "cuda"
-        x = cast(torch.Tensor, batch["features"]).to(self.device)
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
-            log_probs, out_lengths, _ = self.model(x, cast(torch.Tensor, batch["lengths"]))
-        loss = F.ctc_loss(
-            log_probs.float().transpose(0, 1),  # (T', B, V)
-            cast(torch.Tensor, batch["targets"]).to(self.device),
-            out_lengths,
-            cast(torch.Tensor, batch["target_lengths"]),
-            blank=self.tokens.blank,
-            reduction="mean",
-            zero_infinity=True,
-        )
+        share = self.ranks.share(keys)
+        pieces = self.config.train.accumulate
+        micro = [share[i::pieces] for i in range(pieces)]
+        micro = [m for m in micro if m] or [keys[:1]]  # a rank with no share runs one utterance with weight 0
+        scale = (self.ranks.world if share else 0.0) / len(keys)
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        total = 0.0
+        for i, part in enumerate(micro):
+            last = i == len(micro) - 1
+            sync = contextlib.nullcontext() if last or not self.ranks.distributed else cast(Any, self.network).no_sync()
+            with sync:
+                loss = self._loss(self.batches(part)) * scale
+                loss.backward()
+            total += loss.item()
         norm = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.train.grad_clip))
         if math.isfinite(norm):
             self.optimizer.step()
-        return loss.item(), norm
+        return self.ranks.sum(total) / self.ranks.world, norm
+
+    def _loss(self, batch: dict[str, Any]) -> torch.Tensor:
+        """The summed CTC losses of a batch's utterances, each divided by its target length."""
+        use_amp = self.config.train.amp and self.device.type == "cuda"
+        x = cast(torch.Tensor, batch["features"]).to(self.device)
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
+            log_probs, out_lengths, _ = self.network(x, cast(torch.Tensor, batch["lengths"]))
+        target_lengths = cast(torch.Tensor, batch["target_lengths"])
+        losses = F.ctc_loss(
+            log_probs.float().transpose(0, 1),  # (T', B, V)
+            cast(torch.Tensor, batch["targets"]).to(self.device),
+            out_lengths,
+            target_lengths,
+            blank=self.tokens.blank,
+            reduction="none",
+            zero_infinity=True,
+        )
+        return (losses / target_lengths.to(losses.device).clamp_min(1)).sum()
 
     def _epochs(self, state: dict[str, Any], writer: Any) -> None:
         cfg = self.config
@@ -315,11 +370,10 @@ class Trainer:
                 job = progress.add_task(f"epoch {epoch + 1}/{cfg.train.epochs}", total=self.steps_per_epoch)
                 progress.update(job, completed=state["batch"])
                 for keys in self.sampler:
-                    batch = self.batches(keys)
                     lr = learning_rate(
                         state["step"], cfg.train.lr, cfg.train.warmup_steps, self.total_steps, cfg.train.final_lr_ratio
                     )
-                    loss, norm = self.step(batch, lr)
+                    loss, norm = self.step(keys, lr)
                     state["step"] += 1
                     state["batch"] += 1
                     loss_sum += loss
@@ -389,8 +443,10 @@ class Trainer:
             "environment": environment(self.device),
             "command": " ".join(sys.argv),
         }
-        save_model(self.out / "model", **self._bundle_args(summary))
-        (self.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        if self.ranks.main:
+            save_model(self.out / "model", **self._bundle_args(summary))
+            (self.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        self.ranks.barrier()
         self.console.print(f"selected {chosen}: dev WER {100 * results[chosen]:.2f}%; model in {self.out / 'model'}")
         return summary
 
