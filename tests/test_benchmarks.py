@@ -124,3 +124,13 @@ def test_int8_layers_quick_writes_json(tmp_path, data_dir):
     assert len(rows) == 8 and {"float (no int8)", "all int8", "first convolution float"} <= set(rows)
     assert all(0 <= r["an4"] <= 1 and 0 <= r["fsdd_numbers"] <= 1 for r in rows.values())
     assert rows["all int8"]["mb"] < rows["first convolution float"]["mb"] < 0.35 * rows["float (no int8)"]["mb"]
+
+
+def test_ddp_speed_quick_writes_json(tmp_path, data_dir):
+    """One process and two torchrun (gloo) processes train the same tiny recipe; both rows measured."""
+    out = tmp_path / "ddp_speed.json"
+    _bench("ddp_speed.py", "--data", str(data_dir), "--out", str(out), cwd=tmp_path)
+    report = json.loads(out.read_text())
+    assert [r["ranks"] for r in report["rows"]] == [1, 2]
+    assert all(r["audio_s_per_s"] > 0 and r["train_seconds"] > 0 for r in report["rows"])
+    assert report["rows"][0]["audio_seconds"] == report["rows"][1]["audio_seconds"]  # the same epochs' audio

@@ -386,6 +386,7 @@ class Trainer:
                     progress.update(job, advance=1, description=label)
                     if cfg.train.checkpoint_every and state["step"] % cfg.train.checkpoint_every == 0:
                         self._checkpoint("step", state)
+            trained = time.perf_counter() - started
             dev = self.dev.evaluate(self.model, self.tokens, self.device)
             finite = [n for n in norms if math.isfinite(n)]
             record = {
@@ -396,6 +397,8 @@ class Trainer:
                 "dev_sets_wer": [c.wer for c in dev.sets],
                 "lr": self.optimizer.param_groups[0]["lr"],
                 "seconds": time.perf_counter() - started,
+                "train_seconds": trained,  # the steps alone (no dev evaluation, no checkpoint)
+                "audio_seconds": float(self.batches.durations(epoch).sum()),  # the epoch's audio, all ranks
                 # gradient norms before clipping (this process's batches), and steps skipped as not finite
                 "grad_norm_median": float(np.median(finite)) if finite else None,
                 "grad_norm_max": max(finite, default=None),
