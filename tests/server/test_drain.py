@@ -108,6 +108,20 @@ def test_server_config_file_and_errors(tmp_path: Path) -> None:
         ServerConfig(torch_threads=0)
     with pytest.raises(ConfigError, match="webhook"):
         ServerConfig(webhook="ftp://x")
+    with pytest.raises(ConfigError, match="trim_seconds"):
+        ServerConfig(trim_seconds=-1)
+
+
+def test_the_allocator_is_trimmed_on_glibc() -> None:
+    """The server's periodic trim is glibc's malloc_trim (this machine's Python runs on glibc)."""
+    import platform
+
+    from gruasr.server.engine import malloc_trimmer
+
+    trim = malloc_trimmer()
+    assert (trim is not None) == (platform.libc_ver()[0] == "glibc")
+    if trim is not None:
+        assert trim(0) in (0, 1)  # 1: memory was released
 
 
 def test_stream_and_call_run_one_torch_thread_unless_told(an4: list[Utterance], tmp_path: Path) -> None:

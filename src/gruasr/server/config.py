@@ -45,6 +45,8 @@ class ServerConfig:
     decode_workers: int = 0  # 0: default_decode_workers()
     #: the ticker runs at most once per tick_ms and right away when audio is waiting after an idle spell
     tick_ms: float = 50.0
+    #: every trim_seconds the allocator's free memory goes back to the system (glibc malloc_trim; 0: never)
+    trim_seconds: float = 30.0
     #: open streaming sessions (all protocols); past it new ones are refused ("capacity")
     max_sessions: int = 256
     #: audio a session may have waiting for the ticker, seconds; past it the session is refused ("backlog")
@@ -124,6 +126,9 @@ class ServerConfig:
             value = getattr(self, name)
             if not isinstance(value, int | float) or not value > 0:
                 raise ConfigError(f"server.{name} must be a number > 0, got {value!r}")
+        trim = self.trim_seconds
+        if isinstance(trim, bool) or not isinstance(trim, int | float) or not 0 <= trim < float("inf"):
+            raise ConfigError(f"server.trim_seconds must be a number >= 0 (0: never), got {self.trim_seconds!r}")
         if self.webhook is not None and not self.webhook.startswith(("http://", "https://")):
             raise ConfigError(f"server.webhook must be an http(s) URL, got {self.webhook!r}")
         for name in ("max_message_bytes",):

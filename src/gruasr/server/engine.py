@@ -15,7 +15,10 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import ctypes
+import ctypes.util
 import logging
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, TypeVar
@@ -39,6 +42,17 @@ __all__ = ["Engine", "Interrupt", "Leg", "Output", "Refused"]
 T = TypeVar("T")
 
 log = logging.getLogger("gruasr.server")
+
+
+def malloc_trimmer() -> Callable[[int], int] | None:
+    """glibc's malloc_trim(pad), or None where the C library has none (musl, macOS, Windows)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        trim: Callable[[int], int] = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return None
+    return trim
 
 
 class Interrupt:
@@ -95,6 +109,7 @@ class Engine:
         self._wake = asyncio.Event()
         self._drain_callbacks: set[Callable[[], None]] = set()
         self._task: asyncio.Task[None] | None = None
+        self._trimmer: asyncio.Task[None] | None = None
         self._ticker: concurrent.futures.ThreadPoolExecutor | None = None
         self._decoders: concurrent.futures.ThreadPoolExecutor | None = None
         self._offline: concurrent.futures.ThreadPoolExecutor | None = None
@@ -119,12 +134,14 @@ class Engine:
         self._offline = concurrent.futures.ThreadPoolExecutor(1, "gruasr-offline")
         self._wake = asyncio.Event()
         self._task = asyncio.get_running_loop().create_task(self._run(), name="gruasr-ticker")
+        self._trimmer = asyncio.get_running_loop().create_task(self._trim(), name="gruasr-trim")
         log.info("engine started", extra={"torch_threads": threads, "decode_workers": self.config.decoders})
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        for task in (self._task, self._trimmer):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
         for pool in (self._ticker, self._decoders, self._offline):
             if pool is not None:
                 pool.shutdown(wait=True, cancel_futures=True)
@@ -190,6 +207,18 @@ class Engine:
         self.legs.discard(leg)
 
     # -- the ticker ----------------------------------------------------------------------------------------
+
+    async def _trim(self) -> None:
+        """Every `trim_seconds`, hand the memory the C allocator holds free back to the system (glibc's
+        malloc_trim, in the ticker's thread between ticks): the threads' arenas otherwise keep what a busy
+        minute needed, and a long-running server's RSS creeps up (docs/serving.md, the soak)."""
+        trim = malloc_trimmer()
+        if trim is None or self.config.trim_seconds <= 0:
+            return
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(self.config.trim_seconds)
+            await loop.run_in_executor(self._ticker, trim, 0)
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
