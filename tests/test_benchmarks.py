@@ -134,3 +134,13 @@ def test_ddp_speed_quick_writes_json(tmp_path, data_dir):
     assert [r["ranks"] for r in report["rows"]] == [1, 2]
     assert all(r["audio_s_per_s"] > 0 and r["train_seconds"] > 0 for r in report["rows"])
     assert report["rows"][0]["audio_seconds"] == report["rows"][1]["audio_seconds"]  # the same epochs' audio
+
+
+def test_presets_quick_writes_json(tmp_path, data_dir):
+    """The two smallest size presets train a step each on real manifests; their sizes are the presets' own."""
+    out = tmp_path / "presets.json"
+    _bench("presets.py", "--data", str(data_dir), "--out", str(out), cwd=tmp_path)
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["preset"] for r in rows] == ["xs", "s"]
+    assert 400_000 < rows[0]["parameters"] < 800_000 < 1_200_000 < rows[1]["parameters"] < 2_000_000
+    assert all(r["audio_s_per_s"] > 0 and r["minutes_per_audio_hour"] > 0 for r in rows)

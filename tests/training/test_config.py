@@ -16,8 +16,11 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.mark.parametrize(
     "name",
-    ["telephone.toml", "telephone-streaming.toml", "telephone-holdout.toml", "telephone-generalize.toml", "tiny.toml"],
-)
+    [
+        "telephone.toml", "telephone-streaming.toml", "telephone-holdout.toml", "telephone-generalize.toml",
+        "tiny.toml", "size-xs.toml", "size-s.toml", "size-m.toml", "size-l.toml", "size-xl.toml",
+    ],
+)  # fmt: skip
 def test_shipped_recipes_load(name):
     config = load_config(ROOT / "configs" / name)
     assert config.model.input_dim == config.features.num_mel_bins
@@ -98,3 +101,12 @@ def test_dev_weights_make_selection_a_weighted_mean_of_the_sets_wer():
     assert DevResult(pooled, [small, large]).wer == pytest.approx(1 / 40)  # words pooled: the small set drowns
     assert DevResult(pooled, [small, large], (1.0, 1.0)).wer == pytest.approx(0.125)
     assert DevResult(pooled, [small, large], (3.0, 1.0)).wer == pytest.approx(0.1875)
+
+
+def test_size_presets_grow_and_m_is_the_default_model():
+    from gruasr.models.ctc_model import CTCModel
+
+    sizes = [CTCModel(load_config(ROOT / "configs" / f"size-{n}.toml").model).num_parameters()
+             for n in ("xs", "s", "m", "l", "xl")]  # fmt: skip
+    assert sizes == sorted(sizes) and sizes[0] < 1_000_000 and sizes[-1] > 25_000_000
+    assert load_config(ROOT / "configs" / "size-m.toml").model == load_config(ROOT / "configs" / "telephone.toml").model
