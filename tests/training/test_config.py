@@ -18,7 +18,8 @@ ROOT = Path(__file__).resolve().parents[2]
     "name",
     [
         "telephone.toml", "telephone-streaming.toml", "telephone-holdout.toml", "telephone-generalize.toml",
-        "tiny.toml", "size-xs.toml", "size-s.toml", "size-m.toml", "size-l.toml", "size-xl.toml",
+        "telephone-variants.toml", "tiny.toml", "size-xs.toml", "size-s.toml", "size-m.toml", "size-l.toml",
+        "size-xl.toml",
     ],
 )  # fmt: skip
 def test_shipped_recipes_load(name):

@@ -62,6 +62,14 @@ def seed_everything(seed: int, deterministic: bool) -> None:
         torch.backends.cudnn.benchmark = False
 
 
+def dev_channel(config: TrainConfig) -> AugmentConfig:
+    """The line the dev audio goes through (config.dev_channel; its seed is the dev features' seed)."""
+    codec = config.dev_channel.codec
+    return AugmentConfig(
+        speeds=(1.0,), telephone_prob=1.0 if codec else 0.0, codecs=(codec,) if codec else (), packet_loss=(0.0, 0.0)
+    )
+
+
 def pick_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -167,12 +175,7 @@ class Trainer:
         train_utts = [u for s in train_sets for u in s]
         dev_utts = [u for s in dev_sets for u in s]
         augment = cfg.augment.to_augment()
-        dev_line = AugmentConfig(
-            speeds=(1.0,),
-            telephone_prob=1.0 if cfg.dev_channel.codec else 0.0,
-            codecs=(cfg.dev_channel.codec,) if cfg.dev_channel.codec else (),
-            packet_loss=(0.0, 0.0),
-        )
+        dev_line = dev_channel(cfg)
         seed = cfg.augment.seed if cfg.augment.seed is not None else cfg.seed
         key = json.dumps([cfg.sample_rate, cfg.data, cfg.features, cfg.augment, cfg.dev_channel, seed], default=str)
         if key not in _PREPARED:
