@@ -1,6 +1,7 @@
 """Training speed of the default recipe's model: audio seconds trained per wall second, and time to target WER.
 
     python benchmarks/train_speed.py [--config configs/telephone.toml] [--steps 20] [--run runs/telephone]
+                                     [--units gru:reference,gru:fused,mingru:scan] [--set KEY=VALUE ...]
                                      [--out bench-results/train_speed.json]
 
 Throughput: the recipe's model and batching on the first utterances of its training manifests (no waveform
@@ -89,16 +90,24 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--run", type=Path, help="a finished run folder, for time to target WER")
     parser.add_argument("--out", type=Path, default=Path("bench-results/train_speed.json"))
+    parser.add_argument(
+        "--units", default="gru:reference,gru:fused", help="UNIT:BACKEND pairs to time (e.g. add mingru:scan)"
+    )
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="more recipe overrides")
     args = parser.parse_args()
     scratch = args.out.parent / "train_speed_scratch"
-    rows = [throughput(args.config, backend, args.steps, False, scratch) for backend in ("reference", "fused")]
-    if torch.cuda.is_available():
-        rows += [throughput(args.config, backend, args.steps, True, scratch) for backend in ("reference", "fused")]
+    pairs = [tuple(item.split(":", 1)) for item in args.units.split(",")]
+    amps = (False, True) if torch.cuda.is_available() else (False,)  # bf16 autocast on a GPU only
+    rows = []
+    for amp in amps:
+        for unit, backend in pairs:
+            row = throughput(args.config, backend, args.steps, amp, scratch, [f'model.unit="{unit}"', *args.set])
+            rows.append({"unit": unit, **row})
     table = Table(title=f"training throughput, {args.config} model")
-    for col in ("backend", "device", "amp", "steps", "audio s / wall s"):
+    for col in ("unit", "backend", "device", "amp", "steps", "audio s / wall s"):
         table.add_column(col, justify="right")
     for r in rows:
-        table.add_row(r["backend"], r["device"], str(r["amp"]), str(r["steps"]), f"{r['audio_s_per_s']:.1f}")
+        table.add_row(r["unit"], r["backend"], r["device"], str(r["amp"]), str(r["steps"]), f"{r['audio_s_per_s']:.1f}")
     console = Console(width=120)
     console.print(table)
     result: dict[str, Any] = {"environment": environment(), "throughput": rows}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -144,3 +145,30 @@ def test_presets_quick_writes_json(tmp_path, data_dir):
     assert [r["preset"] for r in rows] == ["xs", "s"]
     assert 400_000 < rows[0]["parameters"] < 800_000 < 1_200_000 < rows[1]["parameters"] < 2_000_000
     assert all(r["audio_s_per_s"] > 0 and r["minutes_per_audio_hour"] > 0 for r in rows)
+
+
+def test_gpu_kit_and_the_gpu_check_smoke_run(tmp_path, data_dir):
+    """The kit holds AN4 as 8 kHz FLAC with manifests and FSDD as FLAC; the GPU script runs its whole path on the
+    CPU with a tiny model (CUDA tests skipped): throughput rows, a trained model, test WERs, the model archive."""
+    import soundfile as sf
+
+    from gruasr.data.manifest import read_manifest
+
+    kit, out = tmp_path / "kit", tmp_path / "out"
+    command = [sys.executable, str(ROOT / "scripts" / "gpu_kit.py"), "--data", str(data_dir), "--out", str(kit)]
+    done = subprocess.run([*command, "--limit", "20"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    test = read_manifest(kit / "an4" / "test.jsonl")
+    assert len(test) == 20
+    info = sf.info(test[0].audio)
+    assert (info.samplerate, info.format) == (8000, "FLAC") and abs(info.duration - test[0].duration) < 0.05
+    assert len(list((kit / "fsdd" / "recordings").glob("*.flac"))) == 240
+
+    env = {**os.environ, "KIT": str(kit), "OUT": str(out), "PYTHON": sys.executable, "OMP_NUM_THREADS": "1"}
+    run = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_check.sh"), "--smoke"], capture_output=True,
+                         text=True, env=env, timeout=600)  # fmt: skip
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    report = json.loads((out / "results.json").read_text())
+    assert {r["unit"] for r in report["train_speed"]["throughput"]} == {"gru", "mingru"}
+    assert len(report["run"]["history"]) == 1 and set(report["wer"]) == {"an4", "numbers"}
+    assert (out / "model.tar.gz").stat().st_size > 0 and "== CUDA tests" in (out / "gpu_check.log").read_text()

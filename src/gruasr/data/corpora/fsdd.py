@@ -1,6 +1,7 @@
 """Free Spoken Digit Dataset -> isolated-digit manifests plus synthesized connected-digit "phone numbers".
 
-Files: recordings/{digit}_{speaker}_{take}.wav (8 kHz 16-bit mono; 6 speakers x 10 digits x 50 takes).
+Files: recordings/{digit}_{speaker}_{take}.wav (8 kHz 16-bit mono; 6 speakers x 10 digits x 50 takes); the same
+names as .flac are read too (the GPU kit, scripts/gpu_kit.py, carries FSDD as FLAC).
 Splits, by take number within every digit and speaker:
 - test: takes 0-4 (the dataset's official test set, 300 files);
 - dev: takes 5-9 (300 files), held out of the official training takes 5-49; same speakers as train and test,
@@ -57,9 +58,9 @@ def split_of_take(take: int) -> str:
 
 
 def parse_name(path: Path) -> tuple[int, str, int] | None:
-    """(digit, speaker, take) from `7_jackson_32.wav`, or None if the name does not follow the pattern."""
+    """(digit, speaker, take) from `7_jackson_32.wav` (or .flac), or None if the name does not follow the pattern."""
     match = _NAME.match(path.stem)
-    if match is None or path.suffix.lower() != ".wav":
+    if match is None or path.suffix.lower() not in (".wav", ".flac"):
         return None
     return int(match["digit"]), match["speaker"], int(match["take"])
 
