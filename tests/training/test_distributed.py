@@ -102,3 +102,12 @@ def test_killed_two_rank_run_resumes_to_the_same_weights(tmp_path: Path, manifes
     a = load_file(str(whole / "model" / "model.safetensors"))
     b = load_file(str(run / "model" / "model.safetensors"))
     _close(a, b, atol=0.0)  # exact: every rank's dropout RNG came back
+
+
+def test_a_rank_without_a_share_still_steps_with_the_others(tmp_path: Path, manifests: list[str]) -> None:
+    """Batches of one utterance on 2 ranks: rank 1 never has a share, takes part in every all-reduce with a zero
+    gradient, and the weights still equal one process's."""
+    overrides = [*manifests, *EXACT, "train.max_batch=1", "train.epochs=1"]
+    one = _train(tmp_path, "one", overrides, 1)
+    two = _train(tmp_path, "two", overrides, 2)
+    _close(_weights(one, 0), _weights(two, 0), atol=2e-5)
