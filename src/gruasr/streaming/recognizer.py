@@ -108,6 +108,9 @@ class Stream(StreamBase):
         dim, device = recognizer.offline.bundle.features.dim, recognizer.device
         self._raw: list[Tensor] = []  # frames cut from the samples, features not yet computed
         self._pending = torch.zeros(0, dim, device=device)  # normalized frames not yet through the convolutions
+        #: the leg's normalized features summed so far, and their count (StreamingRecognizer.leg_cmvn)
+        self._leg_sum = torch.zeros(dim, device=device)
+        self._leg_count = 0
         self._pending_start = 0  # global index of _pending[0]
         self._context = torch.zeros(0, dim, device=device)  # the utterance's last frames through the convolutions
         self._state: Tensor | tuple[Tensor, ...] | None = None
@@ -147,6 +150,15 @@ class Stream(StreamBase):
             self.finished = True
 
     # -- the recognizer's side ---------------------------------------------------------------------------
+
+    def _leg_normalize(self, new: Tensor, prior: int) -> Tensor:
+        """new (T, F) globally normalized frames minus the leg's running mean (StreamingRecognizer.leg_cmvn)."""
+        if not new.shape[0]:
+            return new
+        sums = self._leg_sum + new.cumsum(0)
+        counts = self._leg_count + torch.arange(1, new.shape[0] + 1, device=new.device, dtype=new.dtype)
+        self._leg_sum, self._leg_count = sums[-1], self._leg_count + new.shape[0]
+        return new - sums / (prior + counts)[:, None]
 
     def _ready(self) -> int:
         """Frames that can go through the convolutions now (up to the next cut)."""
@@ -212,6 +224,10 @@ class StreamingRecognizer:
         self.step_seconds = offline.bundle.step_seconds
         self._lock = threading.Lock()
         self.batches = 0  # batched recurrent calls so far (for benchmarks)
+        #: per-leg mean normalization (experimental; 0: off): each frame, after the model's global CMVN, minus
+        #: the mean of its leg's frames so far shrunk towards the global mean by this many frames of prior,
+        #: (sum of frames 1..t) / (leg_cmvn + t): causal, no lookahead (benchmarks/leg_cmvn.py measures it)
+        self.leg_cmvn = 0
 
     @classmethod
     def load(
@@ -276,6 +292,8 @@ class StreamingRecognizer:
         raw = [torch.cat(s._raw) for s in todo]
         features = self.offline.bundle.cmvn(self.offline.fbank.compute_frames(torch.cat(raw)))
         for s, new in zip(todo, features.split([r.shape[0] for r in raw]), strict=True):
+            if self.leg_cmvn > 0:
+                new = s._leg_normalize(new, self.leg_cmvn)
             s._pending = torch.cat([s._pending, new])
             s._raw = []
 
