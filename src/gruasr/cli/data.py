@@ -1,4 +1,5 @@
-"""`gruasr data ...`: import corpora into manifests (an4, fsdd, kaldi, folder) and summarise manifests (stats).
+"""`gruasr data ...`: import corpora into manifests (an4, fsdd, kaldi, folder), generate non-speech clips, cut
+words out of utterances (cut-words) and summarise manifests (stats).
 
 Each subcommand is a thin wrapper over gruasr.data.corpora / gruasr.data.stats. Importers check every file,
 write the good utterances and list the bad ones (stdout and rejected.tsv) instead of stopping at the first.
@@ -66,6 +67,24 @@ def _cmd_folder(args: argparse.Namespace) -> int:
     from gruasr.data.corpora.folder import import_folder
 
     return _print_report(import_folder(args.src, args.out, args.tsv, _limits(args)))
+
+
+def _cmd_cut_words(args: argparse.Namespace) -> int:
+    from gruasr.data.corpora.cuts import DIGITS, cut_words
+    from gruasr.data.manifest import read_manifest, write_manifest
+    from gruasr.recognizer import OfflineRecognizer
+
+    report = cut_words(
+        read_manifest(args.manifest), OfflineRecognizer.load(args.model), tuple(args.words or DIGITS), args.margin
+    )
+    path = write_manifest(args.out, report.kept, relative=False)
+    speakers = {u.speaker for u in report.kept}
+    print(f"wrote {path}: {len(report.kept):,} cuts from {len(speakers)} speakers")
+    print(f"dropped: {len(report.dropped):,} cuts the model heard as another word; unaligned utterances: "
+          f"{len(report.unaligned):,}")  # fmt: skip
+    for utt, word, heard in report.dropped[:SHOW_REJECTED]:
+        print(f"  {utt}\t{word}\theard {heard!r}")
+    return 0
 
 
 def _cmd_nonspeech(args: argparse.Namespace) -> int:
@@ -156,6 +175,16 @@ def add_data_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     nonspeech.add_argument("--min-seconds", type=float, default=0.5, metavar="S")
     nonspeech.add_argument("--max-seconds", type=float, default=8.0, metavar="S")
     nonspeech.set_defaults(func=_cmd_nonspeech)
+
+    cut = corpora.add_parser(
+        "cut-words", help="words (default: the digits) cut out of a manifest's utterances by CTC forced alignment"
+    )
+    cut.add_argument("--manifest", required=True, help="utterances to cut from (e.g. data/an4/train.jsonl)")
+    cut.add_argument("--out", required=True, help="output manifest of the cuts (.jsonl): segments of the audio")
+    cut.add_argument("--model", default=None, help="the aligning model folder (default: the bundled one)")
+    cut.add_argument("--words", nargs="+", default=None, help="words to cut (default: zero, oh, one ... nine)")
+    cut.add_argument("--margin", type=float, default=0.06, metavar="S", help="seconds added on each side")
+    cut.set_defaults(func=_cmd_cut_words)
 
     stats = corpora.add_parser(
         "stats", help="hours, speakers, durations and words of a manifest (exit 1 if some audio is unreadable)"
