@@ -37,3 +37,11 @@ def test_digits_cut_from_an4(data_dir, tmp_path) -> None:
         assert heard.text == cut.text and cut.text in whole.text.split()
     # a word the transcripts never hold gives no cut
     assert cut_words(with_digits[:3], rec, ("zebra",)).kept == []
+
+    # phone numbers from the cuts: several speakers, each number one speaker's digits
+    code, stdout, stderr = run_cli(["data", "numbers", "--takes", str(tmp_path / "cuts.jsonl"), "--count", "6",
+                                    "--out", str(tmp_path / "numbers")])  # fmt: skip
+    assert code == 0, stderr
+    numbers = read_manifest(tmp_path / "numbers" / "numbers.jsonl")
+    assert len(numbers) == 6 and all(set(n.text.split()) <= {c.text for c in cuts} for n in numbers)
+    assert all(n.speaker in {c.speaker for c in cuts} for n in numbers)

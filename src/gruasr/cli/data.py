@@ -87,6 +87,22 @@ def _cmd_cut_words(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_numbers(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    import numpy as np
+
+    from gruasr.data.corpora.numbers import synthesize_numbers
+    from gruasr.data.manifest import read_manifest, write_manifest
+
+    out = Path(args.out)
+    made = synthesize_numbers(read_manifest(args.takes), args.count, np.random.default_rng(args.seed), out, args.prefix)
+    path = write_manifest(out / "numbers.jsonl", [utt for utt, _ in made])
+    speakers = {utt.speaker for utt, _ in made}
+    print(f"wrote {path}: {len(made):,} numbers from {len(speakers)} speakers")
+    return 0
+
+
 def _cmd_nonspeech(args: argparse.Namespace) -> int:
     from gruasr.data.corpora.nonspeech import NonSpeechConfig, build_nonspeech
 
@@ -185,6 +201,16 @@ def add_data_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     cut.add_argument("--words", nargs="+", default=None, help="words to cut (default: zero, oh, one ... nine)")
     cut.add_argument("--margin", type=float, default=0.06, metavar="S", help="seconds added on each side")
     cut.set_defaults(func=_cmd_cut_words)
+
+    numbers = corpora.add_parser(
+        "numbers", help="connected-digit phone numbers built from one-word takes (e.g. the cuts of cut-words)"
+    )
+    numbers.add_argument("--takes", required=True, help="manifest of one-word takes with speakers")
+    numbers.add_argument("--count", type=int, required=True, help="numbers to build")
+    numbers.add_argument("--out", required=True, help="output folder: numbers.jsonl, the WAV files, sources.jsonl")
+    numbers.add_argument("--prefix", default="number", help="file and utterance name prefix")
+    numbers.add_argument("--seed", type=int, default=0)
+    numbers.set_defaults(func=_cmd_numbers)
 
     stats = corpora.add_parser(
         "stats", help="hours, speakers, durations and words of a manifest (exit 1 if some audio is unreadable)"
