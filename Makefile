@@ -45,7 +45,8 @@ runtime: $(RSTAMP)
 $(RSTAMP): pyproject.toml
 	test -x $(RPY) || $(PYTHON) -m venv $(RUNTIME)
 	$(RPY) -m pip install -q --no-deps -e .
-	$(RPY) -m pip install -q $$($(RPY) -c "import tomllib; print(' '.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['optional-dependencies']['runtime']))")
+	$(RPY) -c "import tomllib; print('\\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['optional-dependencies']['runtime']))" > $(RUNTIME)/requirements.txt
+	$(RPY) -m pip install -q -r $(RUNTIME)/requirements.txt
 	$(RPY) -m pip install -q pytest==9.2.0 pytest-timeout==2.4.0
 	touch $(RSTAMP)
 
