@@ -103,6 +103,16 @@ def _cmd_numbers(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_shard(args: argparse.Namespace) -> int:
+    from gruasr.data.manifest import read_manifest
+    from gruasr.data.shards import write_shards
+
+    utts = [u for m in args.manifest for u in read_manifest(m)]
+    paths = write_shards(utts, args.out, args.max_count, args.max_seconds)
+    print(f"wrote {len(paths)} shard{'s' if len(paths) != 1 else ''} of {len(utts):,} utterances to {args.out}")
+    return 0
+
+
 def _cmd_nonspeech(args: argparse.Namespace) -> int:
     from gruasr.data.corpora.nonspeech import NonSpeechConfig, build_nonspeech
 
@@ -211,6 +221,13 @@ def add_data_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     numbers.add_argument("--prefix", default="number", help="file and utterance name prefix")
     numbers.add_argument("--seed", type=int, default=0)
     numbers.set_defaults(func=_cmd_numbers)
+
+    shard = corpora.add_parser("shard", help="manifests -> WebDataset tar shards (FLAC + JSON per utterance)")
+    shard.add_argument("--manifest", required=True, action="append", help="a manifest (repeat for more)")
+    shard.add_argument("--out", required=True, help="output folder: shard-NNNNNN.tar and index.json")
+    shard.add_argument("--max-count", type=int, default=1000, help="utterances per shard at most")
+    shard.add_argument("--max-seconds", type=float, default=3600.0, help="audio seconds per shard at most")
+    shard.set_defaults(func=_cmd_shard)
 
     stats = corpora.add_parser(
         "stats", help="hours, speakers, durations and words of a manifest (exit 1 if some audio is unreadable)"
