@@ -6,7 +6,7 @@ matrix product int8 and with one or two layers left float, side by side with the
 The sets are benchmarks/deploy_speed.py's (AN4 test through the mu-law line, 200 FSDD test phone numbers), decoded
 by gruasr.runtime.OnnxRecognizer with the model's own beam + LM settings on one thread. Every variant is the GRU
 rewrite of gruasr.export.quantize followed by ONNX Runtime's dynamic quantization (int8 weights per output channel,
-uint8 activations), with `nodes_to_exclude` as the row says. This is how `gruasr model export --int8` came to keep
+uint8 activations), with the layers the row names kept float. This is how `gruasr model export --int8` came to keep
 its first convolution float (README "Deployment").
 """
 
@@ -28,7 +28,7 @@ from rich.table import Table
 from gruasr.environment import environment
 from gruasr.evaluation.metrics import score
 from gruasr.export.onnx import export_onnx
-from gruasr.export.quantize import unroll_gru_nodes
+from gruasr.export.quantize import quantize_graph, unroll_gru_nodes
 from gruasr.integrity import write_manifest
 from gruasr.runtime import OnnxRecognizer
 
@@ -45,8 +45,6 @@ def wer(folder: Path, sets: dict[str, list[dict[str, str]]]) -> dict[str, float]
 
 
 def main() -> None:
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=Path(os.environ.get("GRUASR_DATA", ROOT.parent / "shared/data")))
     parser.add_argument("--model", default="telephone", help="a model folder or a bundled model's name")
@@ -57,19 +55,17 @@ def main() -> None:
         work = Path(tmp)
         sets = _prepare(args.data, work / "prep", args.quick)
         source = export_onnx(args.model, work / "float")
-        unrolled = unroll_gru_nodes(onnx.load(str(source / "model.onnx")))
-        plain = work / "unrolled.onnx"
-        onnx.save(unrolled, str(plain))
+        unrolled = unroll_gru_nodes(onnx.load(str(source / "model.onnx")))  # for the node names only
         ops = [(n.name, n.op_type) for n in unrolled.graph.node if n.op_type in ("MatMul", "Conv")]
         conv1, conv2, output = ops[0][0], ops[1][0], ops[-1][0]
         variants: dict[str, dict[str, Any]] = {
-            "all int8": {},
-            "first convolution float": {"nodes_to_exclude": [conv1]},
-            "second convolution float": {"nodes_to_exclude": [conv2]},
-            "both convolutions float": {"nodes_to_exclude": [conv1, conv2]},
-            "first convolution and output layer float": {"nodes_to_exclude": [conv1, output]},
-            "output layer float": {"nodes_to_exclude": [output]},
-            "recurrent products float": {"subgraphs": False},
+            "all int8": {"keep_float": []},
+            "first convolution float": {"keep_float": [conv1]},
+            "second convolution float": {"keep_float": [conv2]},
+            "both convolutions float": {"keep_float": [conv1, conv2]},
+            "first convolution and output layer float": {"keep_float": [conv1, output]},
+            "output layer float": {"keep_float": [output]},
+            "recurrent products float": {"keep_float": [], "subgraphs": False},
         }
         rows = [{"variant": "float (no int8)", "mb": (source / "model.onnx").stat().st_size / 1e6,
                  **wer(source, sets)}]  # fmt: skip
@@ -78,11 +74,7 @@ def main() -> None:
             shutil.rmtree(folder, ignore_errors=True)
             shutil.copytree(source, folder)
             (folder / "checksums.sha256").unlink()
-            quantize_dynamic(
-                str(plain), str(folder / "model.onnx"), weight_type=QuantType.QInt8, per_channel=True,
-                op_types_to_quantize=["MatMul", "Conv"], nodes_to_exclude=options.get("nodes_to_exclude"),
-                extra_options={"EnableSubgraph": options.get("subgraphs", True)},
-            )  # fmt: skip
+            quantize_graph(source / "model.onnx", folder / "model.onnx", **options)
             write_manifest(folder)
             rows.append({"variant": name, "mb": (folder / "model.onnx").stat().st_size / 1e6, **wer(folder, sets)})
             print(rows[-1], flush=True)

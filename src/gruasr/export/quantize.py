@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -209,9 +210,16 @@ def _used_in_subgraphs(graph: onnx.GraphProto, name: str) -> bool:
     return False
 
 
-def quantize_graph(source: str | os.PathLike[str], target: str | os.PathLike[str]) -> None:
+def quantize_graph(
+    source: str | os.PathLike[str],
+    target: str | os.PathLike[str],
+    keep_float: Sequence[str] | None = None,
+    subgraphs: bool = True,
+) -> None:
     """source (float ONNX with GRU nodes) -> target: GRUs rewritten, then ONNX Runtime's dynamic quantization of
-    every MatMul and Conv (int8 weights per channel, the Loop bodies' MatMuls included)."""
+    every MatMul and Conv (int8 weights per channel, the Loop bodies' MatMuls included unless `subgraphs` is
+    False) but the nodes named in `keep_float` (default: the first layer, first_layer; the names are those of the
+    rewritten graph). benchmarks/int8_layers.py compares other choices."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     unrolled = unroll_gru_nodes(onnx.load(str(source)))
@@ -220,8 +228,8 @@ def quantize_graph(source: str | os.PathLike[str], target: str | os.PathLike[str
         onnx.save(unrolled, str(plain))
         quantize_dynamic(
             str(plain), str(target), weight_type=QuantType.QInt8, per_channel=True,
-            op_types_to_quantize=["MatMul", "Conv"], extra_options={"EnableSubgraph": True},
-            nodes_to_exclude=[first_layer(unrolled)],
+            op_types_to_quantize=["MatMul", "Conv"], extra_options={"EnableSubgraph": subgraphs},
+            nodes_to_exclude=list(keep_float) if keep_float is not None else [first_layer(unrolled)],
         )  # fmt: skip
 
 

@@ -36,6 +36,13 @@ from gruasr.errors import ConfigError
 T = TypeVar("T")
 
 
+def pick_device(name: str) -> torch.device:
+    """`train.device`: "auto" is CUDA when there is a GPU, else the CPU; anything else as torch reads it."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
 @dataclass(frozen=True)
 class Ranks:
     """This process's place among the training processes (rank 0 of 1 without torchrun)."""
@@ -68,9 +75,7 @@ class Ranks:
 
     def device(self, name: str) -> torch.device:
         """The device of this rank: the GPU of its local rank under torchrun with CUDA, else as configured."""
-        if name == "auto":
-            name = "cuda" if torch.cuda.is_available() else "cpu"
-        device = torch.device(name)
+        device = pick_device(name)
         if device.type == "cuda" and self.distributed and device.index is None:
             return torch.device("cuda", self.local_rank)
         return device

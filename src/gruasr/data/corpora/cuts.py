@@ -19,6 +19,7 @@ import numpy as np
 from gruasr.data.manifest import Utterance, load_utterance
 from gruasr.decoding.forced import word_spans
 from gruasr.decoding.greedy import greedy_decode
+from gruasr.errors import ConfigError
 from gruasr.recognizer import OfflineRecognizer
 
 DIGITS = ("zero", "oh", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
@@ -49,7 +50,7 @@ def cut_words(
         log_probs = recognizer.log_probs(audio).cpu()
         try:
             spans = word_spans(log_probs.numpy(), utt.text, tokens)
-        except Exception:  # a transcript longer than the output: skip the utterance, say so
+        except ConfigError:  # a transcript longer than the output: skip the utterance, say so
             report.unaligned.append(utt.id)
             continue
         length = audio.shape[0] / rate
