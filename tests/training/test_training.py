@@ -13,6 +13,7 @@ import torch
 from safetensors.torch import load_file
 
 from gruasr.bundle import load_bundle
+from gruasr.errors import ConfigError
 from gruasr.models.ctc_model import CTCModel, ModelConfig, subsampled_lengths
 from gruasr.training.loop import train
 
@@ -47,6 +48,16 @@ def test_tiny_training_writes_a_loadable_model(tmp_path, data_dir):
     assert bundle.meta["environment"]["torch"] == torch.__version__
     with pytest.raises(Exception, match="already holds checkpoints"):
         train(tiny_config(train_m, dev_m), run)
+
+
+def test_a_recipe_with_leg_normalization_trains_and_saves_it(tmp_path, data_dir):
+    """cmvn.leg_prior reaches the batches (and dev) and is saved with the model, which then recognizes with it."""
+    train_m, dev_m = fsdd_manifests(data_dir, tmp_path / "data", train=8, dev=4)
+    with pytest.raises(ConfigError, match="cmvn.leg_prior"):
+        tiny_config(train_m, dev_m, "cmvn.leg_prior=-3")
+    train(tiny_config(train_m, dev_m, "cmvn.leg_prior=20", "train.epochs=1", "train.average_last=1"), tmp_path / "run")
+    bundle = load_bundle(tmp_path / "run" / "model")
+    assert bundle.cmvn.leg_prior == 20 and bundle.meta["training"]["cmvn"] == {"leg_prior": 20}
 
 
 def _run(cmd, **kw):

@@ -73,6 +73,11 @@ class _Parts(nn.Module):
         config = model.config
         if config.unit != "gru":
             raise ConfigError(f"ONNX export supports GRU models; this one is {config.unit!r}")
+        if bundle.cmvn.leg_prior:
+            raise ConfigError(
+                f"ONNX export does not carry per-leg normalization yet; this model was trained with cmvn.leg_prior = "
+                f"{bundle.cmvn.leg_prior}"
+            )
         self.register_buffer("mean", bundle.cmvn.mean.detach().float().cpu().clone())
         self.register_buffer("std", bundle.cmvn.std.detach().float().cpu().clone())
         self.conv1 = model.subsampling.conv1

@@ -28,7 +28,7 @@ FORMAT = "gruasr.cmvn"
 VERSION = 1
 #: default floor on the variance: log-mel variances are O(1); only a constant dimension comes near it
 VARIANCE_FLOOR = 1e-6
-_KEYS = ("format", "version", "dim", "count", "variance_floor", "mean", "std", "feature_config")
+_KEYS = ("format", "version", "dim", "count", "variance_floor", "mean", "std", "feature_config", "leg_prior")
 
 
 class CmvnStats:
@@ -88,7 +88,13 @@ class GlobalCMVN(nn.Module):
     std is floored at sqrt(variance_floor) when built, so a constant dimension maps to 0 instead of inf.
     mean and std are buffers (saved in a state dict and moved by .to()); `count` says how many frames made them.
     `feature_config`, when given, says which features the statistics belong to ({"kind": "fbank" | "mfcc",
-    "config": FbankConfig/MfccConfig.to_dict()}, as compute_cmvn records it) and is saved with them."""
+    "config": FbankConfig/MfccConfig.to_dict()}, as compute_cmvn records it) and is saved with them.
+
+    `leg_prior` P > 0 adds causal per-leg mean normalization after the global one (one call leg is one speaker
+    and one line): frame t of a sequence minus the running mean of its frames 1..t, shrunk towards the global
+    mean by P frames of prior, (x_1 + ... + x_t) / (P + t); no lookahead. forward() applies it along the time
+    axis of each sequence it is given (one utterance, or a batch of left-aligned ones: padding at the end does not
+    reach real frames); a stream carries the sums across its chunks and utterances (StreamingRecognizer)."""
 
     mean: Tensor
     std: Tensor
@@ -100,6 +106,7 @@ class GlobalCMVN(nn.Module):
         variance_floor: float = VARIANCE_FLOOR,
         count: int = 0,
         feature_config: dict[str, Any] | None = None,
+        leg_prior: int = 0,
     ) -> None:
         super().__init__()
         m = torch.as_tensor(np.asarray(mean, dtype=np.float64))
@@ -112,7 +119,10 @@ class GlobalCMVN(nn.Module):
             raise ConfigError("CMVN std must be non-negative")
         if not (variance_floor > 0 and math.isfinite(variance_floor)):
             raise ConfigError(f"CMVN variance_floor must be positive, got {variance_floor}")
+        if isinstance(leg_prior, bool) or not isinstance(leg_prior, int) or leg_prior < 0:
+            raise ConfigError(f"CMVN leg_prior must be a non-negative integer (frames), got {leg_prior!r}")
         self.variance_floor = float(variance_floor)
+        self.leg_prior = leg_prior
         self.count = int(count)
         self.feature_config = feature_config
         self.register_buffer("mean", m.float())  # (dim,)
@@ -123,9 +133,26 @@ class GlobalCMVN(nn.Module):
         return int(self.mean.shape[0])
 
     def forward(self, x: Tensor) -> Tensor:
+        """x (..., T, F) -> normalized; with leg_prior, each sequence along dim -2 is one leg from its start."""
+        x = self.normalize(x)
+        if self.leg_prior:
+            if x.ndim < 2:
+                raise ShapeError(f"CMVN with leg_prior needs (..., T, F) features, got shape {tuple(x.shape)}")
+            t = torch.arange(1, x.shape[-2] + 1, device=x.device, dtype=x.dtype)
+            x = x - x.cumsum(-2) / (self.leg_prior + t)[:, None]
+        return x
+
+    def normalize(self, x: Tensor) -> Tensor:
+        """The global part only: (x - mean) / std, frame by frame."""
         if x.shape[-1] != self.dim:
             raise ShapeError(f"CMVN of dimension {self.dim} applied to features of shape {tuple(x.shape)}")
         return (x - self.mean.to(x.dtype)) / self.std.to(x.dtype)
+
+    def with_leg_prior(self, leg_prior: int) -> GlobalCMVN:
+        """The same statistics with another leg_prior (0: global normalization only)."""
+        return GlobalCMVN(
+            self.mean.cpu(), self.std.cpu(), self.variance_floor, self.count, self.feature_config, leg_prior
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -137,6 +164,7 @@ class GlobalCMVN(nn.Module):
             "mean": [float(v) for v in self.mean.cpu()],
             "std": [float(v) for v in self.std.cpu()],
             "feature_config": self.feature_config,
+            **({"leg_prior": self.leg_prior} if self.leg_prior else {}),
         }
 
     def save(self, path: str | os.PathLike[str]) -> Path:
@@ -182,7 +210,10 @@ class GlobalCMVN(nn.Module):
         feature_config = data.get("feature_config")
         if feature_config is not None and not isinstance(feature_config, dict):
             raise ConfigError(f"{where}: feature_config must be an object or null")
-        return cls(vectors["mean"], vectors["std"], float(floor), count, feature_config)
+        leg_prior = data.get("leg_prior", 0)
+        if isinstance(leg_prior, bool) or not isinstance(leg_prior, int) or leg_prior < 0:
+            raise ConfigError(f"{where}: leg_prior must be a non-negative integer, got {leg_prior!r}")
+        return cls(vectors["mean"], vectors["std"], float(floor), count, feature_config, leg_prior)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> GlobalCMVN:

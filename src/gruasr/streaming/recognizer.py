@@ -224,9 +224,10 @@ class StreamingRecognizer:
         self.step_seconds = offline.bundle.step_seconds
         self._lock = threading.Lock()
         self.batches = 0  # batched recurrent calls so far (for benchmarks)
-        #: per-leg mean normalization (experimental; 0: off): each frame, after the model's global CMVN, minus
-        #: the mean of its leg's frames so far shrunk towards the global mean by this many frames of prior,
-        #: (sum of frames 1..t) / (leg_cmvn + t): causal, no lookahead (benchmarks/leg_cmvn.py measures it)
+        #: per-leg mean normalization at test time (0: the model's own, cmvn.leg_prior, which is 0 unless it was
+        #: trained with it): each frame, after the global CMVN, minus the mean of its leg's frames so far shrunk
+        #: towards the global mean by this many frames of prior, (sum of frames 1..t) / (prior + t): causal, no
+        #: lookahead, carried across the leg's utterances (benchmarks/leg_cmvn.py measures it)
         self.leg_cmvn = 0
 
     @classmethod
@@ -290,10 +291,12 @@ class StreamingRecognizer:
         if not todo:
             return
         raw = [torch.cat(s._raw) for s in todo]
-        features = self.offline.bundle.cmvn(self.offline.fbank.compute_frames(torch.cat(raw)))
+        cmvn = self.offline.bundle.cmvn
+        features = cmvn.normalize(self.offline.fbank.compute_frames(torch.cat(raw)))
+        prior = self.leg_cmvn or cmvn.leg_prior
         for s, new in zip(todo, features.split([r.shape[0] for r in raw]), strict=True):
-            if self.leg_cmvn > 0:
-                new = s._leg_normalize(new, self.leg_cmvn)
+            if prior > 0:
+                new = s._leg_normalize(new, prior)
             s._pending = torch.cat([s._pending, new])
             s._raw = []
 

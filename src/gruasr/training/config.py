@@ -125,6 +125,17 @@ class OptimConfig:
 
 
 @dataclass(frozen=True)
+class CmvnSection:
+    #: causal per-leg mean normalization after the global CMVN, with this many frames of prior (0: off); saved
+    #: with the model, so recognition applies it too (gruasr.features.cmvn.GlobalCMVN)
+    leg_prior: int = 0
+
+    def __post_init__(self) -> None:
+        if self.leg_prior < 0:
+            raise ConfigError(f"cmvn.leg_prior must be >= 0 frames, got {self.leg_prior}")
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     sample_rate: int = 8000
     seed: int = 1
@@ -133,6 +144,7 @@ class TrainConfig:
     augment: AugmentSection = field(default_factory=AugmentSection)
     specaugment: SpecAugmentConfig = field(default_factory=SpecAugmentConfig)
     dev_channel: DevChannel = field(default_factory=DevChannel)
+    cmvn: CmvnSection = field(default_factory=CmvnSection)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: OptimConfig = field(default_factory=OptimConfig)
     #: how `gruasr model bundle` builds the LM and lexicon (training does not use it)

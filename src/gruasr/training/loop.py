@@ -183,7 +183,8 @@ class Trainer:
             _PREPARED[key] = (train, dev)
         self.train, dev = _PREPARED[key]
         self.init = self._init_model()
-        self.cmvn = self.init.cmvn if self.init is not None else estimate_cmvn(self.train)
+        cmvn = self.init.cmvn if self.init is not None else estimate_cmvn(self.train)
+        self.cmvn = cmvn.with_leg_prior(cfg.cmvn.leg_prior) if cmvn.leg_prior != cfg.cmvn.leg_prior else cmvn
         groups = [k for k, utts in enumerate(dev_sets) for _ in utts]
         self.dev = DevSet(dev, self.cmvn, groups, cfg.data.dev_weights)
         plan = EpochPlan.from_repeats([len(s) for s in train_sets], repeats)
