@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 
-def _shard(text: str) -> tuple[int, int]:
+def parse_shard(text: str) -> tuple[int, int]:
     try:
         k, n = (int(v) for v in text.split("/"))
     except ValueError:
@@ -35,7 +35,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         raise ConfigError("corpora not found: give --data DIR (holding an4/ and fsdd/) or set GRUASR_DATA")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    prepare_corpora(data, out, study)
+    prepare_corpora(data, out, study.numbers_train, study.numbers_dev, study.measure.numbers)
     runs = plan_runs(study, out)
     done = sum(is_done(out, r) for r in runs)
     console.print(
@@ -65,7 +65,7 @@ def add_compare_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     compare.add_argument("--data", help="corpora folder (default: $GRUASR_DATA or ../shared/data)")
     compare.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
     compare.add_argument(
-        "--shard", type=_shard, metavar="K/N",
+        "--shard", type=parse_shard, metavar="K/N",
         help="only train and measure runs K, K+N, ... (parallel processes share a study), without the report",
     )  # fmt: skip
     compare.set_defaults(func=_cmd_compare)

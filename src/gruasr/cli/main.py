@@ -13,6 +13,7 @@ from gruasr.cli.compare import add_compare_parser
 from gruasr.cli.data import add_data_parser
 from gruasr.cli.model import add_model_parsers
 from gruasr.cli.recognize import add_recognize_parsers
+from gruasr.cli.scale import add_scale_parser
 from gruasr.cli.serve import add_serve_parser
 from gruasr.cli.stream import add_stream_parsers
 from gruasr.cli.train import add_train_parsers
@@ -64,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_stream_parsers(sub)
     add_model_parsers(sub)
     add_compare_parser(sub)
+    add_scale_parser(sub)
     add_serve_parser(sub)
     return parser
 

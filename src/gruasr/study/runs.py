@@ -12,6 +12,7 @@ import fcntl
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol, TypeVar
 
 from rich.console import Console
 
@@ -22,6 +23,18 @@ from gruasr.study.config import StudyConfig
 from gruasr.study.match import count_parameters, match_hidden_size
 from gruasr.training.config import TrainConfig, load_config
 from gruasr.training.loop import train
+
+
+class Planned(Protocol):
+    """A training run of a study: a folder name, its recipe, and a line saying what it is."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def config(self) -> TrainConfig: ...
+
+    def describe(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -39,27 +52,30 @@ class Run:
     def parameters(self) -> int:
         return count_parameters(self.config.model)
 
+    def describe(self) -> str:
+        model = self.config.model
+        return f"{model.unit} {model.num_layers}x{model.hidden_size} {self.direction}, {self.parameters:,} parameters"
 
-def prepare_corpora(data: Path, out: Path, study: StudyConfig) -> Path:
-    """AN4 and FSDD manifests (+ phone numbers) under out/data, once (processes sharing the study wait for the
-    first); returns that folder."""
+
+def prepare_corpora(data: Path, out: Path, numbers_train: int, numbers_dev: int, numbers_test: int) -> Path:
+    """AN4 and FSDD manifests (+ that many phone numbers per split) under out/data, once (processes sharing the
+    study wait for the first); returns that folder."""
     folder = out / "data"
     folder.mkdir(parents=True, exist_ok=True)
     with open(out / ".prepare.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        return _prepare(data, folder, study)
+        return _prepare(data, folder, {"train": numbers_train, "dev": numbers_dev, "test": numbers_test})
 
 
-def _prepare(data: Path, folder: Path, study: StudyConfig) -> Path:
+def _prepare(data: Path, folder: Path, numbers: dict[str, int]) -> Path:
     done = folder / "prepared.json"
-    wanted = {"numbers_train": study.numbers_train, "numbers_dev": study.numbers_dev,
-              "numbers_test": study.measure.numbers, "source": str(data.resolve())}  # fmt: skip
+    wanted = {"numbers_train": numbers["train"], "numbers_dev": numbers["dev"],
+              "numbers_test": numbers["test"], "source": str(data.resolve())}  # fmt: skip
     if done.is_file() and json.loads(done.read_text()) == wanted:
         return folder
     if not (data / "an4").is_dir() or not (data / "fsdd").is_dir():
         raise ConfigError(f"{data} must hold the corpora an4/ and fsdd/ (set --data or GRUASR_DATA)")
     import_an4(data / "an4", folder / "an4")
-    numbers = {"train": study.numbers_train, "dev": study.numbers_dev, "test": study.measure.numbers}
     import_fsdd(data / "fsdd", folder / "fsdd", numbers=numbers, seed=0)
     done.write_text(json.dumps(wanted) + "\n")
     return folder
@@ -93,15 +109,18 @@ def plan_runs(study: StudyConfig, out: Path) -> list[Run]:
     ]
 
 
-def run_dir(out: Path, run: Run) -> Path:
+def run_dir(out: Path, run: Planned) -> Path:
     return out / "runs" / run.name
 
 
-def is_done(out: Path, run: Run) -> bool:
+def is_done(out: Path, run: Planned) -> bool:
     return (run_dir(out, run) / "summary.json").is_file() and (run_dir(out, run) / "model" / "model.json").is_file()
 
 
-def train_runs(runs: list[Run], out: Path, console: Console, shard: tuple[int, int] = (0, 1)) -> list[Run]:
+R = TypeVar("R", bound=Planned)
+
+
+def train_runs(runs: list[R], out: Path, console: Console, shard: tuple[int, int] = (0, 1)) -> list[R]:
     """Train (or resume) this shard's unfinished runs; returns the runs trained now."""
     k, n = shard
     if not 0 <= k < n:
@@ -113,10 +132,8 @@ def train_runs(runs: list[Run], out: Path, console: Console, shard: tuple[int, i
         if is_done(out, run):
             continue
         resume = (folder / "checkpoints").is_dir()
-        model = run.config.model
         console.rule(
-            f"[bold]run {runs.index(run) + 1}/{len(runs)}[/] {run.name}: {model.unit} "
-            f"{model.num_layers}x{model.hidden_size} {run.direction}, {run.parameters:,} parameters"
+            f"[bold]run {runs.index(run) + 1}/{len(runs)}[/] {run.name}: {run.describe()}"
             f"{' (resuming)' if resume else ''}; shard {k}/{n}: {index + 1} of {len(mine)}"
         )
         folder.mkdir(parents=True, exist_ok=True)

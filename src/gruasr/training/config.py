@@ -37,6 +37,9 @@ class DataConfig:
     max_duration: float = 20.0
     #: at most this many utterances per manifest (0: all); for quick runs
     limit: int = 0
+    #: train on this fraction of each training manifest's utterances (1: all): the ones whose ids hash first, so
+    #: smaller fractions are subsets of larger ones (a data-size axis: `gruasr scale`); dev sets stay whole
+    fraction: float = 1.0
     #: how much each dev manifest's WER counts in model selection (same length as `dev`): the selection WER is
     #: sum(w_i * WER_i) / sum(w_i), so a small set can count as much as a large one; default: all dev utterances
     #: pooled (each word counts once)
@@ -51,6 +54,8 @@ class DataConfig:
             raise ConfigError("data.dev_weights must be >= 0 with a positive sum")
         if any(r < 0 for r in self.repeat):
             raise ConfigError("data.repeat entries must be >= 0")
+        if not 0 < self.fraction <= 1:
+            raise ConfigError(f"data.fraction must be in (0, 1], got {self.fraction}")
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ SpecAugment, seeded by (seed, epoch, position), in the main process.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import cast
@@ -42,10 +43,22 @@ class Corpus:
         return np.array([f.shape[0] for f in self.features[variant]], dtype=np.int64)
 
 
+def take_fraction(utts: Sequence[Utterance], fraction: float) -> list[Utterance]:
+    """round(fraction * n) of the utterances (at least one), those whose ids' SHA-256 come first, in their
+    manifest order: a fixed choice per utterance, so a smaller fraction's utterances are all in a larger one's."""
+    if fraction >= 1:
+        return list(utts)
+    keep = max(1, round(fraction * len(utts)))
+    ranked = sorted(range(len(utts)), key=lambda i: hashlib.sha256(utts[i].id.encode("utf-8")).digest())
+    chosen = set(ranked[:keep])
+    return [u for i, u in enumerate(utts) if i in chosen]
+
+
 def read_utterances(
-    paths: Sequence[str], tokens: TokenTable, max_duration: float | None, limit: int = 0
+    paths: Sequence[str], tokens: TokenTable, max_duration: float | None, limit: int = 0, fraction: float = 1.0
 ) -> list[list[Utterance]]:
-    """Utterances of each manifest; too long ones are dropped, unspellable texts are an error."""
+    """Utterances of each manifest; too long ones are dropped, unspellable texts are an error; then the first
+    `limit` (0: all) and of those a `fraction` (take_fraction)."""
     out = []
     for path in paths:
         utts = read_manifest(path)
@@ -53,6 +66,7 @@ def read_utterances(
             utts = [u for u in utts if u.duration is None or u.duration <= max_duration]
         if limit:
             utts = utts[:limit]
+        utts = take_fraction(utts, fraction)
         bad = check_texts(tokens, [(u.id, u.text) for u in utts])
         if bad:
             raise ConfigError(f"{path}: {len(bad)} transcripts use characters the model cannot spell, e.g. {bad[:3]}")

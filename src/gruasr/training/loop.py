@@ -163,7 +163,8 @@ class Trainer:
 
     def prepare(self) -> None:
         cfg = self.config
-        train_sets = read_utterances(cfg.data.train, self.tokens, cfg.data.max_duration, cfg.data.limit)
+        data = cfg.data
+        train_sets = read_utterances(data.train, self.tokens, data.max_duration, data.limit, data.fraction)
         dev_sets = read_utterances(cfg.data.dev, self.tokens, None, cfg.data.limit)
         repeats = cfg.data.repeat or tuple(1 for _ in train_sets)
         train_utts = [u for s in train_sets for u in s]

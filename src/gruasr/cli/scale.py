@@ -1,0 +1,61 @@
+"""`gruasr scale`: the scaling study (WER against model size and data size, fitted power laws, report)."""
+
+from __future__ import annotations
+
+import argparse
+
+from gruasr.cli.compare import parse_shard
+
+
+def _cmd_scale(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    import torch
+    from rich.console import Console
+
+    from gruasr.errors import ConfigError
+    from gruasr.evaluation.suite import find_data
+    from gruasr.study.runs import is_done, prepare_corpora, train_runs
+    from gruasr.study.scale import load_scale, measure_scale, plan_scale, write_scale_report
+
+    console = Console(stderr=True)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    study = load_scale(args.config, quick=args.quick)
+    data = find_data(args.data)
+    if data is None:
+        raise ConfigError("corpora not found: give --data DIR (holding an4/ and fsdd/) or set GRUASR_DATA")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    prepare_corpora(data, out, study.numbers_train, study.numbers_dev, study.numbers_test)
+    runs = plan_scale(study, out)
+    done = sum(is_done(out, r) for r in runs)
+    console.print(
+        f"scaling study: {len(runs)} runs ({done} done): sizes {', '.join(study.sizes)} x data "
+        f"{', '.join(f'{100 * f:g}%' for f in study.fractions)} x seeds {', '.join(map(str, study.seeds))}; in {out}"
+    )
+    shard = args.shard or (0, 1)
+    train_runs(runs, out, console, shard)
+    measure_scale([r for i, r in enumerate(runs) if i % shard[1] == shard[0]], study, out, console)
+    if args.shard is not None:
+        console.print(f"shard {shard[0]}/{shard[1]} trained and measured; run without --shard for the report")
+        return 0
+    for path in write_scale_report(runs, study, out, quick=args.quick):
+        print(path)
+    return 0
+
+
+def add_scale_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    scale = sub.add_parser(
+        "scale", help="train a grid of model sizes x data fractions, fit WER = a x^-b along both, write a report"
+    )
+    scale.add_argument("--config", default="configs/scale.toml", help="study recipe (default: %(default)s)")
+    scale.add_argument("--out", required=True, help="study folder: data, runs, report.md/json, scaling.png")
+    scale.add_argument("--quick", action="store_true", help="tiny models and data: the whole path in minutes")
+    scale.add_argument("--data", help="corpora folder (default: $GRUASR_DATA or ../shared/data)")
+    scale.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
+    scale.add_argument(
+        "--shard", type=parse_shard, metavar="K/N",
+        help="only train and measure runs K, K+N, ... (parallel processes share a study), without the report",
+    )  # fmt: skip
+    scale.set_defaults(func=_cmd_scale)
