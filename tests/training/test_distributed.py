@@ -111,3 +111,24 @@ def test_a_rank_without_a_share_still_steps_with_the_others(tmp_path: Path, mani
     one = _train(tmp_path, "one", overrides, 1)
     two = _train(tmp_path, "two", overrides, 2)
     _close(_weights(one, 0), _weights(two, 0), atol=2e-5)
+
+
+def test_two_ranks_stream_their_own_shards(tmp_path: Path, data_dir: Path) -> None:
+    """data.train_shards under torchrun: each rank streams its half of the shards, both take the same number of
+    steps (no rank waits forever in an all-reduce), and rank 0 writes the model."""
+    from gruasr.data.manifest import read_manifest
+    from gruasr.data.shards import write_shards
+    from gruasr.training.streamed import steps_per_epoch
+
+    train_m, dev_m = fsdd_manifests(data_dir, tmp_path / "data", train=32, dev=4)
+    write_shards(read_manifest(train_m), tmp_path / "shards", max_count=8)
+    overrides = [f'data.train_shards=["{tmp_path / "shards"}"]', f'data.dev=["{dev_m}"]', *EXACT, "train.epochs=1"]
+    out = tmp_path / "run"
+    done = subprocess.run(_command(tmp_path, out, overrides, 2), capture_output=True, text=True, env=_env(),
+                          timeout=600)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    steps = steps_per_epoch([str(tmp_path / "shards")], 2, 6.0)
+    assert f"2 shards on this rank, {steps} batches per epoch" in " ".join(done.stderr.split())  # rich wraps lines
+    summary = json.loads((out / "summary.json").read_text())
+    assert len(summary["history"]) == 1 and summary["history"][0]["audio_seconds"] > 0
+    assert (out / "model" / "model.safetensors").is_file()

@@ -9,9 +9,9 @@ seconds, so a reader can plan without opening them. Keys are the utterance ids w
 splits a member's name at its first dot).
 
 `read_shards(folder, rank, world)` yields (Utterance, samples) for the shards of one rank (shard i belongs to
-rank i mod world), streamed: one shard open at a time, nothing extracted to disk. Training reads them
-through the trainer's manifests today (data.train names manifests); a streamed training dataset over shards is
-not built yet.
+rank i mod world), streamed: one shard open at a time, nothing extracted to disk. Training streams them with
+`data.train_shards` (gruasr.training.streamed: fresh augmentation every epoch, features in worker processes,
+nothing held in memory beyond a bucketing buffer).
 """
 
 from __future__ import annotations
@@ -81,12 +81,18 @@ def write_shards(
     return [folder / s["name"] for s in shards]
 
 
-def shard_paths(folder: str | os.PathLike[str]) -> list[Path]:
-    """The shards of a folder written by write_shards, in order (from its index.json)."""
+def shard_index(folder: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """Each shard of a folder (its index.json): {"name", "utterances", "seconds"}, in order."""
     index = Path(folder) / INDEX
     if not index.is_file():
         raise ConfigError(f"{folder}: no {INDEX} (write shards with `gruasr data shard`)")
-    return [Path(folder) / s["name"] for s in json.loads(index.read_text())["shards"]]
+    shards: list[dict[str, Any]] = json.loads(index.read_text())["shards"]
+    return shards
+
+
+def shard_paths(folder: str | os.PathLike[str]) -> list[Path]:
+    """The shards of a folder written by write_shards, in order (from its index.json)."""
+    return [Path(folder) / s["name"] for s in shard_index(folder)]
 
 
 def read_shards(
@@ -94,15 +100,17 @@ def read_shards(
 ) -> Iterator[tuple[Utterance, np.ndarray]]:
     """(utterance, float32 samples) of this rank's shards (shard i: rank i mod world), streamed by webdataset.
     The Utterance's `audio` names the shard and member it came from."""
-    import webdataset as wds
-
     if not 0 <= rank < world:
         raise ConfigError(f"rank {rank} is not in 0..{world - 1}")
-    urls = [str(p) for p in shard_paths(folder)]
-    mine = urls[rank::world]
-    if not mine:
-        return
-    dataset = wds.WebDataset(mine, shardshuffle=False, nodesplitter=None, workersplitter=None, empty_check=False)
+    for path in shard_paths(folder)[rank::world]:
+        yield from iter_shard(path)
+
+
+def iter_shard(path: str | os.PathLike[str]) -> Iterator[tuple[Utterance, np.ndarray]]:
+    """(utterance, float32 samples at its own rate) of one shard, in the order written, streamed by webdataset."""
+    import webdataset as wds
+
+    dataset = wds.WebDataset([str(path)], shardshuffle=False, nodesplitter=None, workersplitter=None, empty_check=False)
     for sample in dataset:
         meta = json.loads(sample["json"])
         samples, rate = sf.read(io.BytesIO(sample["flac"]), dtype="float32")

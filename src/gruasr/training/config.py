@@ -31,6 +31,9 @@ class DataConfig:
 
     train: tuple[str, ...] = ()
     dev: tuple[str, ...] = ()
+    #: folders of WebDataset shards (`gruasr data shard`) to stream the training audio from instead of `train`'s
+    #: manifests: fresh augmentation every epoch, nothing held in memory (gruasr.training.streamed)
+    train_shards: tuple[str, ...] = ()
     #: times each training manifest is used per epoch (same length as `train`; default 1 each)
     repeat: tuple[int, ...] = ()
     #: utterances longer than this (seconds) are left out of training
@@ -56,6 +59,10 @@ class DataConfig:
             raise ConfigError("data.repeat entries must be >= 0")
         if not 0 < self.fraction <= 1:
             raise ConfigError(f"data.fraction must be in (0, 1], got {self.fraction}")
+        if self.train_shards and (self.train or self.repeat or self.fraction != 1 or self.limit):
+            raise ConfigError(
+                "data.train_shards streams the training audio: give no data.train, repeat, fraction or limit"
+            )
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import cast
 
 import numpy as np
@@ -38,6 +38,7 @@ class Corpus:
     targets: list[Tensor]  # (L,) int64 token ids
     features: list[list[Tensor]]  # [variant][utterance]
     frame_seconds: float  # seconds between feature frames (the feature config's frame shift)
+    sizes: list[int] = field(default_factory=list)  # utterances per manifest, in order (when made from several)
 
     def frames(self, variant: int) -> np.ndarray:
         return np.array([f.shape[0] for f in self.features[variant]], dtype=np.int64)

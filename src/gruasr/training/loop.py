@@ -22,12 +22,14 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import json
 import math
 import random
 import shutil
 import sys
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, cast
 
@@ -51,6 +53,7 @@ from gruasr.training.config import TrainConfig
 from gruasr.training.data import BatchMaker, Corpus, EpochPlan, build_corpus, estimate_cmvn, read_utterances
 from gruasr.training.distributed import Ranks
 from gruasr.training.schedule import learning_rate
+from gruasr.training.streamed import StreamedBatches, estimate_streamed_cmvn
 
 
 def seed_everything(seed: int, deterministic: bool) -> None:
@@ -143,7 +146,7 @@ class _NoWriter:
 
 
 #: the features of the last data set prepared in this process, reused by runs with the same data settings
-_PREPARED: dict[str, tuple[Corpus, Corpus]] = {}
+_PREPARED: dict[str, tuple[Corpus | None, Corpus]] = {}
 
 
 class Trainer:
@@ -156,49 +159,62 @@ class Trainer:
         self.tokens = TokenTable()
         if config.model.vocab_size != len(self.tokens):
             raise ConfigError(f"model.vocab_size must be {len(self.tokens)} for the character tokens")
-        if not config.data.train or not config.data.dev:
-            raise ConfigError("data.train and data.dev must each name at least one manifest")
+        if not (config.data.train or config.data.train_shards) or not config.data.dev:
+            raise ConfigError("data.train (or data.train_shards) and data.dev must each name at least one manifest")
 
     # -- set-up ------------------------------------------------------------------------------------------
 
     def prepare(self) -> None:
         cfg = self.config
         data = cfg.data
-        train_sets = read_utterances(data.train, self.tokens, data.max_duration, data.limit, data.fraction)
-        dev_sets = read_utterances(cfg.data.dev, self.tokens, None, cfg.data.limit)
-        repeats = cfg.data.repeat or tuple(1 for _ in train_sets)
-        train_utts = [u for s in train_sets for u in s]
+        dev_sets = read_utterances(data.dev, self.tokens, None, data.limit)
         dev_utts = [u for s in dev_sets for u in s]
-        augment = cfg.augment.to_augment()
-        dev_line = dev_channel(cfg)
         seed = cfg.augment.seed if cfg.augment.seed is not None else cfg.seed
-        key = json.dumps([cfg.sample_rate, cfg.data, cfg.features, cfg.augment, cfg.dev_channel, seed], default=str)
+        streamed = bool(data.train_shards)
+        key = json.dumps([cfg.sample_rate, data, cfg.features, cfg.augment, cfg.dev_channel, seed], default=str)
         if key not in _PREPARED:
             _PREPARED.clear()  # keep one data set in memory at most
             with _progress(self.console) as progress:
-                train = build_corpus(
-                    train_utts, self.tokens, cfg, augment, cfg.augment.variants, seed, progress, "training features"
-                )
-                line_seed = cfg.dev_channel.seed
-                dev = build_corpus(dev_utts, self.tokens, cfg, dev_line, 1, line_seed, progress, "dev features")
+                train = None
+                if not streamed:
+                    train_sets = read_utterances(data.train, self.tokens, data.max_duration, data.limit, data.fraction)
+                    utts = [u for s in train_sets for u in s]
+                    augment, variants = cfg.augment.to_augment(), cfg.augment.variants
+                    train = build_corpus(utts, self.tokens, cfg, augment, variants, seed, progress, "training features")
+                    train.sizes = [len(s) for s in train_sets]
+                line, line_seed = dev_channel(cfg), cfg.dev_channel.seed
+                dev = build_corpus(dev_utts, self.tokens, cfg, line, 1, line_seed, progress, "dev features")
             _PREPARED[key] = (train, dev)
-        self.train, dev = _PREPARED[key]
+        train, dev = _PREPARED[key]
         self.init = self._init_model()
-        cmvn = self.init.cmvn if self.init is not None else estimate_cmvn(self.train)
+        if self.init is not None:
+            cmvn = self.init.cmvn
+        else:
+            cmvn = estimate_streamed_cmvn(cfg) if train is None else estimate_cmvn(train)
         self.cmvn = cmvn.with_leg_prior(cfg.cmvn.leg_prior) if cmvn.leg_prior != cfg.cmvn.leg_prior else cmvn
         groups = [k for k, utts in enumerate(dev_sets) for _ in utts]
-        self.dev = DevSet(dev, self.cmvn, groups, cfg.data.dev_weights)
-        plan = EpochPlan.from_repeats([len(s) for s in train_sets], repeats)
-        spec = SpecAugment(cfg.specaugment)
-        self.batches = BatchMaker(self.train, plan, self.cmvn, spec, cfg.seed)
-        self.sampler = self.batches.sampler(cfg)
-        self.steps_per_epoch = len(self.sampler.batches(0))
+        self.dev = DevSet(dev, self.cmvn, groups, data.dev_weights)
+        if train is None:
+            self.stream: StreamedBatches | None = StreamedBatches(cfg, self.cmvn, self.ranks.rank, self.ranks.world)
+            self.steps_per_epoch = self.stream.steps
+            self.console.print(
+                f"train: streamed from {len(data.train_shards)} shard folder(s), {len(self.stream.shards)} shards on "
+                f"this rank, {self.steps_per_epoch} batches per epoch (augmented afresh); dev: {len(dev_utts)}"
+            )
+        else:
+            self.stream = None
+            self.train = train
+            repeats = data.repeat or tuple(1 for _ in train.sizes)
+            plan = EpochPlan.from_repeats(train.sizes, repeats)
+            self.batches = BatchMaker(train, plan, self.cmvn, SpecAugment(cfg.specaugment), cfg.seed)
+            self.sampler = self.batches.sampler(cfg)
+            self.steps_per_epoch = len(self.sampler.batches(0))
+            seconds = sum(f.shape[0] for f in train.features[0]) * frame_seconds(cfg.features)
+            self.console.print(
+                f"train: {len(train.utts)} utterances ({seconds / 3600:.2f} h per variant, {cfg.augment.variants} "
+                f"variants), {len(plan.order)} per epoch in {self.steps_per_epoch} batches; dev: {len(dev_utts)}"
+            )
         self.total_steps = self.steps_per_epoch * cfg.train.epochs
-        seconds = sum(f.shape[0] for f in self.train.features[0]) * frame_seconds(cfg.features)
-        self.console.print(
-            f"train: {len(train_utts)} utterances ({seconds / 3600:.2f} h per variant, {cfg.augment.variants} "
-            f"variants), {len(plan.order)} per epoch in {self.steps_per_epoch} batches; dev: {len(dev_utts)}"
-        )
 
     def _init_model(self) -> ModelBundle | None:
         """The model a fine-tuning run starts from (train.init), checked against the recipe's [model]."""
@@ -315,20 +331,35 @@ class Trainer:
         (in `train.accumulate` micro-batches); returns (the batch's CTC loss, gradient norm before clipping).
         The loss is `reduction="mean"`'s: each utterance's loss over its target length, averaged over the whole
         batch. A step whose gradient is not finite is skipped (the loss is still returned)."""
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
         share = self.ranks.share(keys)
         pieces = self.config.train.accumulate
         micro = [share[i::pieces] for i in range(pieces)]
         micro = [m for m in micro if m] or [keys[:1]]  # a rank with no share runs one utterance with weight 0
         scale = (self.ranks.world if share else 0.0) / len(keys)
+        return self._update([functools.partial(self.batches, m) for m in micro], scale, lr)
+
+    def step_streamed(self, items: list[dict[str, Any]], lr: float) -> tuple[float, float]:
+        """One optimizer step on this rank's streamed batch (each rank has its own); the loss is averaged over
+        the utterances of all ranks' batches, as step()'s."""
+        assert self.stream is not None
+        stream = self.stream
+        count = self.ranks.sum(len(items))
+        pieces = min(self.config.train.accumulate, len(items))
+        micro = [items[i::pieces] for i in range(pieces)]
+        return self._update([functools.partial(stream.collate_items, m) for m in micro], self.ranks.world / count, lr)
+
+    def _update(self, parts: list[Callable[[], dict[str, Any]]], scale: float, lr: float) -> tuple[float, float]:
+        """Forward and backward each micro-batch (gradients synchronized across ranks on the last), weighted by
+        `scale`, then clip and step."""
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
         self.optimizer.zero_grad(set_to_none=True)
         total = 0.0
-        for i, part in enumerate(micro):
-            last = i == len(micro) - 1
+        for i, part in enumerate(parts):
+            last = i == len(parts) - 1
             sync = contextlib.nullcontext() if last or not self.ranks.distributed else cast(Any, self.network).no_sync()
             with sync:
-                loss = self._loss(self.batches(part)) * scale
+                loss = self._loss(part()) * scale
                 loss.backward()
             total += loss.item()
         norm = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.train.grad_clip))
@@ -361,18 +392,28 @@ class Trainer:
             if cfg.train.patience and state["best"] and epoch - state["best"]["epoch"] > cfg.train.patience:
                 self.console.print(f"early stop: no dev improvement for {cfg.train.patience} epochs")
                 break
-            self.sampler.durations = self.batches.durations(epoch)
-            self.sampler.set_epoch(epoch, start_batch=state["batch"])
+            batches: Iterable[Any]
+            if self.stream is None:
+                self.sampler.durations = self.batches.durations(epoch)
+                self.sampler.set_epoch(epoch, start_batch=state["batch"])
+                batches = cast(Iterable[Any], self.sampler)
+            else:
+                batches = cast(Iterable[Any], self.stream.epoch(epoch, skip=state["batch"]))
+            audio = 0.0
             self.model.train()
             started, loss_sum, loss_count, norms = time.perf_counter(), 0.0, 0, []
             with _progress(self.console) as progress:
                 job = progress.add_task(f"epoch {epoch + 1}/{cfg.train.epochs}", total=self.steps_per_epoch)
                 progress.update(job, completed=state["batch"])
-                for keys in self.sampler:
+                for batch in batches:
                     lr = learning_rate(
                         state["step"], cfg.train.lr, cfg.train.warmup_steps, self.total_steps, cfg.train.final_lr_ratio
                     )
-                    loss, norm = self.step(keys, lr)
+                    if self.stream is None:
+                        loss, norm = self.step(batch, lr)
+                    else:
+                        loss, norm = self.step_streamed(batch, lr)
+                        audio += sum(it["seconds"] for it in batch)
                     state["step"] += 1
                     state["batch"] += 1
                     loss_sum += loss
@@ -397,7 +438,10 @@ class Trainer:
                 "lr": self.optimizer.param_groups[0]["lr"],
                 "seconds": time.perf_counter() - started,
                 "train_seconds": trained,  # the steps alone (no dev evaluation, no checkpoint)
-                "audio_seconds": float(self.batches.durations(epoch).sum()),  # the epoch's audio, all ranks
+                # the epoch's audio, all ranks (streamed: what was trained since this process started the epoch)
+                "audio_seconds": float(self.batches.durations(epoch).sum())
+                if self.stream is None
+                else self.ranks.sum(audio),
                 # gradient norms before clipping (this process's batches), and steps skipped as not finite
                 "grad_norm_median": float(np.median(finite)) if finite else None,
                 "grad_norm_max": max(finite, default=None),
