@@ -327,6 +327,27 @@ def _prepare(data: Path, work: Path, quick: bool) -> dict[str, list[dict[str, st
     return sets
 
 
+def _capacity(args: argparse.Namespace, python: str, base: dict[str, Any], streams: list[int], folder: Path) -> None:
+    """--capacity: each ONNX engine's batched ticks at every stream count and thread count (a count that falls
+    behind does not end the run here, so the p95s of every count are there to compare)."""
+    from gruasr.environment import environment
+
+    rows = []
+    for engine in ("onnx", "onnx-int8"):
+        for threads in (int(t) for t in args.concurrency_threads.split(",")):
+            for count in streams:
+                spec = {**base, "engine": engine, "streams": [count], "threads": threads}
+                rows += [{**r, "engine": engine} for r in _run_worker(python, "concurrency", spec, folder)["rows"]]
+                r = rows[-1]
+                print(f"{engine:10} {threads} thr {count:4} streams: tick p50 {r['tick_ms_p50']:6.1f} ms, "
+                      f"p95 {r['tick_ms_p95']:6.1f} ms, {'real time' if r['real_time'] else 'behind'}")  # fmt: skip
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    load = os.getloadavg()
+    args.out.write_text(json.dumps({"environment": environment(), "load_average": load, "python": python,
+                                    "ticks": base["ticks"], "rows": rows}, indent=1) + "\n")  # fmt: skip
+    print(args.out)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--worker", help=argparse.SUPPRESS)
@@ -344,6 +365,12 @@ def main() -> None:
         "--concurrency-threads",
         default="1,2",
         help="intra-op threads of the concurrency runs, each (default 1,2)",
+    )
+    parser.add_argument(
+        "--capacity",
+        action="store_true",
+        help="only the concurrency runs of the ONNX engines (float and int8): every --streams count with every "
+        "--concurrency-threads, none skipped; table and JSON (--out) of their ticks",
     )
     args = parser.parse_args()
     if args.worker:
@@ -375,6 +402,9 @@ def main() -> None:
         base = {"sets": sets, "models": models, "threads": args.threads, "gruasr_source_mb": source_mb,
                 "stream_set": "an4", "ticks": 12 if args.quick else 30}  # fmt: skip
         streams = [4, 8] if args.quick else [int(n) for n in args.streams.split(",")]
+        if args.capacity:
+            _capacity(args, runtime, base, streams, work_dir)
+            return
         rows = []
         for engine in ENGINES:
             python = runtime if engine.startswith("onnx") else sys.executable

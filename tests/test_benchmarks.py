@@ -172,3 +172,13 @@ def test_gpu_kit_and_the_gpu_check_smoke_run(tmp_path, data_dir):
     assert {r["unit"] for r in report["train_speed"]["throughput"]} == {"gru", "mingru"}
     assert len(report["run"]["history"]) == 1 and set(report["wer"]) == {"an4", "numbers"}
     assert (out / "model.tar.gz").stat().st_size > 0 and "== CUDA tests" in (out / "gpu_check.log").read_text()
+
+
+def test_deploy_speed_capacity_quick_writes_every_count(tmp_path, data_dir):
+    """--capacity: both ONNX engines at every stream count and thread count, none skipped."""
+    out = tmp_path / "capacity.json"
+    _bench("deploy_speed.py", "--capacity", "--data", str(data_dir), "--out", str(out))
+    rows = json.loads(out.read_text())["rows"]
+    cells = {(r["engine"], r["threads"], r["streams"]) for r in rows}
+    assert cells == {(e, t, n) for e in ("onnx", "onnx-int8") for t in (1, 2) for n in (4, 8)}
+    assert all(r["tick_ms_p95"] >= r["tick_ms_p50"] > 0 for r in rows)
