@@ -72,28 +72,35 @@ class Endpointer:
         self._heard = False  # the current utterance holds confirmed speech
         self.speech_frames = 0
         self.frames = 0
+        # the rules in samples
+        self._min_speech = config.min_speech * sample_rate
+        self._trailing = config.trailing_silence * sample_rate
+        self._longest = config.max_utterance * sample_rate
 
     def accept(self, samples: np.ndarray) -> list[tuple[int, bool]]:
         if not self.config.enabled:
             return []
         pcm = np.clip(np.round(np.asarray(samples, dtype=np.float32) * 32768.0), -32768, 32767).astype(np.int16)
-        self._buffer = np.concatenate([self._buffer, pcm])
+        buffer = np.concatenate([self._buffer, pcm]) if self._buffer.shape[0] else pcm
+        whole = buffer.shape[0] // self.frame * self.frame
+        data, self._buffer = buffer[:whole].tobytes(), buffer[whole:]
         cuts: list[tuple[int, bool]] = []
-        cfg = self.config
-        while self._buffer.shape[0] >= self.frame:
-            frame, self._buffer = self._buffer[: self.frame], self._buffer[self.frame :]
-            speech = self._vad.is_speech(frame.tobytes(), self.rate)
-            self._position += self.frame
+        frame, step, is_speech = self.frame, 2 * self.frame, self._vad.is_speech
+        for begin in range(0, len(data), step):  # one VAD frame of 16-bit samples at a time
+            speech = is_speech(data[begin : begin + step], self.rate)
+            self._position += frame
             self.frames += 1
-            self.speech_frames += int(speech)
-            self._speech_run = self._speech_run + self.frame if speech else 0
-            if self._speech_run >= cfg.min_speech * self.rate and self._speech_run > 0:
+            if speech:
+                self.speech_frames += 1
+                self._speech_run += frame
+            else:
+                self._speech_run = 0
+            if self._speech_run >= self._min_speech and self._speech_run > 0:
                 self._heard = True
                 self._silence_run = 0
             elif not speech:
-                self._silence_run += self.frame
-            length = self._position - self._start
-            if self._silence_run >= cfg.trailing_silence * self.rate or length >= cfg.max_utterance * self.rate:
+                self._silence_run += frame
+            if self._silence_run >= self._trailing or self._position - self._start >= self._longest:
                 cuts.append((self._position, self._heard))
                 self._start = self._position
                 self._silence_run = 0
