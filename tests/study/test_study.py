@@ -58,6 +58,17 @@ def test_the_committed_study_plan() -> None:
     assert {r.config.augment.seed for r in runs} == {0}  # every run trains on the same augmented copies
 
 
+def test_the_converged_comparison_plan() -> None:
+    """configs/compare-converged.toml: GRU, LSTM and Li-GRU at the default model's size and schedule."""
+    study = load_study(ROOT / "configs" / "compare-converged.toml")
+    runs = plan_runs(study, Path("/study"))
+    assert [r.name for r in runs] == ["gru-bi-s1", "lstm-bi-s1", "ligru-bi-s1"]
+    gru = runs[0].config.model
+    assert (gru.hidden_size, gru.num_layers, gru.conv_channels) == (256, 3, 256)  # the default model itself
+    assert all(abs(r.parameters - 3428381) <= 0.05 * 3428381 for r in runs)
+    assert all(r.config.train.epochs == 40 and r.config.augment.variants == 3 for r in runs)
+
+
 def test_study_config_errors(tmp_path: Path) -> None:
     bad = tmp_path / "bad.toml"
     bad.write_text('units = ["gru", "transformer"]\n')
