@@ -145,6 +145,8 @@ def test_presets_quick_writes_json(tmp_path, data_dir):
     assert [r["preset"] for r in rows] == ["xs", "s"]
     assert 400_000 < rows[0]["parameters"] < 800_000 < 1_200_000 < rows[1]["parameters"] < 2_000_000
     assert all(r["audio_s_per_s"] > 0 and r["minutes_per_audio_hour"] > 0 for r in rows)
+    # step memory: weights x 4 (parameters, gradients, two Adam moments) + activations, larger for the larger model
+    assert all(r["step_mb"] > r["activations_mb"] > 0 for r in rows) and rows[0]["step_mb"] < rows[1]["step_mb"]
 
 
 def test_gpu_kit_and_the_gpu_check_smoke_run(tmp_path, data_dir):
