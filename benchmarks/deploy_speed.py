@@ -366,6 +366,7 @@ def main() -> None:
         default="1,2",
         help="intra-op threads of the concurrency runs, each (default 1,2)",
     )
+    parser.add_argument("--engines", default=",".join(ENGINES), help="which of our engines (default: all four)")
     parser.add_argument(
         "--capacity",
         action="store_true",
@@ -373,6 +374,9 @@ def main() -> None:
         "--concurrency-threads, none skipped; table and JSON (--out) of their ticks",
     )
     args = parser.parse_args()
+    unknown = set(args.engines.split(",")) - set(ENGINES)
+    if unknown:
+        parser.error(f"--engines: unknown {sorted(unknown)}; ours are {', '.join(ENGINES)}")
     if args.worker:
         spec = json.loads(Path(args.worker).read_text())
         print(json.dumps(work(spec["task"], spec)))
@@ -406,7 +410,7 @@ def main() -> None:
             _capacity(args, runtime, base, streams, work_dir)
             return
         rows = []
-        for engine in ENGINES:
+        for engine in args.engines.split(","):
             python = runtime if engine.startswith("onnx") else sys.executable
             print(f"{engine}: offline, stream, concurrency ({python})", file=sys.stderr, flush=True)
             spec = {**base, "engine": engine}
