@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -15,26 +21,44 @@ def parse_shard(text: str) -> tuple[int, int]:
     return k, n
 
 
-def _cmd_compare(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
+def open_study(args: argparse.Namespace, load: Callable[..., Any]) -> tuple[Console, Any, Path, Path]:
+    """What `compare` and `scale` start with: torch's threads set, the console, the study's recipe (`load(path,
+    quick=...)`), the corpora folder and the study folder (made)."""
     import torch
     from rich.console import Console
 
     from gruasr.errors import ConfigError
     from gruasr.evaluation.suite import find_data
-    from gruasr.study.config import load_study
-    from gruasr.study.runs import is_done, plan_runs, prepare_corpora, train_runs
 
-    console = Console(stderr=True)
     if args.threads:
         torch.set_num_threads(args.threads)
-    study = load_study(args.config, quick=args.quick)
+    study = load(args.config, quick=args.quick)
     data = find_data(args.data)
     if data is None:
         raise ConfigError("corpora not found: give --data DIR (holding an4/ and fsdd/) or set GRUASR_DATA")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    return Console(stderr=True), study, data, out
+
+
+def add_study_arguments(parser: argparse.ArgumentParser, config: str, out: str) -> None:
+    """The options `compare` and `scale` share."""
+    parser.add_argument("--config", default=config, help="study recipe (default: %(default)s)")
+    parser.add_argument("--out", required=True, help=out)
+    parser.add_argument("--quick", action="store_true", help="tiny models and data: the whole path in minutes")
+    parser.add_argument("--data", help="corpora folder (default: $GRUASR_DATA or ../shared/data)")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
+    parser.add_argument(
+        "--shard", type=parse_shard, metavar="K/N",
+        help="only train and measure runs K, K+N, ... (parallel processes share a study), without the report",
+    )  # fmt: skip
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from gruasr.study.config import load_study
+    from gruasr.study.runs import is_done, plan_runs, prepare_corpora, train_runs
+
+    console, study, data, out = open_study(args, load_study)
     prepare_corpora(data, out, study.numbers_train, study.numbers_dev, study.measure.numbers)
     runs = plan_runs(study, out)
     done = sum(is_done(out, r) for r in runs)
@@ -59,13 +83,5 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 def add_compare_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     compare = sub.add_parser("compare", help="train and compare every recurrent unit on equal terms, write a report")
-    compare.add_argument("--config", default="configs/compare.toml", help="study recipe (default: %(default)s)")
-    compare.add_argument("--out", required=True, help="study folder: runs, measurements, report.md/json, plots")
-    compare.add_argument("--quick", action="store_true", help="tiny models and data: the whole path in minutes")
-    compare.add_argument("--data", help="corpora folder (default: $GRUASR_DATA or ../shared/data)")
-    compare.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
-    compare.add_argument(
-        "--shard", type=parse_shard, metavar="K/N",
-        help="only train and measure runs K, K+N, ... (parallel processes share a study), without the report",
-    )  # fmt: skip
+    add_study_arguments(compare, "configs/compare.toml", "study folder: runs, measurements, report.md/json, plots")
     compare.set_defaults(func=_cmd_compare)

@@ -4,29 +4,14 @@ from __future__ import annotations
 
 import argparse
 
-from gruasr.cli.compare import parse_shard
+from gruasr.cli.compare import add_study_arguments, open_study
 
 
 def _cmd_scale(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    import torch
-    from rich.console import Console
-
-    from gruasr.errors import ConfigError
-    from gruasr.evaluation.suite import find_data
     from gruasr.study.runs import is_done, prepare_corpora, train_runs
     from gruasr.study.scale import load_scale, measure_scale, plan_scale, write_scale_report
 
-    console = Console(stderr=True)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    study = load_scale(args.config, quick=args.quick)
-    data = find_data(args.data)
-    if data is None:
-        raise ConfigError("corpora not found: give --data DIR (holding an4/ and fsdd/) or set GRUASR_DATA")
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    console, study, data, out = open_study(args, load_scale)
     prepare_corpora(data, out, study.numbers_train, study.numbers_dev, study.numbers_test)
     runs = plan_scale(study, out)
     done = sum(is_done(out, r) for r in runs)
@@ -49,13 +34,5 @@ def add_scale_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     scale = sub.add_parser(
         "scale", help="train a grid of model sizes x data fractions, fit WER = a x^-b along both, write a report"
     )
-    scale.add_argument("--config", default="configs/scale.toml", help="study recipe (default: %(default)s)")
-    scale.add_argument("--out", required=True, help="study folder: data, runs, report.md/json, scaling.png")
-    scale.add_argument("--quick", action="store_true", help="tiny models and data: the whole path in minutes")
-    scale.add_argument("--data", help="corpora folder (default: $GRUASR_DATA or ../shared/data)")
-    scale.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
-    scale.add_argument(
-        "--shard", type=parse_shard, metavar="K/N",
-        help="only train and measure runs K, K+N, ... (parallel processes share a study), without the report",
-    )  # fmt: skip
+    add_study_arguments(scale, "configs/scale.toml", "study folder: data, runs, report.md/json, scaling.png")
     scale.set_defaults(func=_cmd_scale)

@@ -86,9 +86,15 @@ class StudyConfig:
 
 def load_study(path: str | Path, quick: bool = False) -> StudyConfig:
     """Read a study TOML; with `quick`, its [quick] table replaces the keys it names (measure merged)."""
+    return build(StudyConfig, read_study_tree(path, quick, "study"), str(path))
+
+
+def read_study_tree(path: str | Path, quick: bool, kind: str) -> dict[str, Any]:
+    """A study TOML as a table; with `quick`, its [quick] table replaces the keys it names, except that
+    `overrides` are appended (later ones win) and a `measure` table is merged into the top level's."""
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"study config not found: {path}")
+        raise ConfigError(f"{kind} config not found: {path}")
     try:
         tree: dict[str, Any] = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as err:
@@ -99,7 +105,7 @@ def load_study(path: str | Path, quick: bool = False) -> StudyConfig:
             if key == "measure" and isinstance(value, dict):
                 tree.setdefault("measure", {}).update(value)
             elif key == "overrides" and isinstance(value, list):
-                tree["overrides"] = list(tree.get("overrides", [])) + value  # later ones win
+                tree["overrides"] = list(tree.get("overrides", [])) + value
             else:
                 tree[key] = value
-    return build(StudyConfig, tree, str(path))
+    return tree

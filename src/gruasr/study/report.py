@@ -382,6 +382,23 @@ def render_markdown(report: dict[str, Any], plots: Sequence[Path]) -> str:
     return "\n".join(lines)
 
 
+def report_header(
+    name: str, quick: bool, study: dict[str, Any], planned: int, measured: int, missing: list[str]
+) -> dict[str, Any]:
+    """What every study report starts with: the command, when, where, the study's recipe, runs done and not."""
+    command = " ".join(["gruasr", *sys.argv[1:]]) if sys.argv and sys.argv[0].endswith("gruasr") else f"gruasr {name}"
+    return {
+        "command": command,
+        "finished": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "environment": {**environment(), "platform": platform.platform()},
+        "quick": quick,
+        "study": study,
+        "runs_planned": planned,
+        "runs_measured": measured,
+        "missing": missing,
+    }
+
+
 def write_report(runs: list[Run], study: StudyConfig, out: Path, quick: bool = False) -> list[Path]:
     """Aggregate the measured runs into out/report.json, out/report.md and out/*.png; returns the paths."""
     measures, missing = [], []
@@ -395,16 +412,7 @@ def write_report(runs: list[Run], study: StudyConfig, out: Path, quick: bool = F
     from dataclasses import asdict
 
     report = {
-        "command": " ".join(["gruasr", *sys.argv[1:]])
-        if sys.argv and sys.argv[0].endswith("gruasr")
-        else "gruasr compare",
-        "finished": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "environment": {**environment(), "platform": platform.platform()},
-        "quick": quick,
-        "study": asdict(study),
-        "runs_planned": len(runs),
-        "runs_measured": len(measures),
-        "missing": missing,
+        **report_header("compare", quick, asdict(study), len(runs), len(measures), missing),
         "groups": groups,
         "conclusions": conclusions(groups, study),
         "runs": measures,

@@ -23,12 +23,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import platform
-import sys
-import tomllib
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -38,10 +34,11 @@ from rich.console import Console
 from gruasr.audio.telephony import TelephoneChannel
 from gruasr.bundle import load_bundle
 from gruasr.data.tokens import TokenTable
-from gruasr.environment import environment
 from gruasr.errors import ConfigError
+from gruasr.study.config import read_study_tree
 from gruasr.study.match import count_parameters
 from gruasr.study.measure import Scorer, load_items
+from gruasr.study.report import report_header
 from gruasr.study.runs import run_dir
 from gruasr.training.config import TrainConfig, build, load_config
 from gruasr.training.data import read_utterances
@@ -82,19 +79,8 @@ class ScaleConfig:
 
 
 def load_scale(path: str | Path, quick: bool = False) -> ScaleConfig:
-    """Read a scale TOML; with `quick`, its [quick] table replaces the keys it names."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"scale config not found: {path}")
-    try:
-        tree: dict[str, Any] = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as err:
-        raise ConfigError(f"{path}: not valid TOML ({err})") from None
-    quick_tree = tree.pop("quick", {})
-    if quick:
-        for key, value in quick_tree.items():
-            tree[key] = list(tree.get(key, [])) + value if key == "overrides" else value
-    return build(ScaleConfig, tree, str(path))
+    """Read a scale TOML; with `quick`, its [quick] table replaces the keys it names (overrides appended)."""
+    return build(ScaleConfig, read_study_tree(path, quick, "scale"), str(path))
 
 
 @dataclass(frozen=True)
@@ -426,14 +412,7 @@ def write_scale_report(runs: Sequence[ScaleRun], study: ScaleConfig, out: Path, 
     analysis = analyse(measures, study)
     plot = draw_scale(analysis, study, out) if analysis["grid"] else None
     report = {
-        "command": " ".join(["gruasr", *sys.argv[1:]]) if sys.argv[0].endswith("gruasr") else "gruasr scale",
-        "finished": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "environment": {**environment(), "platform": platform.platform()},
-        "quick": quick,
-        "study": asdict(study),
-        "runs_planned": len(runs),
-        "runs_measured": len(measures),
-        "missing": missing,
+        **report_header("scale", quick, asdict(study), len(runs), len(measures), missing),
         "analysis": analysis,
         "plot": plot.name if plot else None,
         "runs": measures,
