@@ -164,7 +164,8 @@ def work(task: str, spec: dict[str, Any]) -> dict[str, Any]:
         audios = [np.concatenate([_read(i["wav8"]), np.zeros(4000, np.float32)]) for i in spec["sets"]["an4"]]
         out["rows"] = []
         for count in spec["streams"]:  # ascending; the first count that falls behind ends the run
-            row = _concurrency(rec, audios, count, spec["ticks"], spec.get("finals", "tick"))
+            decoder = (spec["engine"], spec["models"]) if spec.get("finals") == "process" else None
+            row = _concurrency(rec, audios, count, spec["ticks"], spec.get("finals", "tick"), decoder)
             out["rows"].append({**row, "threads": threads})
             if not out["rows"][-1]["real_time"]:
                 break
@@ -183,11 +184,26 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _concurrency(rec: Any, audios: list[np.ndarray], count: int, ticks: int, finals: str = "tick") -> dict[str, Any]:
+_DECODER: Any = None
+
+
+def _decoder_init(engine: str, models: dict[str, str]) -> None:
+    global _DECODER
+    _DECODER = _recognizers(engine, models, 1, streaming=True).offline
+
+
+def _decode_in_process(log_probs: np.ndarray) -> str:
+    return str(_DECODER.decode(log_probs).text)
+
+
+def _concurrency(
+    rec: Any, audios: list[np.ndarray], count: int, ticks: int, finals: str = "tick", decoder: Any = None
+) -> dict[str, Any]:
     """N streams, 100 ms each per tick, one batched advance per tick (benchmarks/streaming.py's method). Finals
     (beam + LM) are decoded in the ticking thread (`finals="tick"`), or handed to one decoding thread as the
     server's ticker hands them to its pool (`"thread"`: the tick is then features, VAD, network and partials, and
-    each final's latency is from its hand-over to its text)."""
+    each final's latency is from its hand-over to its text), or to one decoding process (`"process"`, with
+    `decoder` = (engine, models) to load there: the beam search's Python then does not take the ticker's GIL)."""
     import concurrent.futures
 
     chunk = 8000 * CHUNK_MS // 1000
@@ -196,12 +212,29 @@ def _concurrency(rec: Any, audios: list[np.ndarray], count: int, ticks: int, fin
     offsets = [(i * 7 * chunk) % s.shape[0] for i, s in enumerate(signals)]  # streams out of step
     times: list[float] = []
     waits: list[float] = []
-    pool = concurrent.futures.ThreadPoolExecutor(1) if finals == "thread" else None
+    pool: Any = None
+    if finals == "thread":
+        pool = concurrent.futures.ThreadPoolExecutor(1)
+    elif finals == "process":
+        import multiprocessing
+
+        spawn = multiprocessing.get_context("spawn")  # not a fork of a process running ONNX Runtime's threads
+        pool = concurrent.futures.ProcessPoolExecutor(1, spawn, initializer=_decoder_init, initargs=decoder)
+        pool.submit(int, 0).result()  # started, its decoder loaded
     handed = 0
 
     def decode(item: Any, handed: float) -> None:
         rec.offline.decode(item.log_probs)
         waits.append(time.perf_counter() - handed)
+
+    def submit(item: Any) -> None:
+        now = time.perf_counter()
+        if finals == "thread":
+            pool.submit(decode, item, now)
+        else:
+            pool.submit(_decode_in_process, np.asarray(item.log_probs)).add_done_callback(
+                lambda _, now=now: waits.append(time.perf_counter() - now)
+            )
 
     for tick in range(ticks):
         began = time.perf_counter()
@@ -215,14 +248,14 @@ def _concurrency(rec: Any, audios: list[np.ndarray], count: int, ticks: int, fin
             else:
                 for item in stream.take():
                     if not hasattr(item, "type"):  # a PendingFinal
-                        pool.submit(decode, item, time.perf_counter())
+                        submit(item)
                         handed += 1
         times.append(time.perf_counter() - began)
         if pool is not None:  # real time: the next chunk arrives 100 ms after this one
             time.sleep(max(0.0, CHUNK_MS / 1000 - times[-1]))
     backlog = 0
     if pool is not None:
-        backlog = pool._work_queue.qsize()  # finals still waiting when the last tick ended
+        backlog = handed - len(waits)  # finals still waiting when the last tick ended
         pool.shutdown(wait=True)
     steady = times[2:]
     p95 = float(np.percentile(steady, 95))
@@ -367,7 +400,7 @@ def _capacity(args: argparse.Namespace, python: str, base: dict[str, Any], strea
     rows = []
     for engine, threads, finals, count in (
         (e, t, f, n) for e in ("onnx", "onnx-int8") for t in (int(x) for x in args.concurrency_threads.split(","))
-        for f in ("tick", "thread") for n in streams
+        for f in ("tick", "thread", "process") for n in streams
     ):  # fmt: skip
         spec = {**base, "engine": engine, "streams": [count], "threads": threads, "finals": finals}
         rows += [{**r, "engine": engine} for r in _run_worker(python, "concurrency", spec, folder)["rows"]]
@@ -445,7 +478,7 @@ def main() -> None:
             models[f"{key}-streaming"] = str(export_onnx(models["streaming"], work_dir / key / "streaming", int8=int8))
         source_mb = sum(p.stat().st_size for p in (ROOT / "src" / "gruasr").rglob("*.py")) / 1e6
         base = {"sets": sets, "models": models, "threads": args.threads, "gruasr_source_mb": source_mb,
-                "stream_set": "an4", "ticks": 12 if args.quick else 30}  # fmt: skip
+                "stream_set": "an4", "ticks": (40 if args.capacity else 12) if args.quick else 30}  # fmt: skip
         streams = [4, 8] if args.quick else [int(n) for n in args.streams.split(",")]
         if args.capacity:
             _capacity(args, runtime, base, streams, work_dir)
