@@ -41,6 +41,24 @@ def open_study(args: argparse.Namespace, load: Callable[..., Any]) -> tuple[Cons
     return Console(stderr=True), study, data, out
 
 
+def run_study(
+    args: argparse.Namespace, console: Console, runs: list[Any], out: Path,
+    measure: Callable[[tuple[int, int]], None], report: Callable[[], list[Path]],
+) -> int:  # fmt: skip
+    """Train this shard's runs (all without --shard), measure them, and write the report unless sharded."""
+    from gruasr.study.runs import train_runs
+
+    shard = args.shard or (0, 1)
+    train_runs(runs, out, console, shard)
+    measure(shard)
+    if args.shard is not None:
+        console.print(f"shard {shard[0]}/{shard[1]} trained and measured; run without --shard for the report")
+        return 0
+    for path in report():
+        print(path)
+    return 0
+
+
 def add_study_arguments(parser: argparse.ArgumentParser, config: str, out: str) -> None:
     """The options `compare` and `scale` share."""
     parser.add_argument("--config", default=config, help="study recipe (default: %(default)s)")
@@ -56,7 +74,7 @@ def add_study_arguments(parser: argparse.ArgumentParser, config: str, out: str) 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
     from gruasr.study.config import load_study
-    from gruasr.study.runs import is_done, plan_runs, prepare_corpora, train_runs
+    from gruasr.study.runs import is_done, plan_runs, prepare_corpora
 
     console, study, data, out = open_study(args, load_study)
     prepare_corpora(data, out, study.numbers_train, study.numbers_dev, study.measure.numbers)
@@ -66,19 +84,14 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         f"study: {len(runs)} runs ({done} done) of {', '.join(study.units)} x {', '.join(study.directions)}"
         f" x seeds {', '.join(map(str, study.seeds))}, {study.parameters:,} parameters each; in {out}"
     )
-    shard = args.shard or (0, 1)
-    train_runs(runs, out, console, shard)
     from gruasr.study.measure import measure_runs
     from gruasr.study.report import write_report
 
-    measure_runs(runs, study, out, console, shard)
-    if args.shard is not None:
-        console.print(f"shard {shard[0]}/{shard[1]} trained and measured; run without --shard for the report")
-        return 0
-    paths = write_report(runs, study, out, quick=args.quick)
-    for path in paths:
-        print(path)
-    return 0
+    return run_study(
+        args, console, runs, out,
+        lambda shard: measure_runs(runs, study, out, console, shard),
+        lambda: write_report(runs, study, out, quick=args.quick),
+    )  # fmt: skip
 
 
 def add_compare_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 
-from gruasr.cli.compare import add_study_arguments, open_study
+from gruasr.cli.compare import add_study_arguments, open_study, run_study
 
 
 def _cmd_scale(args: argparse.Namespace) -> int:
-    from gruasr.study.runs import is_done, prepare_corpora, train_runs
+    from gruasr.study.runs import is_done, prepare_corpora
     from gruasr.study.scale import load_scale, measure_scale, plan_scale, write_scale_report
 
     console, study, data, out = open_study(args, load_scale)
@@ -19,15 +19,11 @@ def _cmd_scale(args: argparse.Namespace) -> int:
         f"scaling study: {len(runs)} runs ({done} done): sizes {', '.join(study.sizes)} x data "
         f"{', '.join(f'{100 * f:g}%' for f in study.fractions)} x seeds {', '.join(map(str, study.seeds))}; in {out}"
     )
-    shard = args.shard or (0, 1)
-    train_runs(runs, out, console, shard)
-    measure_scale([r for i, r in enumerate(runs) if i % shard[1] == shard[0]], study, out, console)
-    if args.shard is not None:
-        console.print(f"shard {shard[0]}/{shard[1]} trained and measured; run without --shard for the report")
-        return 0
-    for path in write_scale_report(runs, study, out, quick=args.quick):
-        print(path)
-    return 0
+
+    def measure(shard: tuple[int, int]) -> None:
+        measure_scale([r for i, r in enumerate(runs) if i % shard[1] == shard[0]], study, out, console)
+
+    return run_study(args, console, runs, out, measure, lambda: write_scale_report(runs, study, out, args.quick))
 
 
 def add_scale_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
