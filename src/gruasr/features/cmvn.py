@@ -82,6 +82,18 @@ class CmvnStats:
         return GlobalCMVN(self.mean, std, count=self.count)
 
 
+def leg_normalize(x: Tensor, prior: int, total: Tensor, count: int) -> tuple[Tensor, Tensor, int]:
+    """Frames x (..., T, F) of a leg minus its running mean, shrunk towards 0 (the global mean) by `prior`
+    frames: frame t becomes x_t - (total + x_1 + ... + x_t) / (prior + count + t), where `total` (F,) and `count`
+    are the sum and number of the leg's frames before x (zeros and 0: x starts the leg). Returns the normalized
+    frames and the leg's new sum and count, to carry into its next frames."""
+    if not x.shape[-2]:
+        return x, total, count
+    sums = total + x.cumsum(-2)
+    t = count + torch.arange(1, x.shape[-2] + 1, device=x.device, dtype=x.dtype)
+    return x - sums / (prior + t)[:, None], sums[..., -1, :], count + x.shape[-2]
+
+
 class GlobalCMVN(nn.Module):
     """Applies (x - mean) / std over the last dimension: x (..., dim) -> (..., dim), same dtype and device.
 
@@ -138,8 +150,7 @@ class GlobalCMVN(nn.Module):
         if self.leg_prior:
             if x.ndim < 2:
                 raise ShapeError(f"CMVN with leg_prior needs (..., T, F) features, got shape {tuple(x.shape)}")
-            t = torch.arange(1, x.shape[-2] + 1, device=x.device, dtype=x.dtype)
-            x = x - x.cumsum(-2) / (self.leg_prior + t)[:, None]
+            x = leg_normalize(x, self.leg_prior, x.new_zeros(x.shape[-1]), 0)[0]
         return x
 
     def normalize(self, x: Tensor) -> Tensor:

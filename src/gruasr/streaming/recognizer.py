@@ -44,6 +44,7 @@ from torch.nn.utils.rnn import pad_sequence
 from gruasr.bundle import PRETRAINED
 from gruasr.errors import ConfigError
 from gruasr.events import Event, PendingFinal, StreamBase
+from gruasr.features.cmvn import leg_normalize
 from gruasr.features.framing import num_frames
 from gruasr.features.streaming import StreamingFbank
 from gruasr.integrity import TrustedKey
@@ -153,12 +154,8 @@ class Stream(StreamBase):
 
     def _leg_normalize(self, new: Tensor, prior: int) -> Tensor:
         """new (T, F) globally normalized frames minus the leg's running mean (StreamingRecognizer.leg_cmvn)."""
-        if not new.shape[0]:
-            return new
-        sums = self._leg_sum + new.cumsum(0)
-        counts = self._leg_count + torch.arange(1, new.shape[0] + 1, device=new.device, dtype=new.dtype)
-        self._leg_sum, self._leg_count = sums[-1], self._leg_count + new.shape[0]
-        return new - sums / (prior + counts)[:, None]
+        out, self._leg_sum, self._leg_count = leg_normalize(new, prior, self._leg_sum, self._leg_count)
+        return out
 
     def _ready(self) -> int:
         """Frames that can go through the convolutions now (up to the next cut)."""

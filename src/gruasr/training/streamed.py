@@ -30,6 +30,7 @@ from gruasr.audio.resample import resample
 from gruasr.bundle import frame_seconds
 from gruasr.data.augment import AugmentConfig, augment
 from gruasr.data.batching import Collate, _worker_init
+from gruasr.data.manifest import Utterance
 from gruasr.data.shards import iter_shard, shard_index, shard_paths
 from gruasr.data.tokens import TokenTable, check_texts
 from gruasr.errors import ConfigError
@@ -39,6 +40,13 @@ from gruasr.training.config import TrainConfig
 
 #: utterances sorted together into batches (more: less padding, more memory)
 BUFFER = 512
+
+
+def at_rate(utt: Utterance, samples: np.ndarray, rate: int) -> np.ndarray:
+    """A shard member's samples as mono at `rate` (shards keep each utterance at its own rate)."""
+    if samples.ndim != 1:  # soundfile's (frames, channels)
+        samples = samples.mean(axis=1)
+    return samples if utt.sample_rate == rate else resample(samples, int(utt.sample_rate or rate), rate)
 
 
 def rank_shards(folders: Sequence[str], rank: int, world: int) -> list[tuple[Path, dict[str, Any]]]:
@@ -76,11 +84,8 @@ class ShardUtterances(IterableDataset[dict[str, Any]]):
         order = np.random.default_rng([self.seed, self.epoch, self.lap]).permutation(len(self.shards))
         rate, limit = self.config.sample_rate, self.config.data.max_duration
         for k in order[worker::workers]:
-            for position, (utt, samples) in enumerate(iter_shard(self.shards[k])):
-                if utt.sample_rate != rate:
-                    samples = resample(samples, int(utt.sample_rate or rate), rate)
-                if samples.ndim != 1:  # soundfile's (frames, channels)
-                    samples = samples.mean(axis=1)
+            for position, (utt, read) in enumerate(iter_shard(self.shards[k])):
+                samples = at_rate(utt, read, rate)
                 if limit and samples.shape[0] > limit * rate:
                     continue
                 bad = check_texts(self.tokens, [(utt.id, utt.text)])
@@ -180,10 +185,8 @@ def estimate_streamed_cmvn(config: TrainConfig, utterances: int = 2000) -> Globa
     stats: CmvnStats | None = None
     seen = 0
     for path in (p for folder in config.data.train_shards for p in shard_paths(folder)):
-        for utt, samples in iter_shard(path):
-            if utt.sample_rate != config.sample_rate:
-                samples = resample(samples, int(utt.sample_rate or config.sample_rate), config.sample_rate)
-            feats = fbank(torch.from_numpy(np.ascontiguousarray(samples, dtype=np.float32)))
+        for utt, read in iter_shard(path):
+            feats = fbank(torch.from_numpy(np.ascontiguousarray(at_rate(utt, read, config.sample_rate), np.float32)))
             stats = stats or CmvnStats(feats.shape[1])
             stats.update(feats)
             seen += 1
