@@ -114,7 +114,9 @@ def test_a_stereo_call_shows_two_legs_side_by_side_and_downloads_the_servers_for
     for fmt in ("json", "srt", "vtt"):
         target = downloads / f"call.{fmt}"
         deadline = time.monotonic() + WAIT
-        while not target.exists() and time.monotonic() < deadline:
+        # Chrome puts an empty file under the final name when a download starts and writes NAME.crdownload
+        # beside it until it is done: wait for the download, not its placeholder
+        while not (target.exists() and not list(downloads.glob("*.crdownload"))) and time.monotonic() < deadline:
             time.sleep(0.1)
         assert target.exists(), f"no download {target.name}: {sorted(p.name for p in downloads.iterdir())}"
         got[fmt] = target.read_text(encoding="utf-8")
