@@ -88,9 +88,11 @@ def test_the_console_script_in_a_fresh_process(onnx_dir: Path, expected: dict[st
     assert lines[:-1] == [f"{leg}: {text}" for leg, text in expected.items()]
 
 
-def test_serve_the_vosk_protocol_without_torch(onnx_dir: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("decode_in", ["threads", "processes"])
+def test_serve_the_vosk_protocol_without_torch(onnx_dir: Path, tmp_path: Path, decode_in: str) -> None:
     """`gruasr serve --engine onnx` in-process on a free loopback port: the project's Vosk lock-step client gets
-    the finals a local stream gives on the sample call's first leg, and torch is still not imported."""
+    the finals a local stream gives on the sample call's first leg (finals decoded in threads, or in spawned
+    processes, which have no torch to import either), and torch is still not imported."""
     import threading
     import time
 
@@ -103,7 +105,8 @@ def test_serve_the_vosk_protocol_without_torch(onnx_dir: Path, tmp_path: Path) -
     path = save_wav(tmp_path / "leg-a.wav", leg, 8000)
     stream = OnnxStreamingRecognizer.load(onnx_dir / "telephone-streaming").stream(8000)
     local = [e.text for e in stream.accept(load_audio(path).channel(0)) + stream.finish() if e.type == "final"]
-    _, server = build(ServerConfig(port=0, engine="onnx", model=str(onnx_dir / "telephone-streaming")))
+    config = ServerConfig(port=0, engine="onnx", model=str(onnx_dir / "telephone-streaming"), decode_in=decode_in)
+    _, server = build(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     try:

@@ -13,8 +13,9 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     config = load_config(args.config).with_overrides(
         host=args.host, port=args.port, audiosocket_port=args.audiosocket_port,
         audiosocket_host=args.audiosocket_host, model=args.model, rest_model=args.rest_model,
-        torch_threads=args.torch_threads, engine=args.engine, decode_workers=args.decode_workers, tick_ms=args.tick_ms,
-        max_sessions=args.max_sessions, output=args.output, webhook=args.webhook, drain_seconds=args.drain_seconds,
+        torch_threads=args.torch_threads, engine=args.engine, decode_workers=args.decode_workers,
+        decode_in=args.decode_in, tick_ms=args.tick_ms, max_sessions=args.max_sessions, output=args.output,
+        webhook=args.webhook, drain_seconds=args.drain_seconds,
         tls_cert=args.tls_cert, tls_key=args.tls_key, tls_client_ca=args.tls_client_ca, keys_file=args.keys_file,
         insecure_no_auth=args.insecure_no_auth or None, log_transcripts=args.log_transcripts or None,
         redact=tuple(args.redact) if args.redact else None,
@@ -68,6 +69,11 @@ def add_serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     )  # fmt: skip
     serve.add_argument("--torch-threads", type=int, help="intra-op threads of the network step (default 1)")
     serve.add_argument("--decode-workers", type=int, help="threads decoding finals (default: spare cores, >= 2)")
+    serve.add_argument(
+        "--decode-in", choices=["threads", "processes"],
+        help="decode finals in threads (default) or in spawned processes, each with its own LM: more streams per "
+        "core past ~200 (docs/serving.md, \"Capacity\")",
+    )  # fmt: skip
     serve.add_argument("--tick-ms", type=float, help="the ticker's period, ms (default 50)")
     serve.add_argument("--max-sessions", type=int, help="open streams at most (default 256)")
     serve.add_argument("--output", metavar="DIR", help="write each call's final events as DIR/<call>.jsonl")

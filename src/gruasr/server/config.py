@@ -41,8 +41,12 @@ class ServerConfig:
     #: safe choice on a shared machine: a parallel region waits on its slowest thread, and a descheduled peer
     #: makes every tick wait (100x slower with a CPU hog beside it on 2 cores).
     torch_threads: int = 1
-    #: threads decoding finals (beam search + LM), beside the event loop and the ticker
+    #: threads (or processes) decoding finals (beam search + LM), beside the event loop and the ticker
     decode_workers: int = 0  # 0: default_decode_workers()
+    #: "threads", or "processes": spawned processes, each with its own copy of the LM, so that the beam
+    #: searches' Python does not share the ticker's GIL (past ~200 streams the ticks wait on the finals in threads;
+    #: docs/serving.md, "Capacity")
+    decode_in: str = "threads"
     #: the ticker runs at most once per tick_ms and right away when audio is waiting after an idle spell
     tick_ms: float = 50.0
     #: every trim_seconds the allocator's free memory goes back to the system (glibc malloc_trim; 0: never)
@@ -120,6 +124,8 @@ class ServerConfig:
             raise ConfigError(f"server.engine must be 'torch' or 'onnx', got {self.engine!r}")
         if self.engine == "onnx" and self.model is None:
             raise ConfigError("server.engine 'onnx' needs server.model: a folder of `gruasr model export --onnx`")
+        if self.decode_in not in ("threads", "processes"):
+            raise ConfigError(f"server.decode_in must be 'threads' or 'processes', got {self.decode_in!r}")
         if not 0 <= self.decode_workers <= 64:
             raise ConfigError(f"server.decode_workers must be 0 (one per spare core) to 64, got {self.decode_workers}")
         for name in ("tick_ms", "max_backlog_seconds", "max_tick_audio", "drain_seconds", "trailing_silence"):
@@ -164,7 +170,7 @@ class ServerConfig:
 
     @property
     def decoders(self) -> int:
-        """Decoding threads: decode_workers, or one per spare core."""
+        """Decoding threads (or processes): decode_workers, or one per spare core."""
         return self.decode_workers or default_decode_workers()
 
     def with_overrides(self, **overrides: Any) -> ServerConfig:

@@ -6,17 +6,30 @@ the phrases' word trie, as Vosk's grammar is) and spells only their words (a lex
 model's LM weight raised to `GRAMMAR_LM_WEIGHT`: an IVR menu's "yes", "no", "operator" or digits. Vosk's "[unk]"
 entry (let anything else through) is accepted and ignored: out-of-list speech comes out as the nearest phrases,
 or as nothing. Partials stay the streaming model's greedy text (they are not restricted).
+
+The pool is threads (`DecoderThreads`) or spawned processes (`DecoderProcesses`, server.decode_in = "processes"):
+a beam search is Python, and in a thread it holds the GIL that the ticker needs, so at a few hundred streams the
+ticks wait on the finals (docs/serving.md, "Capacity"); a process has its own interpreter. Each process gets the
+decoding parts (tokens, options, LM, lexicon: about 1.5 MB pickled for the bundled model) once, at its start, and
+the log-probabilities of each final as a numpy array.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
+import logging
+import multiprocessing
+import signal
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from gruasr.decoding.beam import Lexicon, prefix_beam_search, prefix_beam_search_nbest
 from gruasr.decoding.grammar import PhraseGrammar
+from gruasr.decoding.greedy import greedy_decode
 from gruasr.decoding.hypothesis import Hypothesis
 from gruasr.decoding.lm import LanguageModel
 from gruasr.errors import ConfigError
@@ -24,7 +37,11 @@ from gruasr.errors import ConfigError
 if TYPE_CHECKING:  # torch tensors or numpy arrays (the ONNX runtime), either engine's recognizer
     from torch import Tensor
 
+    from gruasr.bundle import DecodeOptions
+    from gruasr.data.tokens import TokenTable
     from gruasr.recognizer import OfflineRecognizer
+
+log = logging.getLogger("gruasr.server")
 
 GRAMMAR_LM_WEIGHT = 1.0
 MAX_PHRASES = 1000
@@ -63,26 +80,42 @@ def normalize_phrases(phrases: object, spellable: OfflineRecognizer) -> tuple[st
     return tuple(sorted(out))
 
 
+@dataclass(frozen=True)
+class DecodingParts:
+    """What decoding a final needs of a recognizer, without its network: picklable, for a decoding process."""
+
+    tokens: TokenTable
+    step_seconds: float
+    options: DecodeOptions
+    lm: LanguageModel | None
+    lexicon: Lexicon | None
+
+    @classmethod
+    def of(cls, recognizer: OfflineRecognizer) -> DecodingParts:
+        """Either engine's offline recognizer's parts."""
+        bundle = recognizer.bundle
+        return cls(bundle.tokens, bundle.step_seconds, recognizer.options, recognizer.lm, recognizer.lexicon)
+
+
 class FinalDecoder:
     """Decodes CTC log-probabilities (T', V) of an ended utterance for a DecodeRequest. Thread-safe: the searches
     share only read-only tables; grammars are built once per phrase list (under a lock) and cached."""
 
-    def __init__(self, recognizer: OfflineRecognizer) -> None:
-        self.recognizer = recognizer
+    def __init__(self, parts: DecodingParts) -> None:
+        self.parts = parts
         self._grammars: OrderedDict[tuple[str, ...], tuple[PhraseGrammar, Lexicon]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def decode(self, log_probs: Tensor, request: DecodeRequest) -> list[Hypothesis]:
+    def decode(self, log_probs: Tensor | np.ndarray, request: DecodeRequest) -> list[Hypothesis]:
         """The best hypothesis first; with request.alternatives = n, up to n distinct texts (each with its
         confidence among the beam's texts). Empty hypotheses are kept (the caller reports "nothing said")."""
-        rec = self.recognizer
-        options = rec.options
-        if not request.phrases and not request.alternatives:
-            return [rec.decode(log_probs)]
-        tokens, step = rec.bundle.tokens, rec.bundle.step_seconds
+        parts = self.parts
+        options, tokens, step = parts.options, parts.tokens, parts.step_seconds
+        if not request.phrases and not request.alternatives and options.method == "greedy":
+            return [greedy_decode(log_probs, tokens, step)]
         beam = options.beam
-        lm: LanguageModel | None = rec.lm if options.use_lm else None
-        lexicon = rec.lexicon if options.use_lm else None
+        lm: LanguageModel | None = parts.lm if options.use_lm else None
+        lexicon = parts.lexicon if options.use_lm else None
         if request.phrases:
             lm, lexicon = self._grammar(request.phrases)
             beam = replace(beam, lm_weight=max(beam.lm_weight, GRAMMAR_LM_WEIGHT))
@@ -102,3 +135,97 @@ class FinalDecoder:
             if len(self._grammars) > _GRAMMAR_CACHE:
                 self._grammars.popitem(last=False)
             return built
+
+
+class DecoderThreads:
+    """Finals decoded in `workers` threads of this process (the default: no start-up, one copy of the LM)."""
+
+    kind = "threads"
+
+    def __init__(self, parts: DecodingParts, workers: int) -> None:
+        self.decoder = FinalDecoder(parts)
+        self._pool = concurrent.futures.ThreadPoolExecutor(workers, "gruasr-decode")
+
+    def start(self) -> None:
+        """Nothing to wait for: threads start with their first final."""
+
+    def submit(self, log_probs: Any, request: DecodeRequest) -> concurrent.futures.Future[list[Hypothesis]]:
+        return self._pool.submit(self.decoder.decode, log_probs, request)
+
+    def shutdown(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+_WORKER: FinalDecoder | None = None
+
+
+def _worker_init(parts: DecodingParts) -> None:
+    """In a decoding process: ignore the terminal's Ctrl-C (the server stops its pool), hold the decoder."""
+    global _WORKER
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _WORKER = FinalDecoder(parts)
+
+
+def _worker_ready() -> int:
+    import os
+
+    return os.getpid()
+
+
+def _worker_decode(log_probs: np.ndarray, request: DecodeRequest) -> list[Hypothesis]:
+    if _WORKER is None:
+        raise RuntimeError("the decoding process has no decoder (its initializer did not run)")
+    return _WORKER.decode(log_probs, request)
+
+
+class DecoderProcesses:
+    """Finals decoded in `workers` spawned processes, each with its own copy of the decoding parts. A process that
+    dies (killed, out of memory) fails the finals it held; the next final starts a new pool."""
+
+    kind = "processes"
+
+    def __init__(self, parts: DecodingParts, workers: int) -> None:
+        self.parts = parts
+        self.workers = workers
+        self._pool = self._new_pool()
+        self._lock = threading.Lock()
+
+    def _new_pool(self) -> concurrent.futures.ProcessPoolExecutor:
+        # spawn, not fork: the server's threads (the ticker, ONNX Runtime's, the event loop's) do not survive a fork
+        context = multiprocessing.get_context("spawn")
+        return concurrent.futures.ProcessPoolExecutor(
+            self.workers, context, initializer=_worker_init, initargs=(self.parts,)
+        )
+
+    def start(self) -> None:
+        """Start every process and load its decoder now (blocking), not at the first final."""
+        for future in [self._pool.submit(_worker_ready) for _ in range(self.workers)]:
+            future.result()
+
+    def pids(self) -> list[int]:
+        """The decoding processes' ids (each answers once; for tests and diagnostics)."""
+        return sorted({f.result() for f in [self._pool.submit(_worker_ready) for _ in range(4 * self.workers)]})
+
+    def submit(self, log_probs: Any, request: DecodeRequest) -> concurrent.futures.Future[list[Hypothesis]]:
+        array = np.ascontiguousarray(np.asarray(log_probs, dtype=np.float32))  # a torch tensor (CPU) or an array
+        with self._lock:
+            try:
+                return self._pool.submit(_worker_decode, array, request)
+            except concurrent.futures.process.BrokenProcessPool:
+                log.error("a decoding process died; starting a new pool", extra={"decode_workers": self.workers})
+                self._pool.shutdown(wait=False, cancel_futures=True)
+                self._pool = self._new_pool()
+                return self._pool.submit(_worker_decode, array, request)
+
+    def shutdown(self) -> None:
+        with self._lock:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def decoder_pool(parts: DecodingParts, workers: int, kind: str) -> DecoderThreads | DecoderProcesses:
+    """The server's decoding pool: `kind` "threads" or "processes" (server.decode_in)."""
+    if kind == "processes":
+        return DecoderProcesses(parts, workers)
+    if kind == "threads":
+        return DecoderThreads(parts, workers)
+    raise ConfigError(f"decode_in must be 'threads' or 'processes', got {kind!r}")

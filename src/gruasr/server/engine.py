@@ -3,7 +3,8 @@
 Thread layout (docs/serving.md, "Threads"): the asyncio event loop (all sockets and protocol parsing) in the main
 thread; one ticker thread that runs `StreamingRecognizer.advance` for all streams with waiting audio, with
 `torch_threads` intra-op threads (1 by default: a parallel region waits on its slowest thread, and on a shared
-machine a descheduled peer makes every tick wait); `decode_workers` threads that decode finals (beam search + LM).
+machine a descheduled peer makes every tick wait); `decode_workers` threads (or, with decode_in = "processes",
+spawned processes) that decode finals (beam search + LM).
 A tick starts at most every `tick_ms`, and right away when audio arrives after an idle spell. REST uploads are
 transcribed in one more thread, so a long file never holds up live calls' finals.
 
@@ -17,6 +18,7 @@ import asyncio
 import concurrent.futures
 import ctypes
 import ctypes.util
+import functools
 import logging
 import sys
 import time
@@ -29,7 +31,7 @@ from gruasr.decoding.hypothesis import Hypothesis
 from gruasr.events import Event, PendingFinal
 from gruasr.redact import parse_rules
 from gruasr.server.config import ServerConfig
-from gruasr.server.decoding import DecodeRequest, FinalDecoder
+from gruasr.server.decoding import DecodeRequest, DecoderProcesses, DecoderThreads, DecodingParts, decoder_pool
 from gruasr.server.guard import Guard, Pass, Principal, SessionClock
 from gruasr.server.legs import Leg, Output, Refused, _Work, shift
 from gruasr.server.metrics import Metrics
@@ -99,7 +101,8 @@ class Engine:
         self.offline = offline or recognizer.offline
         self.config = config
         self.metrics = metrics
-        self.decoder = FinalDecoder(recognizer.offline)
+        #: what decoding a final needs (tokens, options, LM, lexicon), handed to the decoding pool
+        self.decoding = DecodingParts.of(recognizer.offline)
         #: per-key and per-address sessions, and keys' audio quotas
         self.guard = Guard(config.max_sessions_per_address)
         #: redaction of every transcript before it leaves (config.redact; gruasr.redact)
@@ -111,7 +114,7 @@ class Engine:
         self._task: asyncio.Task[None] | None = None
         self._trimmer: asyncio.Task[None] | None = None
         self._ticker: concurrent.futures.ThreadPoolExecutor | None = None
-        self._decoders: concurrent.futures.ThreadPoolExecutor | None = None
+        self._decoders: DecoderThreads | DecoderProcesses | None = None
         self._offline: concurrent.futures.ThreadPoolExecutor | None = None
 
     @property
@@ -130,21 +133,25 @@ class Engine:
 
             torch.set_num_threads(threads)  # process-wide: the ticker's network steps, and REST transcriptions
         self._ticker = concurrent.futures.ThreadPoolExecutor(1, "gruasr-ticker")
-        self._decoders = concurrent.futures.ThreadPoolExecutor(self.config.decoders, "gruasr-decode")
+        self._decoders = decoder_pool(self.decoding, self.config.decoders, self.config.decode_in)
+        await asyncio.get_running_loop().run_in_executor(None, self._decoders.start)  # processes: spawned, loaded
         self._offline = concurrent.futures.ThreadPoolExecutor(1, "gruasr-offline")
         self._wake = asyncio.Event()
         self._task = asyncio.get_running_loop().create_task(self._run(), name="gruasr-ticker")
         self._trimmer = asyncio.get_running_loop().create_task(self._trim(), name="gruasr-trim")
-        log.info("engine started", extra={"torch_threads": threads, "decode_workers": self.config.decoders})
+        log.info("engine started", extra={"torch_threads": threads, "decode_workers": self.config.decoders,
+                                          "decode_in": self.config.decode_in})  # fmt: skip
 
     async def stop(self) -> None:
         for task in (self._task, self._trimmer):
             if task is not None:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
-        for pool in (self._ticker, self._decoders, self._offline):
+        for pool in (self._ticker, self._offline):
             if pool is not None:
                 pool.shutdown(wait=True, cancel_futures=True)
+        if self._decoders is not None:
+            self._decoders.shutdown()
 
     def drain(self) -> None:
         """Refuse new sessions; ask every open one to end (each gets its final results)."""
@@ -272,15 +279,35 @@ class Engine:
                     if self._decoders is None:
                         raise RuntimeError("the engine is not started")
                     self.metrics.decode_queue.inc()
-                    items.append(self._decoders.submit(self._decode, item, work.leg.request, work.offset))
+                    final: concurrent.futures.Future[Output | None] = concurrent.futures.Future()
+                    decoded = self._decoders.submit(item.log_probs, work.leg.request)
+                    decoded.add_done_callback(functools.partial(self._finish, final, item, work.leg.request,
+                                                                work.offset))  # fmt: skip
+                    items.append(final)
                 else:
                     items.append(Output(shift(item, work.offset)))
             results.append(items)
         return results, time.perf_counter() - began, audio
 
-    def _decode(self, pending: PendingFinal, request: DecodeRequest, offset: float) -> Output | None:
-        """In a decoding thread: the final of one utterance, with its alternatives when asked."""
-        hyps = self.decoder.decode(pending.log_probs, request)
+    def _finish(
+        self,
+        final: concurrent.futures.Future[Output | None],
+        pending: PendingFinal,
+        request: DecodeRequest,
+        offset: float,
+        decoded: concurrent.futures.Future[list[Hypothesis]],
+    ) -> None:
+        """When a final's hypotheses are in (in the decoding thread, or the process pool's result thread): its
+        event, with its alternatives when asked, into `final`."""
+        if decoded.cancelled():  # the pool shut down with it queued
+            final.cancel()
+            return
+        try:
+            final.set_result(self._final(pending, request, offset, decoded.result()))
+        except Exception as err:  # a failed decoding (or a dead decoding process): the leg's waiters learn it
+            final.set_exception(err)
+
+    def _final(self, pending: PendingFinal, request: DecodeRequest, offset: float, hyps: list[Hypothesis]) -> Output:
         event = pending.event(hyps[0])
         alternatives: tuple[Hypothesis, ...] = ()
         if request.alternatives:

@@ -167,8 +167,8 @@ def run(config: ServerConfig) -> int:
         "serving",
         extra={"host": config.host, "port": config.port, "audiosocket_port": config.audiosocket_port,
                "torch_threads": config.torch_threads, "decode_workers": config.decoders,
-               "tls": config.tls_cert is not None, "mutual_tls": config.tls_client_ca is not None,
-               "auth": config.keys_file is not None},
+               "decode_in": config.decode_in, "tls": config.tls_cert is not None,
+               "mutual_tls": config.tls_client_ca is not None, "auth": config.keys_file is not None},
     )  # fmt: skip
     server.run()
     return 0
