@@ -6,13 +6,15 @@ each client streaming real AN4 test speech through the mu-law line in real time 
 
 Scenarios (clients, server torch threads, CPU hog beside the server): by default 25/50/100/150 clients with one
 torch thread, then 20 clients with one and with two threads while a busy-loop process keeps one core busy, and
-50 and 100 clients with one thread and the hog. The clients run in this process, on the same 2 cores: they are
-part of the load. Each client says AN4 test utterances one after another (rotated per client,
-1 s of silence after each) for --seconds, then eof. Measured per scenario:
+50 and 100 clients with one thread and the hog; a scenario ending in ":processes" runs the server with
+`--decode-in processes` (finals decoded in spawned processes). The clients run in this process, on the same 2
+cores: they are part of the load. Each client says AN4 test utterances one after another (rotated per client, 1 s
+of silence after each) for --seconds, then eof. Measured per scenario:
 - chunk-to-reply latency p50/p95 (send of a chunk to its reply; one reply per message, in order);
 - final latency p50/p95: reply time of a final minus the moment its last word's audio was sent (includes the
   endpointer's 0.6 s trailing silence, by design);
-- errors: exceptions, error replies, missing replies; server CPU (cores busy) and RSS;
+- errors: exceptions, error replies, missing replies; server CPU (cores busy) and RSS (with its child processes:
+  `--serve-args "--decode-in processes"` decodes finals in them);
 - WER of what the server returned, and of the same client audio streamed in process (100 ms chunks, batched),
   against the AN4 references; and how many clients got exactly the in-process text.
 --soak-minutes M: M minutes at 50 clients (audio looped), RSS sampled every 10 s; growth after the first minute.
@@ -185,15 +187,34 @@ class Server:
                     raise RuntimeError("gruasr serve did not start") from None
                 time.sleep(0.2)
 
+    def family(self) -> list[int]:
+        """The server and its child processes (`--decode-in processes`: the decoding processes)."""
+        pids = [self.proc.pid]
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:  # gone meanwhile
+                continue
+            if int(fields[1]) == self.proc.pid:
+                pids.append(int(stat.parent.name))
+        return pids
+
     def cpu_seconds(self) -> float:
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        """CPU time of the server and its children."""
+        total = 0
+        for pid in self.family():
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        return total / os.sysconf("SC_CLK_TCK")
 
     def rss_mb(self) -> float:
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-        return float("nan")
+        """Resident memory of the server and its children."""
+        total = 0
+        for pid in self.family():
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        return total / 1024
 
     def stop(self) -> None:
         self.proc.terminate()
@@ -239,6 +260,7 @@ def scenario(clients: int, threads: int, hog: bool, decoders: int, pcms: list[np
     final = [x for r in results for x in r.final_lat]
     return {
         "clients": clients, "torch_threads": threads, "decode_workers": decoders, "cpu_hog": hog,
+        "decode_in": extra[extra.index("--decode-in") + 1] if "--decode-in" in extra else "threads",
         "reply_ms_p50": _pct(chunk, 50), "reply_ms_p95": _pct(chunk, 95), "reply_ms_max": _pct(chunk, 100),
         "final_ms_p50": _pct(final, 50), "final_ms_p95": _pct(final, 95),
         "errors": sum(len(r.errors) for r in results), "error_samples": [e for r in results for e in r.errors][:5],
@@ -279,38 +301,48 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=Path(os.environ.get("GRUASR_DATA", ROOT.parent / "shared/data")))
     parser.add_argument("--seconds", type=float, default=30.0, help="audio per client per scenario")
     default = ["25:1", "50:1", "100:1", "150:1", "20:1:hog", "20:2:hog", "50:1:hog", "100:1:hog"]
-    parser.add_argument("--scenarios", nargs="+", default=default, help="CLIENTS:TORCH_THREADS[:hog]")
+    parser.add_argument(
+        "--scenarios", nargs="+", default=default,
+        help="CLIENTS:TORCH_THREADS[:hog][:processes] (processes: the server decodes finals in processes)",
+    )  # fmt: skip
     parser.add_argument("--decode-workers", type=int, default=0, help="0: the server's default")
     parser.add_argument("--soak-minutes", type=float, default=0.0, help="a soak at 50 clients (0: none)")
-    parser.add_argument("--quick", action="store_true", help="2 clients for 3 s, no hog: the path, not numbers")
+    parser.add_argument(
+        "--quick", action="store_true",
+        help="2 clients for 3 s, no hog, finals in threads and in processes: the path, not numbers",
+    )  # fmt: skip
     parser.add_argument(
         "--serve-args", default="", help="more `gruasr serve` arguments, e.g. '--engine onnx --model EXPORT_DIR'"
     )
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "results" / "server_load-cpu.json")
     args = parser.parse_args()
     if args.quick:
-        args.seconds, args.scenarios, args.soak_minutes = 3.0, ["2:1"], 0.0
-    plans = [(int(s.split(":")[0]), int(s.split(":")[1]), s.endswith(":hog")) for s in args.scenarios]
+        args.seconds, args.scenarios, args.soak_minutes = 3.0, ["2:1", "2:1:processes"], 0.0
+    plans = [(int(s.split(":")[0]), int(s.split(":")[1]), set(s.split(":")[2:])) for s in args.scenarios]
     audio, texts = load_an4(args.data, 8 if args.quick else None)
     most = max(n for n, _, _ in plans)
     pairs = [client_audio(k, args.seconds, audio, texts) for k in range(most)]
     pcms, refs = [p for p, _ in pairs], [r for _, r in pairs]
     expected = in_process(pcms)
     extra = args.serve_args.split()
-    rows = [scenario(n, t, h, args.decode_workers, pcms, refs, expected, extra) for n, t, h in plans]
+    rows = [
+        scenario(n, t, "hog" in flags, args.decode_workers, pcms, refs, expected,
+                 [*extra, "--decode-in", "processes" if "processes" in flags else "threads"])
+        for n, t, flags in plans
+    ]  # fmt: skip
     report: dict[str, Any] = {"seconds_per_client": args.seconds, "chunk_ms": 100, "rows": rows, "serve_args": extra,
                               "environment": environment(), "command": " ".join(sys.argv)}  # fmt: skip
     if args.soak_minutes:
         report["soak"] = soak(args.soak_minutes, 50, pcms, args.decode_workers)
 
     table = Table(title=f"gruasr serve under load: {args.seconds:g} s of real-time AN4 speech per client")
-    columns = ("clients", "torch threads", "CPU hog", "reply p50 ms", "reply p95 ms", "final p50 ms",
+    columns = ("clients", "torch threads", "CPU hog", "finals in", "reply p50 ms", "reply p95 ms", "final p50 ms",
                "final p95 ms", "errors", "server cores", "RSS MB", "WER served", "WER in-process",
                "same text")  # fmt: skip
     for col in columns:
         table.add_column(col, justify="right")
     for r in rows:
-        table.add_row(str(r["clients"]), str(r["torch_threads"]), "yes" if r["cpu_hog"] else "no",
+        table.add_row(str(r["clients"]), str(r["torch_threads"]), "yes" if r["cpu_hog"] else "no", r["decode_in"],
                       f"{r['reply_ms_p50']:.0f}", f"{r['reply_ms_p95']:.0f}", f"{r['final_ms_p50']:.0f}",
                       f"{r['final_ms_p95']:.0f}", str(r["errors"]), f"{r['server_cores']:.2f}",
                       f"{r['rss_mb_end']:.0f}", f"{r['wer_served']:.2%}", f"{r['wer_in_process']:.2%}",

@@ -58,15 +58,19 @@ def test_streaming_benchmark_quick_writes_json(tmp_path, data_dir):
 
 
 def test_server_load_quick_writes_json(tmp_path, data_dir):
-    """Two real-time Vosk clients against a `gruasr serve` subprocess (stopped after): the report has the row,
-    the clients got every reply, and the served text is what the same audio gives streamed in process."""
+    """Two real-time Vosk clients against a `gruasr serve` subprocess (stopped after), finals decoded in threads
+    and in processes: the report has both rows, the clients got every reply, the served text is what the same
+    audio gives streamed in process, and the decoding processes' memory is counted with the server's."""
     out = tmp_path / "server_load.json"
     done = _bench("server_load.py", "--data", str(data_dir), "--out", str(out))
-    row = json.loads(out.read_text())["rows"][0]
-    assert (row["clients"], row["torch_threads"], row["cpu_hog"]) == (2, 1, False)
-    assert row["errors"] == 0 and row["same_text"] == 2
-    assert row["wer_served"] == row["wer_in_process"]
-    assert row["reply_ms_p95"] >= row["reply_ms_p50"] > 0
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["decode_in"] for r in rows] == ["threads", "processes"]
+    for row in rows:
+        assert (row["clients"], row["torch_threads"], row["cpu_hog"]) == (2, 1, False)
+        assert row["errors"] == 0 and row["same_text"] == 2
+        assert row["wer_served"] == row["wer_in_process"]
+        assert row["reply_ms_p95"] >= row["reply_ms_p50"] > 0
+    assert rows[1]["rss_mb_end"] > rows[0]["rss_mb_end"]  # two more interpreters, each with an LM
     assert "gruasr serve under load" in done.stdout
 
 
