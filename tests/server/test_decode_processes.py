@@ -1,14 +1,19 @@
 """Finals decoded in spawned processes (server.decode_in = "processes"): over a real Vosk client on loopback, the
 same replies as the threads' pool (best text and word times, n-best alternatives, a phrase-list grammar) from
 processes that are not the server's; a decoding process killed mid-service costs at most the finals it held, and
-the next session gets its final from a new pool."""
+the next session gets its final from a new pool; a server killed outright leaves no decoding process behind."""
 
 from __future__ import annotations
 
 import json
 import os
 import signal
+import socket
+import subprocess
+import sys
 import time
+import urllib.request
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -81,3 +86,58 @@ def test_decode_in_is_checked_and_on_the_command_line() -> None:
         ServerConfig(decode_in="fork")
     args = build_parser().parse_args(["serve", "--decode-in", "processes", "--decode-workers", "3"])
     assert (args.decode_in, args.decode_workers) == ("processes", 3)
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_decoding_processes_exit_when_the_server_is_killed(tmp_path: Path) -> None:
+    """`gruasr serve --decode-in processes` killed with SIGKILL (it cannot stop its pool): its decoding processes
+    notice and exit within seconds instead of waiting forever for work."""
+    port = _free_port()
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "gruasr", "serve", "--port", str(port), "--decode-in", "processes",
+           "--decode-workers", "2"]  # fmt: skip
+    server = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2):
+                    break
+            except OSError:
+                assert server.poll() is None and time.monotonic() < deadline, "gruasr serve did not start"
+                time.sleep(0.2)
+        workers = _children(server.pid)
+        assert len(workers) >= 2  # the two decoders (and multiprocessing's resource tracker)
+    finally:
+        server.kill()
+        server.wait(30)
+    deadline = time.monotonic() + 15
+    while any(_alive(w) for w in workers) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(_alive(w) for w in workers)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

@@ -19,8 +19,10 @@ from __future__ import annotations
 import concurrent.futures
 import logging
 import multiprocessing
+import os
 import signal
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
@@ -160,15 +162,22 @@ _WORKER: FinalDecoder | None = None
 
 
 def _worker_init(parts: DecodingParts) -> None:
-    """In a decoding process: ignore the terminal's Ctrl-C (the server stops its pool), hold the decoder."""
+    """In a decoding process: ignore the terminal's Ctrl-C (the server stops its pool), hold the decoder, and
+    exit when the server is gone (a server killed with SIGKILL cannot stop its pool, and a worker waiting for
+    work holds its queue's write end itself, so it would wait forever)."""
     global _WORKER
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _WORKER = FinalDecoder(parts)
+    threading.Thread(target=_exit_with, args=(os.getppid(),), name="gruasr-orphan-watch", daemon=True).start()
+
+
+def _exit_with(parent: int, every: float = 1.0) -> None:
+    while os.getppid() == parent:  # re-parented (to init or a subreaper) once the server is gone
+        time.sleep(every)
+    os._exit(0)
 
 
 def _worker_ready() -> int:
-    import os
-
     return os.getpid()
 
 
@@ -203,8 +212,8 @@ class DecoderProcesses:
             future.result()
 
     def pids(self) -> list[int]:
-        """The decoding processes' ids (each answers once; for tests and diagnostics)."""
-        return sorted({f.result() for f in [self._pool.submit(_worker_ready) for _ in range(4 * self.workers)]})
+        """The decoding processes' ids (for tests and diagnostics; the executor's own table of its processes)."""
+        return sorted(self._pool._processes or {})
 
     def submit(self, log_probs: Any, request: DecodeRequest) -> concurrent.futures.Future[list[Hypothesis]]:
         array = np.ascontiguousarray(np.asarray(log_probs, dtype=np.float32))  # a torch tensor (CPU) or an array
