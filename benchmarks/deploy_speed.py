@@ -164,8 +164,7 @@ def work(task: str, spec: dict[str, Any]) -> dict[str, Any]:
         audios = [np.concatenate([_read(i["wav8"]), np.zeros(4000, np.float32)]) for i in spec["sets"]["an4"]]
         out["rows"] = []
         for count in spec["streams"]:  # ascending; the first count that falls behind ends the run
-            decoder = (spec["engine"], spec["models"]) if spec.get("finals") == "process" else None
-            row = _concurrency(rec, audios, count, spec["ticks"], spec.get("finals", "tick"), decoder)
+            row = _concurrency(rec, audios, count, spec["ticks"], spec.get("finals", "tick"))
             out["rows"].append({**row, "threads": threads})
             if not out["rows"][-1]["real_time"]:
                 break
@@ -184,27 +183,15 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-_DECODER: Any = None
-
-
-def _decoder_init(engine: str, models: dict[str, str]) -> None:
-    global _DECODER
-    _DECODER = _recognizers(engine, models, 1, streaming=True).offline
-
-
-def _decode_in_process(log_probs: np.ndarray) -> str:
-    return str(_DECODER.decode(log_probs).text)
-
-
-def _concurrency(
-    rec: Any, audios: list[np.ndarray], count: int, ticks: int, finals: str = "tick", decoder: Any = None
-) -> dict[str, Any]:
+def _concurrency(rec: Any, audios: list[np.ndarray], count: int, ticks: int, finals: str = "tick") -> dict[str, Any]:
     """N streams, 100 ms each per tick, one batched advance per tick (benchmarks/streaming.py's method). Finals
-    (beam + LM) are decoded in the ticking thread (`finals="tick"`), or handed to one decoding thread as the
-    server's ticker hands them to its pool (`"thread"`: the tick is then features, VAD, network and partials, and
-    each final's latency is from its hand-over to its text), or to one decoding process (`"process"`, with
-    `decoder` = (engine, models) to load there: the beam search's Python then does not take the ticker's GIL)."""
+    (beam + LM) are decoded in the ticking thread (`finals="tick"`), or handed to the server's decoding pool
+    (gruasr.server.decoding) of one thread (`"thread"`: the tick is then features, VAD, network and partials, and
+    each final's latency is from its hand-over to its text) or of one spawned process (`"process"`, as `gruasr
+    serve --decode-in processes`: the beam search's Python then does not take the ticker's GIL)."""
     import concurrent.futures
+
+    from gruasr.server.decoding import DecodeRequest, DecodingParts, decoder_pool
 
     chunk = 8000 * CHUNK_MS // 1000
     streams = [rec.stream() for _ in range(count)]
@@ -213,28 +200,18 @@ def _concurrency(
     times: list[float] = []
     waits: list[float] = []
     pool: Any = None
-    if finals == "thread":
-        pool = concurrent.futures.ThreadPoolExecutor(1)
-    elif finals == "process":
-        import multiprocessing
-
-        spawn = multiprocessing.get_context("spawn")  # not a fork of a process running ONNX Runtime's threads
-        pool = concurrent.futures.ProcessPoolExecutor(1, spawn, initializer=_decoder_init, initargs=decoder)
-        pool.submit(int, 0).result()  # started, its decoder loaded
+    if finals in ("thread", "process"):
+        pool = decoder_pool(DecodingParts.of(rec.offline), 1, "threads" if finals == "thread" else "processes")
+        pool.start()  # a process: spawned, its decoder loaded
     handed = 0
+    request = DecodeRequest()
 
-    def decode(item: Any, handed: float) -> None:
-        rec.offline.decode(item.log_probs)
-        waits.append(time.perf_counter() - handed)
+    futures = []
 
     def submit(item: Any) -> None:
         now = time.perf_counter()
-        if finals == "thread":
-            pool.submit(decode, item, now)
-        else:
-            pool.submit(_decode_in_process, np.asarray(item.log_probs)).add_done_callback(
-                lambda _, now=now: waits.append(time.perf_counter() - now)
-            )
+        futures.append(pool.submit(item.log_probs, request))
+        futures[-1].add_done_callback(lambda _, now=now: waits.append(time.perf_counter() - now))
 
     for tick in range(ticks):
         began = time.perf_counter()
@@ -256,7 +233,10 @@ def _concurrency(
     backlog = 0
     if pool is not None:
         backlog = handed - len(waits)  # finals still waiting when the last tick ended
-        pool.shutdown(wait=True)
+        concurrent.futures.wait(futures)  # then decoded, each wait counted
+        while len(waits) < len(futures):  # a done future's callback runs just after its waiters wake
+            time.sleep(0.001)
+        pool.shutdown()
     steady = times[2:]
     p95 = float(np.percentile(steady, 95))
     extra = {"finals": finals}
