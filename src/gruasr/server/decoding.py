@@ -142,8 +142,6 @@ class FinalDecoder:
 class DecoderThreads:
     """Finals decoded in `workers` threads of this process (the default: no start-up, one copy of the LM)."""
 
-    kind = "threads"
-
     def __init__(self, parts: DecodingParts, workers: int) -> None:
         self.decoder = FinalDecoder(parts)
         self._pool = concurrent.futures.ThreadPoolExecutor(workers, "gruasr-decode")
@@ -190,8 +188,6 @@ def _worker_decode(log_probs: np.ndarray, request: DecodeRequest) -> list[Hypoth
 class DecoderProcesses:
     """Finals decoded in `workers` spawned processes, each with its own copy of the decoding parts. A process that
     dies (killed, out of memory) fails the finals it held; the next final starts a new pool."""
-
-    kind = "processes"
 
     def __init__(self, parts: DecodingParts, workers: int) -> None:
         self.parts = parts
