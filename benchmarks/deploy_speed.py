@@ -345,15 +345,28 @@ def _startup(python: str, engine: str, model: str, wav: str) -> float:
     return best
 
 
-def _prepare(data: Path, work: Path, quick: bool) -> dict[str, list[dict[str, str]]]:
+def _prepare(data: Path, work: Path, quick: bool, split: str = "test") -> dict[str, list[dict[str, str]]]:
+    """AN4 (through the mu-law line) and FSDD phone numbers of `split` ("test": the test sets of
+    gruasr.evaluation.suite; "dev": AN4's dev speakers and 200 FSDD dev phone numbers), as 8 and 16 kHz WAV files."""
     from gruasr.audio.io import save_wav
     from gruasr.audio.resample import resample
-    from gruasr.data.manifest import load_utterance, read_manifest
-    from gruasr.evaluation.suite import prepare_test_sets
-
-    tests = {t.name: t for t in prepare_test_sets(data, work / "sets", numbers=12 if quick else 200)}
-    chosen = {"an4": tests["AN4 test, mu-law line"], "fsdd_numbers": tests["FSDD test phone numbers"]}
     from gruasr.audio.telephony import TelephoneChannel
+    from gruasr.data.manifest import load_utterance, read_manifest
+    from gruasr.evaluation.suite import TestSet, prepare_test_sets
+
+    numbers = 12 if quick else 200
+    if split == "dev":
+        from gruasr.data.corpora.an4 import import_an4
+        from gruasr.data.corpora.fsdd import import_fsdd
+
+        import_an4(data / "an4", work / "sets" / "an4")
+        import_fsdd(data / "fsdd", work / "sets" / "fsdd", numbers={"train": 0, "dev": numbers, "test": 0}, seed=0)
+        an4_dev = TestSet("AN4 dev, mu-law line", work / "sets" / "an4" / "dev.jsonl", "ulaw")
+        numbers_dev = TestSet("FSDD dev phone numbers", work / "sets" / "fsdd" / "dev_numbers.jsonl")
+        chosen = {"an4": an4_dev, "fsdd_numbers": numbers_dev}
+    else:
+        tests = {t.name: t for t in prepare_test_sets(data, work / "sets", numbers=numbers)}
+        chosen = {"an4": tests["AN4 test, mu-law line"], "fsdd_numbers": tests["FSDD test phone numbers"]}
 
     sets: dict[str, list[dict[str, str]]] = {}
     for key, test in chosen.items():

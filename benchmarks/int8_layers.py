@@ -1,13 +1,15 @@
 """Which layers the int8 export keeps in float: full-set WER of the default model's ONNX export with every
 matrix product int8 and with one or two layers left float, side by side with the float export.
 
-    python benchmarks/int8_layers.py [--data DIR] [--model DIR] [--out docs/results/int8_layers-cpu.json]
+    python benchmarks/int8_layers.py [--data DIR] [--model DIR] [--split test|dev]
+                                     [--out docs/results/int8_layers-cpu.json]
 
 The sets are benchmarks/deploy_speed.py's (AN4 test through the mu-law line, 200 FSDD test phone numbers), decoded
-by gruasr.runtime.OnnxRecognizer with the model's own beam + LM settings on one thread. Every variant is the GRU
-rewrite of gruasr.export.quantize followed by ONNX Runtime's dynamic quantization (int8 weights per output channel,
-uint8 activations), with the layers the row names kept float. This is how `gruasr model export --int8` came to keep
-its first convolution float (README "Deployment").
+by gruasr.runtime.OnnxRecognizer with the model's own beam + LM settings on one thread; `--split dev` scores AN4's
+dev speakers through the same line and 200 FSDD dev phone numbers instead, to choose the layers on dev. Every
+variant is the GRU rewrite of gruasr.export.quantize followed by ONNX Runtime's dynamic quantization (int8 weights
+per output channel, uint8 activations), with the layers the row names kept float. This is how `gruasr model export
+--int8` came to keep its first convolution float (README "Deployment").
 """
 
 from __future__ import annotations
@@ -49,11 +51,15 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=Path(os.environ.get("GRUASR_DATA", ROOT.parent / "shared/data")))
     parser.add_argument("--model", default="telephone", help="a model folder or a bundled model's name")
     parser.add_argument("--quick", action="store_true", help="12 utterances a set: the path, not numbers")
+    parser.add_argument(
+        "--split", choices=["test", "dev"], default="test",
+        help="score on the test sets (default) or on dev (AN4 dev speakers, FSDD dev numbers): choose on dev",
+    )  # fmt: skip
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "results" / "int8_layers-cpu.json")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        sets = _prepare(args.data, work / "prep", args.quick)
+        sets = _prepare(args.data, work / "prep", args.quick, args.split)
         source = export_onnx(args.model, work / "float")
         unrolled = unroll_gru_nodes(onnx.load(str(source / "model.onnx")))  # for the node names only
         ops = [(n.name, n.op_type) for n in unrolled.graph.node if n.op_type in ("MatMul", "Conv")]
@@ -79,12 +85,13 @@ def main() -> None:
             rows.append({"variant": name, "mb": (folder / "model.onnx").stat().st_size / 1e6, **wer(folder, sets)})
             print(rows[-1], flush=True)
     table = Table(title=f"int8 export of {args.model}: which layers stay float (WER, beam + LM, one thread)")
-    for col in ("variant", "model.onnx MB", "AN4 test mu-law", "FSDD numbers"):
+    for col in ("variant", "model.onnx MB", f"AN4 {args.split} mu-law", f"FSDD {args.split} numbers"):
         table.add_column(col, justify="right")
     for r in rows:
         table.add_row(r["variant"], f"{r['mb']:.2f}", f"{r['an4']:.2%}", f"{r['fsdd_numbers']:.2%}")
     Console(width=140).print(table)
-    report = {"model": args.model, "rows": rows, "environment": environment(), "command": " ".join(sys.argv)}
+    report = {"model": args.model, "split": args.split, "rows": rows, "environment": environment(),
+              "command": " ".join(sys.argv)}  # fmt: skip
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {args.out}")
