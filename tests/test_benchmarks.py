@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -121,11 +123,15 @@ def test_deploy_speed_quick_writes_json(tmp_path, data_dir):
     assert "| onnx-int8 |" in done.stdout
 
 
-def test_int8_layers_quick_writes_json(tmp_path, data_dir):
-    """The float export and every int8 variant are decoded on the same 12 + 12 utterances; files shrink with int8."""
+@pytest.mark.parametrize("split", ["test", "dev"])
+def test_int8_layers_quick_writes_json(tmp_path, data_dir, split):
+    """The float export and every int8 variant are decoded on the same 12 + 12 utterances (of the test sets, or of
+    AN4's dev speakers and FSDD dev numbers); files shrink with int8."""
     out = tmp_path / "int8_layers.json"
-    _bench("int8_layers.py", "--data", str(data_dir), "--out", str(out))
-    rows = {r["variant"]: r for r in json.loads(out.read_text())["rows"]}
+    _bench("int8_layers.py", "--data", str(data_dir), "--split", split, "--out", str(out))
+    report = json.loads(out.read_text())
+    assert report["split"] == split
+    rows = {r["variant"]: r for r in report["rows"]}
     assert len(rows) == 8 and {"float (no int8)", "all int8", "first convolution float"} <= set(rows)
     assert all(0 <= r["an4"] <= 1 and 0 <= r["fsdd_numbers"] <= 1 for r in rows.values())
     assert rows["all int8"]["mb"] < rows["first convolution float"]["mb"] < 0.35 * rows["float (no int8)"]["mb"]
