@@ -21,8 +21,7 @@ import numpy as np
 import torch
 
 from gruasr.bundle import PRETRAINED, DecodeOptions, ModelBundle, bundled, load_bundle, model_decoding
-from gruasr.decoding.beam import Lexicon, prefix_beam_search
-from gruasr.decoding.greedy import greedy_decode
+from gruasr.decoding.beam import Lexicon
 from gruasr.decoding.hypothesis import Hypothesis
 from gruasr.decoding.lm import NGramLM
 from gruasr.features import Fbank
@@ -108,13 +107,8 @@ class OfflineRecognizer(Transcriber):
     def decode(self, log_probs: torch.Tensor) -> Hypothesis:
         """CTC log-probabilities (T', V), any device -> the best hypothesis (word times in seconds from the
         first frame), by the options' method."""
-        log_probs = log_probs.cpu()
-        step = self.bundle.step_seconds
-        if self.options.method == "greedy":
-            return greedy_decode(log_probs, self.bundle.tokens, step)
-        lm = self.lm if self.options.use_lm else None
-        lexicon = self.lexicon if self.options.use_lm else None
-        return prefix_beam_search(log_probs, self.bundle.tokens, step, self.options.beam, lm, lexicon)
+        bundle = self.bundle
+        return self.options.decode(log_probs.cpu(), bundle.tokens, bundle.step_seconds, self.lm, self.lexicon)
 
 
 def load_model(

@@ -11,16 +11,21 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from gruasr.audio.io import RawFormat, audio_info, load_audio
 from gruasr.audio.resample import resample
-from gruasr.decoding.beam import BeamConfig
+from gruasr.decoding.beam import BeamConfig, Lexicon, prefix_beam_search
+from gruasr.decoding.greedy import greedy_decode
 from gruasr.decoding.hypothesis import Hypothesis, Word
 from gruasr.errors import ConfigError, ShapeError
 from gruasr.vad import EndpointConfig, Segmenter, speech_segments
+
+if TYPE_CHECKING:
+    from gruasr.data.tokens import TokenTable
+    from gruasr.decoding.lm import LanguageModel
 
 
 @dataclass(frozen=True)
@@ -34,6 +39,17 @@ class DecodeOptions:
     def __post_init__(self) -> None:
         if self.method not in ("greedy", "beam"):
             raise ConfigError(f"decoding method must be 'greedy' or 'beam', got {self.method!r}")
+
+    def decode(
+        self, log_probs: Any, tokens: TokenTable, step_seconds: float, lm: LanguageModel | None, lexicon: Lexicon | None
+    ) -> Hypothesis:
+        """CTC log-probabilities (T', V) on the CPU (torch or numpy) -> the best hypothesis by this method: greedy,
+        or the prefix beam search, with `lm` and `lexicon` when use_lm (word times in seconds from the first step)."""
+        if self.method == "greedy":
+            return greedy_decode(log_probs, tokens, step_seconds)
+        if not self.use_lm:
+            lm, lexicon = None, None
+        return prefix_beam_search(log_probs, tokens, step_seconds, self.beam, lm, lexicon)
 
 
 def model_decoding(meta: dict[str, Any], **overrides: object) -> DecodeOptions:

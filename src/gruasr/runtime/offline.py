@@ -15,8 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gruasr.decoding.beam import Lexicon, prefix_beam_search
-from gruasr.decoding.greedy import greedy_decode
+from gruasr.decoding.beam import Lexicon
 from gruasr.decoding.hypothesis import Hypothesis
 from gruasr.decoding.lm import NGramLM
 from gruasr.errors import ShapeError
@@ -83,9 +82,5 @@ class OnnxRecognizer(Transcriber):
     def decode(self, log_probs: np.ndarray) -> Hypothesis:
         """CTC log-probabilities (T', V) -> the best hypothesis, by the options' method (as OfflineRecognizer)."""
         log_probs = np.asarray(log_probs, dtype=np.float32)
-        step = self.bundle.step_seconds
-        if self.options.method == "greedy":
-            return greedy_decode(log_probs, self.bundle.tokens, step)
-        lm = self.lm if self.options.use_lm else None
-        lexicon = self.lexicon if self.options.use_lm else None
-        return prefix_beam_search(log_probs, self.bundle.tokens, step, self.options.beam, lm, lexicon)
+        bundle = self.bundle
+        return self.options.decode(log_probs, bundle.tokens, bundle.step_seconds, self.lm, self.lexicon)

@@ -31,7 +31,6 @@ import numpy as np
 
 from gruasr.decoding.beam import Lexicon, prefix_beam_search, prefix_beam_search_nbest
 from gruasr.decoding.grammar import PhraseGrammar
-from gruasr.decoding.greedy import greedy_decode
 from gruasr.decoding.hypothesis import Hypothesis
 from gruasr.decoding.lm import LanguageModel
 from gruasr.errors import ConfigError
@@ -39,9 +38,9 @@ from gruasr.errors import ConfigError
 if TYPE_CHECKING:  # torch tensors or numpy arrays (the ONNX runtime), either engine's recognizer
     from torch import Tensor
 
-    from gruasr.bundle import DecodeOptions
     from gruasr.data.tokens import TokenTable
     from gruasr.recognizer import OfflineRecognizer
+    from gruasr.transcription import DecodeOptions
 
 log = logging.getLogger("gruasr.server")
 
@@ -113,8 +112,8 @@ class FinalDecoder:
         confidence among the beam's texts). Empty hypotheses are kept (the caller reports "nothing said")."""
         parts = self.parts
         options, tokens, step = parts.options, parts.tokens, parts.step_seconds
-        if not request.phrases and not request.alternatives and options.method == "greedy":
-            return [greedy_decode(log_probs, tokens, step)]
+        if not request.phrases and not request.alternatives:
+            return [options.decode(log_probs, tokens, step, parts.lm, parts.lexicon)]
         beam = options.beam
         lm: LanguageModel | None = parts.lm if options.use_lm else None
         lexicon = parts.lexicon if options.use_lm else None
