@@ -14,7 +14,7 @@ of silence after each) for --seconds, then eof. Measured per scenario:
 - final latency p50/p95: reply time of a final minus the moment its last word's audio was sent (includes the
   endpointer's 0.6 s trailing silence, by design);
 - errors: exceptions, error replies, missing replies; server CPU (cores busy) and RSS (with its child processes:
-  `--serve-args "--decode-in processes"` decodes finals in them);
+  a ":processes" scenario decodes finals in them);
 - WER of what the server returned, and of the same client audio streamed in process (100 ms chunks, batched),
   against the AN4 references; and how many clients got exactly the in-process text.
 --soak-minutes M: M minutes at 50 clients (audio looped), RSS sampled every 10 s; growth after the first minute.
@@ -238,10 +238,11 @@ async def _clients(url: str, pcms: list[np.ndarray], results: list[ClientResult]
 
 
 def scenario(clients: int, threads: int, hog: bool, decoders: int, pcms: list[np.ndarray], refs: list[str],
-             expected: list[str], extra: Sequence[str] = ()) -> dict[str, Any]:  # fmt: skip
-    """One load run (`extra`: more `gruasr serve` arguments); the server and the hog are always stopped."""
+             expected: list[str], extra: Sequence[str] = (), decode_in: str = "threads") -> dict[str, Any]:  # fmt: skip
+    """One load run (`extra`: more `gruasr serve` arguments; `decode_in`: where the server decodes finals); the
+    server and the hog are always stopped."""
     hogger = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if hog else None
-    server = Server(threads, decoders, extra)
+    server = Server(threads, decoders, [*extra, "--decode-in", decode_in])
     try:
         rss0, cpu0, t0 = server.rss_mb(), server.cpu_seconds(), time.monotonic()
         results = [ClientResult() for _ in range(clients)]
@@ -260,7 +261,7 @@ def scenario(clients: int, threads: int, hog: bool, decoders: int, pcms: list[np
     final = [x for r in results for x in r.final_lat]
     return {
         "clients": clients, "torch_threads": threads, "decode_workers": decoders, "cpu_hog": hog,
-        "decode_in": extra[extra.index("--decode-in") + 1] if "--decode-in" in extra else "threads",
+        "decode_in": decode_in,
         "reply_ms_p50": _pct(chunk, 50), "reply_ms_p95": _pct(chunk, 95), "reply_ms_max": _pct(chunk, 100),
         "final_ms_p50": _pct(final, 50), "final_ms_p95": _pct(final, 95),
         "errors": sum(len(r.errors) for r in results), "error_samples": [e for r in results for e in r.errors][:5],
@@ -326,8 +327,8 @@ def main() -> None:
     expected = in_process(pcms)
     extra = args.serve_args.split()
     rows = [
-        scenario(n, t, "hog" in flags, args.decode_workers, pcms, refs, expected,
-                 [*extra, "--decode-in", "processes" if "processes" in flags else "threads"])
+        scenario(n, t, "hog" in flags, args.decode_workers, pcms, refs, expected, extra,
+                 "processes" if "processes" in flags else "threads")
         for n, t, flags in plans
     ]  # fmt: skip
     report: dict[str, Any] = {"seconds_per_client": args.seconds, "chunk_ms": 100, "rows": rows, "serve_args": extra,
