@@ -1,15 +1,18 @@
 """Which layers the int8 export keeps in float: full-set WER of the default model's ONNX export with every
-matrix product int8 and with one or two layers left float, side by side with the float export.
+matrix product int8 and with one or two layers left float or int8 weight-only, side by side with the float export,
+and the cost of the streaming model's step quantized the same way.
 
-    python benchmarks/int8_layers.py [--data DIR] [--model DIR] [--split test|dev]
-                                     [--out docs/results/int8_layers-cpu.json]
+    python benchmarks/int8_layers.py [--data DIR] [--model DIR] [--streaming-model DIR] [--split test|dev]
+                                     [--variants WORD ...] [--out docs/results/int8_layers-cpu.json]
 
 The sets are benchmarks/deploy_speed.py's (AN4 test through the mu-law line, 200 FSDD test phone numbers), decoded
 by gruasr.runtime.OnnxRecognizer with the model's own beam + LM settings on one thread; `--split dev` scores AN4's
 dev speakers through the same line and 200 FSDD dev phone numbers instead, to choose the layers on dev. Every
 variant is the GRU rewrite of gruasr.export.quantize followed by ONNX Runtime's dynamic quantization (int8 weights
-per output channel, uint8 activations), with the layers the row names kept float. This is how `gruasr model export
---int8` came to keep its first convolution float (README "Deployment").
+per output channel, uint8 activations), with the layers the row names kept float, or int8 weight-only (int8 in the
+file, a float product). This is how `gruasr model export --int8` came to store its convolutions weight-only
+(README "Deployment"). The step column: one batched streaming step (80 ms of features) of the streaming model for 1
+and for 300 streams on one thread, best of 3 (a ratio between rows of one run; the machine may be busy).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import os
 import shutil
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -46,49 +50,111 @@ def wer(folder: Path, sets: dict[str, list[dict[str, str]]]) -> dict[str, float]
             for key, items in sets.items()}  # fmt: skip
 
 
+VARIANTS = (
+    "all int8",
+    "convolutions int8 weight-only (the export)",
+    "first convolution float",
+    "second convolution float",
+    "both convolutions float",
+    "first convolution and output layer float",
+    "output layer float",
+    "recurrent products float",
+)
+STEP_STREAMS = (1, 300)  # streams in one batched streaming step
+
+
+def variant(name: str, graph: Path) -> dict[str, Any]:
+    """quantize_graph's options for a row, with the node names of this graph (the first two matrix ops are the
+    convolutions, the last the output layer: Conv/MatMul in model.onnx, all MatMul in streaming.onnx)."""
+    unrolled = unroll_gru_nodes(onnx.load(str(graph)))
+    ops = [n.name for n in unrolled.graph.node if n.op_type in ("MatMul", "Conv")]
+    conv1, conv2, output = ops[0], ops[1], ops[-1]
+    return {
+        "all int8": {"keep_float": []},
+        "convolutions int8 weight-only (the export)": {"keep_float": [], "weight_only": [conv1, conv2]},
+        "first convolution float": {"keep_float": [conv1]},
+        "second convolution float": {"keep_float": [conv2]},
+        "both convolutions float": {"keep_float": [conv1, conv2]},
+        "first convolution and output layer float": {"keep_float": [conv1, output]},
+        "output layer float": {"keep_float": [output]},
+        "recurrent products float": {"keep_float": [], "subgraphs": False},
+    }[name]
+
+
+def step_ms(graph: Path, frames: int = 8) -> dict[str, float]:
+    """One streaming step (80 ms of features, the convolutions' context, the GRU state) on one ONNX Runtime
+    thread, batched over 1 and 300 streams: the best of 3 timings of the mean over repeated runs, in ms."""
+    import numpy as np
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = opts.inter_op_num_threads = 1
+    session = ort.InferenceSession(str(graph), opts, providers=["CPUExecutionProvider"])
+    shapes = {i.name: i.shape for i in session.get_inputs()}
+    rng = np.random.default_rng(0)
+    out = {}
+    for streams in STEP_STREAMS:
+        feeds = {"fbank": rng.standard_normal((streams, frames, 80)).astype(np.float32),
+                 "lengths": np.full(streams, frames, dtype=np.int64)}  # fmt: skip
+        for key in ("context1", "context2", "state"):
+            shape = [d if isinstance(d, int) else streams for d in shapes[key]]
+            feeds[key] = (rng.standard_normal(shape) * 0.5).astype(np.float32)
+        repeats = max(3, 600 // streams)
+        best = float("inf")
+        for _ in range(3):
+            session.run(None, feeds)
+            start = time.perf_counter()
+            for _ in range(repeats):
+                session.run(None, feeds)
+            best = min(best, (time.perf_counter() - start) / repeats * 1000)
+        out[f"step_ms_{streams}"] = best
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=Path(os.environ.get("GRUASR_DATA", ROOT.parent / "shared/data")))
     parser.add_argument("--model", default="telephone", help="a model folder or a bundled model's name")
+    parser.add_argument(
+        "--streaming-model",
+        default="telephone-streaming",
+        help="the model whose streaming step is timed per variant (default: the bundled one)",
+    )
     parser.add_argument("--quick", action="store_true", help="12 utterances a set: the path, not numbers")
     parser.add_argument(
         "--split", choices=["test", "dev"], default="test",
         help="score on the test sets (default) or on dev (AN4 dev speakers, FSDD dev numbers): choose on dev",
     )  # fmt: skip
+    parser.add_argument("--variants", nargs="*", help="only the variants whose names contain one of these words")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "results" / "int8_layers-cpu.json")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         sets = _prepare(args.data, work / "prep", args.quick, args.split)
         source = export_onnx(args.model, work / "float")
-        unrolled = unroll_gru_nodes(onnx.load(str(source / "model.onnx")))  # for the node names only
-        ops = [(n.name, n.op_type) for n in unrolled.graph.node if n.op_type in ("MatMul", "Conv")]
-        conv1, conv2, output = ops[0][0], ops[1][0], ops[-1][0]
-        variants: dict[str, dict[str, Any]] = {
-            "all int8": {"keep_float": []},
-            "first convolution float": {"keep_float": [conv1]},
-            "second convolution float": {"keep_float": [conv2]},
-            "both convolutions float": {"keep_float": [conv1, conv2]},
-            "first convolution and output layer float": {"keep_float": [conv1, output]},
-            "output layer float": {"keep_float": [output]},
-            "recurrent products float": {"keep_float": [], "subgraphs": False},
-        }
+        step = export_onnx(args.streaming_model, work / "streaming-float") / "streaming.onnx"
         rows = [{"variant": "float (no int8)", "mb": (source / "model.onnx").stat().st_size / 1e6,
-                 **wer(source, sets)}]  # fmt: skip
-        for name, options in variants.items():
+                 **wer(source, sets), **step_ms(step)}]  # fmt: skip
+        for name in VARIANTS:
+            if args.variants and not any(v in name for v in args.variants):
+                continue
             folder = work / "variant"
             shutil.rmtree(folder, ignore_errors=True)
             shutil.copytree(source, folder)
             (folder / "checksums.sha256").unlink()
-            quantize_graph(source / "model.onnx", folder / "model.onnx", **options)
+            quantize_graph(source / "model.onnx", folder / "model.onnx", **variant(name, source / "model.onnx"))
             write_manifest(folder)
-            rows.append({"variant": name, "mb": (folder / "model.onnx").stat().st_size / 1e6, **wer(folder, sets)})
+            quantize_graph(step, work / "step.onnx", **variant(name, step))
+            rows.append({"variant": name, "mb": (folder / "model.onnx").stat().st_size / 1e6, **wer(folder, sets),
+                         **step_ms(work / "step.onnx")})  # fmt: skip
             print(rows[-1], flush=True)
     table = Table(title=f"int8 export of {args.model}: which layers stay float (WER, beam + LM, one thread)")
-    for col in ("variant", "model.onnx MB", f"AN4 {args.split} mu-law", f"FSDD {args.split} numbers"):
+    for col in ("variant", "model.onnx MB", f"AN4 {args.split} mu-law", f"FSDD {args.split} numbers",
+                *(f"step ms, {n} stream{'s' * (n > 1)}" for n in STEP_STREAMS)):  # fmt: skip
         table.add_column(col, justify="right")
     for r in rows:
-        table.add_row(r["variant"], f"{r['mb']:.2f}", f"{r['an4']:.2%}", f"{r['fsdd_numbers']:.2%}")
+        table.add_row(r["variant"], f"{r['mb']:.2f}", f"{r['an4']:.2%}", f"{r['fsdd_numbers']:.2%}",
+                      *(f"{r[f'step_ms_{n}']:.2f}" for n in STEP_STREAMS))  # fmt: skip
     Console(width=140).print(table)
     report = {"model": args.model, "split": args.split, "rows": rows, "environment": environment(),
               "command": " ".join(sys.argv)}  # fmt: skip

@@ -132,9 +132,12 @@ def test_int8_layers_quick_writes_json(tmp_path, data_dir, split):
     report = json.loads(out.read_text())
     assert report["split"] == split
     rows = {r["variant"]: r for r in report["rows"]}
-    assert len(rows) == 8 and {"float (no int8)", "all int8", "first convolution float"} <= set(rows)
+    export = "convolutions int8 weight-only (the export)"
+    assert len(rows) == 9 and {"float (no int8)", "all int8", "first convolution float", export} <= set(rows)
     assert all(0 <= r["an4"] <= 1 and 0 <= r["fsdd_numbers"] <= 1 for r in rows.values())
     assert rows["all int8"]["mb"] < rows["first convolution float"]["mb"] < 0.35 * rows["float (no int8)"]["mb"]
+    assert rows["all int8"]["mb"] < rows[export]["mb"] < rows["first convolution float"]["mb"]  # int8 in the file
+    assert all(0 < r["step_ms_1"] < r["step_ms_300"] for r in rows.values())  # 300 streams cost more than one
 
 
 def test_ddp_speed_quick_writes_json(tmp_path, data_dir):

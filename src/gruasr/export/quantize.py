@@ -12,14 +12,15 @@ GRU holds its own weights. So each GRU node is first rewritten into ops the quan
 
 the same function as the node (tested against it in float), with the input projections of all steps as one
 MatMul outside the loop and the recurrent product inside it. Then quantize_dynamic (with subgraphs) makes every
-MatMul, the second convolution's and the recurrent one in the loop body included, an int8 MatMulInteger or
-ConvInteger: int8 weights (per output channel) for the whole network but its first layer, about 30% of the float
-file. The first convolution (80 fbank bins -> 256 channels, 2% of the weights) stays float: its input is the
-normalized features, whose per-tensor uint8 rounding cost the most accuracy. Measured on the full sets (default
-model, beam + LM, one thread): AN4 test mu-law 11.13% float -> 11.77% all-int8 -> 11.38% with the first
-convolution float (11.25% with the second one float instead, but a 4.1 MB file; 11.64% with the first one and
-the output layer float; the recurrent products float and everything else int8 still gave 11.77%), FSDD phone
-numbers 2.25% -> 2.25% -> 2.18%.
+MatMul, the recurrent one in the loop body included, an int8 MatMulInteger: int8 weights per output channel,
+activations rounded to uint8 with a scale per tensor at run time. The two convolutions (the first reads the
+normalized features, the second the first's GELU outputs) are stored weight-only instead: int8 weights per output
+channel in the file, a DequantizeLinear in front of a float product (weight_only_int8), because the uint8 rounding
+of their inputs cost the most accuracy. The file is about 26% of the float one. Measured on the full sets
+(the default model bundled 2026-11-30, beam + LM, one thread; benchmarks/int8_layers.py,
+docs/results/int8_layers-cpu.json): AN4 test mu-law 11.64% float -> 12.16% all int8 (3.56 MB) -> 12.03% with
+the first convolution float (3.74 MB, the export until then) -> 11.64% with both convolutions float (4.33 MB) or
+weight-only (3.56 MB, the export); FSDD phone numbers 0.80% float, 0.73% weight-only.
 
 Dynamic quantization picks each activation's scale from the tensor at hand, so with many streams in one batch
 the rounding depends slightly on the batch; the WER bound is checked on AN4 and FSDD (tests/deploy).
@@ -215,31 +216,77 @@ def quantize_graph(
     target: str | os.PathLike[str],
     keep_float: Sequence[str] | None = None,
     subgraphs: bool = True,
+    weight_only: Sequence[str] = (),
 ) -> None:
     """source (float ONNX with GRU nodes) -> target: GRUs rewritten, then ONNX Runtime's dynamic quantization of
     every MatMul and Conv (int8 weights per channel, the Loop bodies' MatMuls included unless `subgraphs` is
-    False) but the nodes named in `keep_float` (default: the first layer, first_layer; the names are those of the
-    rewritten graph). benchmarks/int8_layers.py compares other choices."""
+    False) but the nodes named in `keep_float` (default: the convolutions, convolutions(); the names are those of
+    the rewritten graph) and in `weight_only`, whose weights are stored int8 per output channel and dequantized to
+    float for a float product (weight_only_int8). benchmarks/int8_layers.py compares the choices."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     unrolled = unroll_gru_nodes(onnx.load(str(source)))
+    if keep_float is None:
+        keep_float, weight_only = [], convolutions(unrolled)
     with tempfile.TemporaryDirectory() as tmp:
         plain = Path(tmp) / "unrolled.onnx"
         onnx.save(unrolled, str(plain))
         quantize_dynamic(
             str(plain), str(target), weight_type=QuantType.QInt8, per_channel=True,
             op_types_to_quantize=["MatMul", "Conv"], extra_options={"EnableSubgraph": subgraphs},
-            nodes_to_exclude=list(keep_float) if keep_float is not None else [first_layer(unrolled)],
+            nodes_to_exclude=[*keep_float, *weight_only],
         )  # fmt: skip
+    if weight_only:
+        onnx.save(weight_only_int8(onnx.load(str(target)), weight_only), str(target))
 
 
-def first_layer(model: onnx.ModelProto) -> str:
-    """The name of the graph's first matrix op, the first convolution that reads the features (a Conv node in the
-    whole-utterance graph, a MatMul in the streaming step's), which stays float (module docstring)."""
-    for node in model.graph.node:
-        if node.op_type in ("Conv", "MatMul"):
-            return node.name
-    raise ConfigError("the graph has no Conv or MatMul node (not a gruasr export?)")
+def weight_only_int8(model: onnx.ModelProto, nodes: Sequence[str]) -> onnx.ModelProto:
+    """Store the constant weight (input 1) of each named Conv or MatMul node as int8 with a float scale per output
+    channel (symmetric, zero point 0), read back through a DequantizeLinear node: the file holds int8 weights
+    while the product, and so the activations, stay float. Meant for the layers whose inputs uint8 rounding hurts
+    (the convolutions over the features: module docstring)."""
+    graph = model.graph
+    inits = {init.name: init for init in graph.initializer}
+    uses: dict[str, int] = {}
+    for node in graph.node:
+        for name in node.input:
+            uses[name] = uses.get(name, 0) + 1
+    by_name = {node.name: node for node in graph.node}
+    for name in nodes:
+        node = by_name.get(name)
+        if node is None or node.op_type not in ("Conv", "MatMul"):
+            raise ConfigError(f"no Conv or MatMul node named {name!r} in the graph")
+        weight = node.input[1]
+        if weight not in inits or uses[weight] != 1:
+            raise ConfigError(f"{name}: its weight {weight!r} is not a constant of its own")
+        w = numpy_helper.to_array(inits[weight]).astype(np.float32)
+        axis = 0 if node.op_type == "Conv" else w.ndim - 1  # Conv (out, in, k); MatMul (in, out)
+        reduce = tuple(i for i in range(w.ndim) if i != axis)
+        scale = np.maximum(np.abs(w).max(axis=reduce), np.finfo(np.float32).tiny) / 127.0
+        shape = [1] * w.ndim
+        shape[axis] = -1
+        q = np.clip(np.rint(w / scale.reshape(shape)), -127, 127).astype(np.int8)
+        graph.initializer.remove(inits[weight])
+        graph.initializer.extend([
+            numpy_helper.from_array(q, f"{weight}_int8"),
+            numpy_helper.from_array(scale.astype(np.float32), f"{weight}_int8_scale"),
+            numpy_helper.from_array(np.zeros(scale.shape, np.int8), f"{weight}_int8_zero"),
+        ])  # fmt: skip
+        dequantize = helper.make_node(
+            "DequantizeLinear", [f"{weight}_int8", f"{weight}_int8_scale", f"{weight}_int8_zero"], [weight],
+            name=f"{name}_weight_dequantize", axis=axis,
+        )  # fmt: skip
+        graph.node.insert(list(graph.node).index(node), dequantize)
+    return model
+
+
+def convolutions(model: onnx.ModelProto) -> list[str]:
+    """The names of the graph's two convolutions, its first two matrix ops (Conv nodes in the whole-utterance
+    graph, MatMuls in the streaming step's), which the int8 export keeps weight-only (module docstring)."""
+    ops = [node.name for node in model.graph.node if node.op_type in ("Conv", "MatMul")]
+    if len(ops) < 2:
+        raise ConfigError("the graph has fewer than two Conv or MatMul nodes (not a gruasr export?)")
+    return ops[:2]
 
 
 def quantize_folder(folder: Path, names: list[str]) -> dict[str, Any]:
@@ -249,8 +296,9 @@ def quantize_folder(folder: Path, names: list[str]) -> dict[str, Any]:
         os.replace(folder / f"{name}.int8", folder / name)
     counts = integer_ops(folder / names[0])
     return {
-        "weights": "int8, per output channel (ONNX Runtime dynamic quantization); the first convolution float",
-        "activations": "uint8, scale per tensor computed at run time",
+        "weights": "int8, per output channel (ONNX Runtime dynamic quantization); the two convolutions weight-only "
+        "(int8 weights dequantized to float, float products)",
+        "activations": "uint8, scale per tensor computed at run time (the convolutions' inputs stay float)",
         "gru": "rewritten as MatMul (input projections) + Loop of MatMul (recurrent), both quantized",
         "integer_ops": counts,
     }
