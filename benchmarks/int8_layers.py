@@ -3,7 +3,7 @@ matrix product int8 and with one or two layers left float or int8 weight-only, s
 and the cost of the streaming model's step quantized the same way.
 
     python benchmarks/int8_layers.py [--data DIR] [--model DIR] [--streaming-model DIR] [--split test|dev]
-                                     [--variants WORD ...] [--out docs/results/int8_layers-cpu.json]
+                                     [--variants WORD ...] [--torch] [--out docs/results/int8_layers-cpu.json]
 
 The sets are benchmarks/deploy_speed.py's (AN4 test through the mu-law line, 200 FSDD test phone numbers), decoded
 by gruasr.runtime.OnnxRecognizer with the model's own beam + LM settings on one thread; `--split dev` scores AN4's
@@ -12,7 +12,9 @@ variant is the GRU rewrite of gruasr.export.quantize followed by ONNX Runtime's 
 per output channel, uint8 activations), with the layers the row names kept float, or int8 weight-only (int8 in the
 file, a float product). This is how `gruasr model export --int8` came to store its convolutions weight-only
 (README "Deployment"). The step column: one batched streaming step (80 ms of features) of the streaming model for 1
-and for 300 streams on one thread, best of 3 (a ratio between rows of one run; the machine may be busy).
+and for 300 streams on one thread, best of 3 (a ratio between rows of one run; the machine may be busy). --torch
+adds PyTorch's own path on the same sets: the torch model in float and with gruasr.export.torch_int8 (or name them
+in --variants: "torch" selects both).
 """
 
 from __future__ import annotations
@@ -46,6 +48,22 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def wer(folder: Path, sets: dict[str, list[dict[str, str]]]) -> dict[str, float]:
     asr = OnnxRecognizer.load(str(folder), threads=1)
+    return {key: score((it["text"], asr.transcribe(_read(it["wav8"]), 8000).text) for it in items).wer
+            for key, items in sets.items()}  # fmt: skip
+
+
+def torch_wer(model: str, sets: dict[str, list[dict[str, str]]], int8: bool) -> dict[str, float]:
+    """The same sets through the torch recognizer (one thread), float or with PyTorch's own int8 path
+    (gruasr.export.torch_int8: dynamic int8 GRU and output layer, the convolutions float)."""
+    import torch
+
+    from gruasr.export.onnx import resolve_model
+    from gruasr.export.torch_int8 import quantize_recognizer
+    from gruasr.recognizer import OfflineRecognizer
+
+    torch.set_num_threads(1)
+    asr = OfflineRecognizer.load(resolve_model(model))
+    asr = quantize_recognizer(asr) if int8 else asr
     return {key: score((it["text"], asr.transcribe(_read(it["wav8"]), 8000).text) for it in items).wer
             for key, items in sets.items()}  # fmt: skip
 
@@ -126,6 +144,7 @@ def main() -> None:
         help="score on the test sets (default) or on dev (AN4 dev speakers, FSDD dev numbers): choose on dev",
     )  # fmt: skip
     parser.add_argument("--variants", nargs="*", help="only the variants whose names contain one of these words")
+    parser.add_argument("--torch", action="store_true", help="also torch float and torch int8 (torch.ao) rows")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "results" / "int8_layers-cpu.json")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
@@ -148,13 +167,18 @@ def main() -> None:
             rows.append({"variant": name, "mb": (folder / "model.onnx").stat().st_size / 1e6, **wer(folder, sets),
                          **step_ms(work / "step.onnx")})  # fmt: skip
             print(rows[-1], flush=True)
+        for name, int8 in (("torch float", False), ("torch int8 (torch.ao: GRU and output layer)", True)):
+            if args.torch or (args.variants and any(v in name for v in args.variants)):
+                rows.append({"variant": name, **torch_wer(args.model, sets, int8)})
+                print(rows[-1], flush=True)
     table = Table(title=f"int8 export of {args.model}: which layers stay float (WER, beam + LM, one thread)")
     for col in ("variant", "model.onnx MB", f"AN4 {args.split} mu-law", f"FSDD {args.split} numbers",
                 *(f"step ms, {n} stream{'s' * (n > 1)}" for n in STEP_STREAMS)):  # fmt: skip
         table.add_column(col, justify="right")
     for r in rows:
-        table.add_row(r["variant"], f"{r['mb']:.2f}", f"{r['an4']:.2%}", f"{r['fsdd_numbers']:.2%}",
-                      *(f"{r[f'step_ms_{n}']:.2f}" for n in STEP_STREAMS))  # fmt: skip
+        table.add_row(r["variant"], f"{r['mb']:.2f}" if "mb" in r else "-", f"{r['an4']:.2%}",
+                      f"{r['fsdd_numbers']:.2%}", *(f"{r[f'step_ms_{n}']:.2f}" if f"step_ms_{n}" in r else "-"
+                                                    for n in STEP_STREAMS))  # fmt: skip
     Console(width=140).print(table)
     report = {"model": args.model, "split": args.split, "rows": rows, "environment": environment(),
               "command": " ".join(sys.argv)}  # fmt: skip

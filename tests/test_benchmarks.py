@@ -125,13 +125,16 @@ def test_deploy_speed_quick_writes_json(tmp_path, data_dir):
 
 @pytest.mark.parametrize("split", ["test", "dev"])
 def test_int8_layers_quick_writes_json(tmp_path, data_dir, split):
-    """The float export and every int8 variant are decoded on the same 12 + 12 utterances (of the test sets, or of
-    AN4's dev speakers and FSDD dev numbers); files shrink with int8."""
+    """The float export, every int8 variant and the torch rows decode the same 12 + 12 utterances (of the test sets,
+    or of AN4's dev speakers and FSDD dev numbers); files shrink with int8."""
     out = tmp_path / "int8_layers.json"
-    _bench("int8_layers.py", "--data", str(data_dir), "--split", split, "--out", str(out))
+    _bench("int8_layers.py", "--data", str(data_dir), "--split", split, "--torch", "--out", str(out))
     report = json.loads(out.read_text())
     assert report["split"] == split
-    rows = {r["variant"]: r for r in report["rows"]}
+    torch_rows = {r["variant"]: r for r in report["rows"] if r["variant"].startswith("torch")}
+    assert set(torch_rows) == {"torch float", "torch int8 (torch.ao: GRU and output layer)"}
+    assert all(0 <= r["an4"] <= 1 and 0 <= r["fsdd_numbers"] <= 1 for r in torch_rows.values())
+    rows = {r["variant"]: r for r in report["rows"] if not r["variant"].startswith("torch")}
     export = "convolutions int8 weight-only (the export)"
     assert len(rows) == 9 and {"float (no int8)", "all int8", "first convolution float", export} <= set(rows)
     assert all(0 <= r["an4"] <= 1 and 0 <= r["fsdd_numbers"] <= 1 for r in rows.values())
