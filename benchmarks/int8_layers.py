@@ -36,7 +36,7 @@ from rich.table import Table
 from gruasr.environment import environment
 from gruasr.evaluation.metrics import score
 from gruasr.export.onnx import export_onnx
-from gruasr.export.quantize import quantize_graph, unroll_gru_nodes
+from gruasr.export.quantize import convolutions, quantize_graph, unroll_gru_nodes
 from gruasr.integrity import write_manifest
 from gruasr.runtime import OnnxRecognizer
 
@@ -46,10 +46,14 @@ from deploy_speed import _prepare, _read  # noqa: E402  (the same sets as the de
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def wer(folder: Path, sets: dict[str, list[dict[str, str]]]) -> dict[str, float]:
-    asr = OnnxRecognizer.load(str(folder), threads=1)
+def set_wers(asr: Any, sets: dict[str, list[dict[str, str]]]) -> dict[str, float]:
+    """WER per set of a recognizer (ONNX or torch) on the prepared 8 kHz audio."""
     return {key: score((it["text"], asr.transcribe(_read(it["wav8"]), 8000).text) for it in items).wer
             for key, items in sets.items()}  # fmt: skip
+
+
+def wer(folder: Path, sets: dict[str, list[dict[str, str]]]) -> dict[str, float]:
+    return set_wers(OnnxRecognizer.load(str(folder), threads=1), sets)
 
 
 def torch_wer(model: str, sets: dict[str, list[dict[str, str]]], int8: bool) -> dict[str, float]:
@@ -63,40 +67,28 @@ def torch_wer(model: str, sets: dict[str, list[dict[str, str]]], int8: bool) -> 
 
     torch.set_num_threads(1)
     asr = OfflineRecognizer.load(resolve_model(model))
-    asr = quantize_recognizer(asr) if int8 else asr
-    return {key: score((it["text"], asr.transcribe(_read(it["wav8"]), 8000).text) for it in items).wer
-            for key, items in sets.items()}  # fmt: skip
+    return set_wers(quantize_recognizer(asr) if int8 else asr, sets)
 
 
-VARIANTS = (
-    "all int8",
-    "convolutions int8 weight-only (the export)",
-    "first convolution float",
-    "second convolution float",
-    "both convolutions float",
-    "first convolution and output layer float",
-    "output layer float",
-    "recurrent products float",
-)
 STEP_STREAMS = (1, 300)  # streams in one batched streaming step
 
 
-def variant(name: str, graph: Path) -> dict[str, Any]:
-    """quantize_graph's options for a row, with the node names of this graph (the first two matrix ops are the
-    convolutions, the last the output layer: Conv/MatMul in model.onnx, all MatMul in streaming.onnx)."""
+def variants(graph: Path) -> dict[str, dict[str, Any]]:
+    """Each row's quantize_graph options, with the node names of this graph (its convolutions, and the output
+    layer, its last MatMul: Conv/MatMul in model.onnx, all MatMul in streaming.onnx)."""
     unrolled = unroll_gru_nodes(onnx.load(str(graph)))
-    ops = [n.name for n in unrolled.graph.node if n.op_type in ("MatMul", "Conv")]
-    conv1, conv2, output = ops[0], ops[1], ops[-1]
+    conv1, conv2 = convolutions(unrolled)
+    output = [n.name for n in unrolled.graph.node if n.op_type == "MatMul"][-1]
     return {
-        "all int8": {"keep_float": []},
+        "all int8": {"keep_float": [], "weight_only": []},
         "convolutions int8 weight-only (the export)": {"keep_float": [], "weight_only": [conv1, conv2]},
-        "first convolution float": {"keep_float": [conv1]},
-        "second convolution float": {"keep_float": [conv2]},
-        "both convolutions float": {"keep_float": [conv1, conv2]},
-        "first convolution and output layer float": {"keep_float": [conv1, output]},
-        "output layer float": {"keep_float": [output]},
-        "recurrent products float": {"keep_float": [], "subgraphs": False},
-    }[name]
+        "first convolution float": {"keep_float": [conv1], "weight_only": []},
+        "second convolution float": {"keep_float": [conv2], "weight_only": []},
+        "both convolutions float": {"keep_float": [conv1, conv2], "weight_only": []},
+        "first convolution and output layer float": {"keep_float": [conv1, output], "weight_only": []},
+        "output layer float": {"keep_float": [output], "weight_only": []},
+        "recurrent products float": {"keep_float": [], "weight_only": [], "subgraphs": False},
+    }
 
 
 def step_ms(graph: Path, frames: int = 8) -> dict[str, float]:
@@ -154,16 +146,17 @@ def main() -> None:
         step = export_onnx(args.streaming_model, work / "streaming-float") / "streaming.onnx"
         rows = [{"variant": "float (no int8)", "mb": (source / "model.onnx").stat().st_size / 1e6,
                  **wer(source, sets), **step_ms(step)}]  # fmt: skip
-        for name in VARIANTS:
+        step_variants = variants(step)
+        for name, options in variants(source / "model.onnx").items():
             if args.variants and not any(v in name for v in args.variants):
                 continue
             folder = work / "variant"
             shutil.rmtree(folder, ignore_errors=True)
             shutil.copytree(source, folder)
             (folder / "checksums.sha256").unlink()
-            quantize_graph(source / "model.onnx", folder / "model.onnx", **variant(name, source / "model.onnx"))
+            quantize_graph(source / "model.onnx", folder / "model.onnx", **options)
             write_manifest(folder)
-            quantize_graph(step, work / "step.onnx", **variant(name, step))
+            quantize_graph(step, work / "step.onnx", **step_variants[name])
             rows.append({"variant": name, "mb": (folder / "model.onnx").stat().st_size / 1e6, **wer(folder, sets),
                          **step_ms(work / "step.onnx")})  # fmt: skip
             print(rows[-1], flush=True)

@@ -214,20 +214,20 @@ def _used_in_subgraphs(graph: onnx.GraphProto, name: str) -> bool:
 def quantize_graph(
     source: str | os.PathLike[str],
     target: str | os.PathLike[str],
-    keep_float: Sequence[str] | None = None,
+    keep_float: Sequence[str] = (),
     subgraphs: bool = True,
-    weight_only: Sequence[str] = (),
+    weight_only: Sequence[str] | None = None,
 ) -> None:
     """source (float ONNX with GRU nodes) -> target: GRUs rewritten, then ONNX Runtime's dynamic quantization of
     every MatMul and Conv (int8 weights per channel, the Loop bodies' MatMuls included unless `subgraphs` is
-    False) but the nodes named in `keep_float` (default: the convolutions, convolutions(); the names are those of
-    the rewritten graph) and in `weight_only`, whose weights are stored int8 per output channel and dequantized to
-    float for a float product (weight_only_int8). benchmarks/int8_layers.py compares the choices."""
+    False) but the nodes named in `keep_float` (left float) and in `weight_only` (default: the convolutions,
+    convolutions()), whose weights are stored int8 per output channel and dequantized to float for a float product
+    (weight_only_int8); the names are those of the rewritten graph. benchmarks/int8_layers.py compares the choices."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     unrolled = unroll_gru_nodes(onnx.load(str(source)))
-    if keep_float is None:
-        keep_float, weight_only = [], convolutions(unrolled)
+    if weight_only is None:
+        weight_only = convolutions(unrolled)
     with tempfile.TemporaryDirectory() as tmp:
         plain = Path(tmp) / "unrolled.onnx"
         onnx.save(unrolled, str(plain))
