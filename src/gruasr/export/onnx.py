@@ -18,6 +18,9 @@ and the gates reordered to ONNX's z, r, n. (The dynamo exporter has written line
 The exporter's output is checked: every GRU node must say linear_before_reset=1, and the tests compare ONNX
 Runtime with PyTorch. Lengths become the GRU's sequence_lens (the reverse direction starts at each sequence's
 last valid step, as ours does), and initial states are inputs, so the batch dimension stays dynamic.
+
+The Li-GRU is a GRU node too (gru_parameters): its reset gate held open, batch norm folded into the input weights,
+and the node's activations set to [Sigmoid, Relu]. Other units (LSTM, RNN, minGRU) are refused.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from gruasr.bundle import LEXICON, LM, PRETRAINED, ModelBundle, atomic_dir, comm
 from gruasr.errors import ConfigError
 from gruasr.integrity import sha256
 from gruasr.models.ctc_model import SUBSAMPLING, CTCModel
+from gruasr.models.ligru import LiGRU
 
 FORMAT = "gruasr-onnx"
 VERSION = 1
@@ -61,6 +65,52 @@ def resolve_model(model: str | os.PathLike[str]) -> Path:
     )
 
 
+#: the reset gate's input bias that holds it open in a Li-GRU written as a GRU node: sigmoid(40) is 1.0 in float32
+OPEN_RESET = 40.0
+
+
+def gru_parameters(encoder: nn.Module) -> tuple[dict[str, Tensor], str]:
+    """A recurrent encoder as torch.nn.GRU's parameters (gates r, z, n) and the candidate's activation, the
+    function an ONNX GRU node (linear_before_reset=1, activations [Sigmoid, candidate]) computes:
+
+    - GRU: its own parameters (the same names and shapes as torch.nn.GRU's), "Tanh";
+    - Li-GRU (batch norm or none): z and the candidate are a GRU's whose reset gate is held open (zero weights,
+      input bias OPEN_RESET, so r = 1 and the candidate reads U_h h in full), with the inference-time batch norm
+      folded into the input weights and bias (a = s * W x + (beta - s * mean), s = gamma / sqrt(var + eps)),
+      and "Relu". Layer norm depends on each frame's own statistics and cannot be folded: refused."""
+    kind = getattr(encoder, "kind", None)
+    if kind == "gru":
+        return dict(encoder.state_dict()), "Tanh"
+    if not isinstance(encoder, LiGRU):
+        raise ConfigError(f"ONNX export supports GRU and Li-GRU models; this one is {kind!r}")
+    normalization = encoder.normalization
+    if normalization == "layernorm":
+        raise ConfigError("ONNX export: a Li-GRU with layer norm cannot be folded into a GRU node (batch norm can)")
+    hidden: int = encoder.hidden_size
+    params = encoder.state_dict()
+    state: dict[str, Tensor] = {}
+    with torch.no_grad():
+        for name in params:
+            if not name.startswith("weight_ih_"):
+                continue
+            suffix = name[len("weight_ih_") :]  # l{k} or l{k}_reverse
+            w_ih, w_hh = params[name].float(), params[f"weight_hh_{suffix}"].float()
+            if normalization == "batchnorm":
+                norm = encoder.norms[suffix]
+                assert isinstance(norm, nn.BatchNorm1d) and norm.running_var is not None
+                assert norm.running_mean is not None
+                scale = norm.weight / torch.sqrt(norm.running_var + norm.eps)
+                shift = norm.bias - scale * norm.running_mean
+                w_ih = w_ih * scale[:, None]
+            else:
+                shift = params.get(f"bias_ih_{suffix}", torch.zeros(2 * hidden)).float()
+            state[f"weight_ih_{suffix}"] = torch.cat([torch.zeros(hidden, w_ih.shape[1]), w_ih])  # r, z, n
+            state[f"weight_hh_{suffix}"] = torch.cat([torch.zeros(hidden, hidden), w_hh])
+            state[f"bias_ih_{suffix}"] = torch.cat([torch.full((hidden,), OPEN_RESET), shift])
+            state[f"bias_hh_{suffix}"] = torch.zeros(3 * hidden)
+    return state, "Relu"
+
+
 class _Parts(nn.Module):
     """What both graphs share: CMVN, the two convolutions, a torch.nn.GRU holding our GRU's parameters, the output."""
 
@@ -71,8 +121,7 @@ class _Parts(nn.Module):
         super().__init__()
         model: CTCModel = bundle.model
         config = model.config
-        if config.unit != "gru":
-            raise ConfigError(f"ONNX export supports GRU models; this one is {config.unit!r}")
+        state, self.candidate = gru_parameters(model.encoder)
         if bundle.cmvn.leg_prior:
             raise ConfigError(
                 f"ONNX export does not carry per-leg normalization yet; this model was trained with cmvn.leg_prior = "
@@ -86,7 +135,7 @@ class _Parts(nn.Module):
             config.conv_channels, config.hidden_size, config.num_layers, batch_first=True,
             bidirectional=config.bidirectional,
         )  # fmt: skip
-        self.gru.load_state_dict(model.encoder.state_dict())  # the same names and shapes: torch.nn.GRU's
+        self.gru.load_state_dict(state)
         self.output = model.output
         self.layers = config.num_layers * (2 if config.bidirectional else 1)
         self.hidden = config.hidden_size
@@ -165,15 +214,35 @@ def _strided_conv(x: Tensor, conv: nn.Conv1d) -> Tensor:
     return product if conv.bias is None else product + conv.bias
 
 
-def _export(graph: nn.Module, args: tuple[Tensor, ...], path: Path, inputs: dict[str, dict[int, str]],
-            outputs: dict[str, dict[int, str]]) -> None:  # fmt: skip
+def _export(graph: UtteranceGraph | StreamingGraph, args: tuple[Tensor, ...], path: Path,
+            inputs: dict[str, dict[int, str]], outputs: dict[str, dict[int, str]]) -> None:  # fmt: skip
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # the exporter's notes on batch_first RNNs and its own deprecation
         torch.onnx.export(
             graph, args, str(path), input_names=list(inputs), output_names=list(outputs),
             dynamic_axes={**inputs, **outputs}, opset_version=OPSET, dynamo=False,
         )  # fmt: skip
+    candidate = graph.parts.candidate
+    if candidate != "Tanh":
+        set_candidate(path, candidate)
     check_gru_nodes(path)
+
+
+def set_candidate(path: str | os.PathLike[str], candidate: str) -> None:
+    """Give every GRU node of the graph at `path` the activations [Sigmoid, candidate] in each direction (the
+    exporter writes torch.nn.GRU's default, Sigmoid and Tanh)."""
+    import onnx
+
+    model = onnx.load(str(path))
+    for node in model.graph.node:
+        if node.op_type == "GRU":
+            attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+            directions = 2 if attrs.get("direction", b"forward") == b"bidirectional" else 1
+            kept = [a for a in node.attribute if a.name != "activations"]
+            del node.attribute[:]
+            node.attribute.extend(kept)
+            node.attribute.append(onnx.helper.make_attribute("activations", ["Sigmoid", candidate] * directions))
+    onnx.save(model, str(path))
 
 
 def check_gru_nodes(path: str | os.PathLike[str]) -> int:

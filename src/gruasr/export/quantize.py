@@ -56,30 +56,37 @@ def _const(graph_inits: list[onnx.TensorProto], name: str, value: np.ndarray) ->
     return name
 
 
-def _loop_body(name: _Names, hidden: int, r_t: str, b_hh: str, gates: str) -> onnx.GraphProto:
+def _loop_body(
+    name: _Names, hidden: int, r_t: str, b_hh: str, gates: str, candidate: str, reset: bool
+) -> onnx.GraphProto:
     """One GRU step for ONNX Loop: inputs (iteration, condition, h (B, H)); outputs (condition, h', h' again as
     the scan output). No masking inside: steps past a sequence's length are dropped outside the loop (few nodes
-    per step is what a batch-1 stream pays for)."""
+    per step is what a batch-1 stream pays for). `candidate` is the candidate's activation (Tanh, or Relu for a
+    Li-GRU); without `reset` the gates are z and n only (a reset gate held open: r = 1)."""
     n = name
     it, cond_in, h = n("t"), n("cond_in"), n("h")
     nodes: list[onnx.NodeProto] = []
     inits: list[onnx.TensorProto] = []
-    split_zr_n = _const(inits, n("split"), np.array([2 * hidden, hidden], np.int64))
-    split_z_r = _const(inits, n("split2"), np.array([hidden, hidden], np.int64))
+    gated = 2 * hidden if reset else hidden
+    split_gates = _const(inits, n("split"), np.array([gated, hidden], np.int64))
     g, gh, ghb = n("g"), n("gh"), n("ghb")
     nodes.append(helper.make_node("Gather", [gates, it], [g], axis=0))  # (B, 3H): x_t W^T + b_ih
     nodes.append(helper.make_node("MatMul", [h, r_t], [gh]))  # (B, 3H): the recurrent product
     nodes.append(helper.make_node("Add", [gh, b_hh], [ghb]))
     g_zr, g_n, h_zr, h_n = n("g_zr"), n("g_n"), n("h_zr"), n("h_n")
-    nodes.append(helper.make_node("Split", [g, split_zr_n], [g_zr, g_n], axis=1))  # ONNX's gate order z, r, n
-    nodes.append(helper.make_node("Split", [ghb, split_zr_n], [h_zr, h_n], axis=1))
+    nodes.append(helper.make_node("Split", [g, split_gates], [g_zr, g_n], axis=1))  # ONNX's gate order z, r, n
+    nodes.append(helper.make_node("Split", [ghb, split_gates], [h_zr, h_n], axis=1))
     s_zr, zr, z, r = n("s_zr"), n("zr"), n("z"), n("r")
     nodes.append(helper.make_node("Add", [g_zr, h_zr], [s_zr]))
     nodes.append(helper.make_node("Sigmoid", [s_zr], [zr]))
-    nodes.append(helper.make_node("Split", [zr, split_z_r], [z, r], axis=1))
     rh, sn, cand = n("rh"), n("sn"), n("n")
-    nodes.append(helper.make_node("Mul", [r, h_n], [rh]))  # linear_before_reset=1: r * (R_n h + Rb_n)
-    nodes += [helper.make_node("Add", [g_n, rh], [sn]), helper.make_node("Tanh", [sn], [cand])]
+    if reset:
+        split_z_r = _const(inits, n("split2"), np.array([hidden, hidden], np.int64))
+        nodes.append(helper.make_node("Split", [zr, split_z_r], [z, r], axis=1))
+        nodes.append(helper.make_node("Mul", [r, h_n], [rh]))  # linear_before_reset=1: r * (R_n h + Rb_n)
+    else:
+        z, rh = zr, h_n
+    nodes += [helper.make_node("Add", [g_n, rh], [sn]), helper.make_node(candidate, [sn], [cand])]
     diff, zd, h_new, y_out, cond_out = n("diff"), n("zd"), n("h_new"), n("y"), n("cond_out")
     nodes.append(helper.make_node("Sub", [h, cand], [diff]))
     nodes.append(helper.make_node("Mul", [z, diff], [zd]))
@@ -101,6 +108,17 @@ def _loop_body(name: _Names, hidden: int, r_t: str, b_hh: str, gates: str) -> on
         ],
         inits,
     )
+
+
+def reset_is_open(w: np.ndarray, r: np.ndarray, b: np.ndarray, hidden: int) -> bool:
+    """Whether one direction's reset gate is constant 1 in float32 (no weights, a bias that saturates the
+    sigmoid): a Li-GRU written as a GRU node (gruasr.export.onnx.gru_parameters). w (3H, I), r (3H, H), b (6H),
+    gates z, r, n."""
+    gate = slice(hidden, 2 * hidden)
+    if w[gate].any() or r[gate].any():
+        return False
+    bias = (b[gate] + b[3 * hidden :][gate]).astype(np.float32)
+    return bool(np.all(np.float32(1) / (np.float32(1) + np.exp(-bias)) == np.float32(1)))
 
 
 def unroll_gru_nodes(model: onnx.ModelProto) -> onnx.ModelProto:
@@ -125,6 +143,8 @@ def unroll_gru_nodes(model: onnx.ModelProto) -> onnx.ModelProto:
         b = numpy_helper.to_array(weights[b_name])
         hidden = int(attrs["hidden_size"])
         directions = w.shape[0]
+        activations = [a.decode() if isinstance(a, bytes) else a for a in attrs.get("activations", [])]
+        activations = activations or ["Sigmoid", "Tanh"] * directions
         name = _Names(f"gru{index}")
         lengths = name("lengths")
         nodes.append(helper.make_node("Cast", [lens], [lengths], to=TensorProto.INT64))
@@ -156,17 +176,22 @@ def unroll_gru_nodes(model: onnx.ModelProto) -> onnx.ModelProto:
             if reverse:
                 inp = name("x_rev")
                 nodes.append(helper.make_node("ReverseSequence", [x, lengths], [inp], batch_axis=1, time_axis=0))
-            w_t = _const(graph.initializer, name("w_t"), np.ascontiguousarray(w[d].T))  # (I, 3H)
-            r_t = _const(graph.initializer, name("r_t"), np.ascontiguousarray(r[d].T))  # (H, 3H)
-            b_ih = _const(graph.initializer, name("b_ih"), b[d, : 3 * hidden].copy())
-            b_hh = _const(graph.initializer, name("b_hh"), b[d, 3 * hidden :].copy())
+            gate, candidate = activations[2 * d : 2 * d + 2]
+            if gate != "Sigmoid" or candidate not in ("Tanh", "Relu"):
+                raise ConfigError(f"GRU node {node.name}: activations {gate}, {candidate} are not a GRU's or Li-GRU's")
+            reset = not reset_is_open(w[d], r[d], b[d], hidden)
+            rows = np.arange(3 * hidden) if reset else np.r_[0:hidden, 2 * hidden : 3 * hidden]  # z, (r,) n
+            w_t = _const(graph.initializer, name("w_t"), np.ascontiguousarray(w[d][rows].T))  # (I, 3H or 2H)
+            r_t = _const(graph.initializer, name("r_t"), np.ascontiguousarray(r[d][rows].T))  # (H, 3H or 2H)
+            b_ih = _const(graph.initializer, name("b_ih"), b[d, rows].copy())
+            b_hh = _const(graph.initializer, name("b_hh"), b[d, 3 * hidden + rows].copy())
             proj, gates = name("proj"), name("gates")
             nodes.append(helper.make_node("MatMul", [inp, w_t], [proj]))  # (T, B, 3H): every step at once
             nodes.append(helper.make_node("Add", [proj, b_ih], [gates]))
             start = name("h0")
             nodes.append(helper.make_node("Gather", [h0, _const(graph.initializer, name("d"),
                                                                 np.array(d, np.int64))], [start], axis=0))  # fmt: skip
-            body = _loop_body(name, hidden, r_t, b_hh, gates)
+            body = _loop_body(name, hidden, r_t, b_hh, gates, candidate, reset)
             h_end, y_all, y = name("h_end"), name("y_all"), name("y")
             nodes.append(helper.make_node("Loop", [steps, true, start], [h_end, y_all], body=body))
             nodes.append(helper.make_node("Where", [mask, y_all, zero_f], [y]))  # (T, B, H), 0 past the ends
