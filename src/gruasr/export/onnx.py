@@ -83,31 +83,18 @@ def gru_parameters(encoder: nn.Module) -> tuple[dict[str, Tensor], str]:
         return dict(encoder.state_dict()), "Tanh"
     if not isinstance(encoder, LiGRU):
         raise ConfigError(f"ONNX export supports GRU and Li-GRU models; this one is {kind!r}")
-    normalization = encoder.normalization
-    if normalization == "layernorm":
+    if encoder.normalization == "layernorm":
         raise ConfigError("ONNX export: a Li-GRU with layer norm cannot be folded into a GRU node (batch norm can)")
-    hidden: int = encoder.hidden_size
-    params = encoder.state_dict()
+    hidden = encoder.hidden_size
     state: dict[str, Tensor] = {}
-    with torch.no_grad():
-        for name in params:
-            if not name.startswith("weight_ih_"):
-                continue
-            suffix = name[len("weight_ih_") :]  # l{k} or l{k}_reverse
-            w_ih, w_hh = params[name].float(), params[f"weight_hh_{suffix}"].float()
-            if normalization == "batchnorm":
-                norm = encoder.norms[suffix]
-                assert isinstance(norm, nn.BatchNorm1d) and norm.running_var is not None
-                assert norm.running_mean is not None
-                scale = norm.weight / torch.sqrt(norm.running_var + norm.eps)
-                shift = norm.bias - scale * norm.running_mean
-                w_ih = w_ih * scale[:, None]
-            else:
-                shift = params.get(f"bias_ih_{suffix}", torch.zeros(2 * hidden)).float()
-            state[f"weight_ih_{suffix}"] = torch.cat([torch.zeros(hidden, w_ih.shape[1]), w_ih])  # r, z, n
-            state[f"weight_hh_{suffix}"] = torch.cat([torch.zeros(hidden, hidden), w_hh])
-            state[f"bias_ih_{suffix}"] = torch.cat([torch.full((hidden,), OPEN_RESET), shift])
-            state[f"bias_hh_{suffix}"] = torch.zeros(3 * hidden)
+    for layer in range(encoder.num_layers):
+        for suffix in encoder.suffixes:
+            w_ih, bias, w_hh = encoder.folded(layer, suffix)
+            key = f"l{layer}{suffix}"
+            state[f"weight_ih_{key}"] = torch.cat([torch.zeros(hidden, w_ih.shape[1]), w_ih])  # r, z, n
+            state[f"weight_hh_{key}"] = torch.cat([torch.zeros(hidden, hidden), w_hh])
+            state[f"bias_ih_{key}"] = torch.cat([torch.full((hidden,), OPEN_RESET), bias])
+            state[f"bias_hh_{key}"] = torch.zeros(3 * hidden)
     return state, "Relu"
 
 

@@ -1,4 +1,4 @@
-"""PyTorch's own int8 path: dynamic quantization (torch.ao) of the GRU and the output layer.
+"""PyTorch's own int8 path: dynamic quantization (torch.ao) of the GRU (or Li-GRU) and the output layer.
 
     from gruasr.export.torch_int8 import quantize_recognizer
     asr = quantize_recognizer(OfflineRecognizer.load())     # same interface, int8 GRU and Linear weights
@@ -7,7 +7,9 @@ torch.ao's dynamic quantization covers torch.nn.GRU and torch.nn.Linear (int8 we
 the fly), not our GRU class nor Conv1d: so the encoder's parameters move into a torch.nn.GRU (the same names and
 shapes) that is quantized, the output Linear is quantized, and the two convolutions stay float (they hold 8% of the
 weights). The quantized encoder keeps the recurrent interface (forward(x, lengths, state)), so the offline and
-streaming recognizers run it unchanged. CPU only (torch's quantized kernels: fbgemm/onednn). torch 2.13 marks
+streaming recognizers run it unchanged. A Li-GRU keeps its own loop (LiGRU) with each direction's two products as
+quantized torch.nn.Linear layers: the input projection with the batch norm folded in (LiGRU.folded) and the
+recurrent one. CPU only (torch's quantized kernels: fbgemm/onednn). torch 2.13 marks
 torch.ao.quantization deprecated (torchao is its successor) but runs it; its warnings are silenced here.
 """
 
@@ -23,6 +25,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from gruasr.errors import ConfigError
 from gruasr.models.ctc_model import CTCModel
+from gruasr.models.ligru import LiGRU
 from gruasr.models.recurrent import RecurrentStack
 
 
@@ -35,7 +38,7 @@ class QuantizedGRU(nn.Module):
     def __init__(self, encoder: RecurrentStack) -> None:
         super().__init__()
         if encoder.kind != "gru":
-            raise ConfigError(f"torch int8 covers GRU models; this one is {encoder.kind!r}")
+            raise ConfigError(f"torch int8 covers GRU and Li-GRU models; this one is {encoder.kind!r}")
         gru = nn.GRU(encoder.input_size, encoder.hidden_size, encoder.num_layers, batch_first=True,
                      bidirectional=encoder.bidirectional)  # fmt: skip
         gru.load_state_dict(encoder.state_dict())
@@ -63,10 +66,46 @@ class QuantizedGRU(nn.Module):
         return y, lengths, h
 
 
+class QuantizedLiGRU(LiGRU):
+    """A Li-GRU stack (batch norm or none) whose two products per direction are dynamically quantized
+    torch.nn.Linear layers, run by LiGRU's own step loop (forward, step and state as LiGRU's)."""
+
+    def __init__(self, encoder: LiGRU) -> None:
+        super().__init__(encoder.input_size, encoder.hidden_size, encoder.num_layers, encoder.bidirectional,
+                         bias=encoder.bias, normalization=encoder.normalization)  # fmt: skip
+        self.load_state_dict(encoder.state_dict())
+        self.eval()
+        products = nn.ModuleDict()
+        for layer in range(self.num_layers):
+            for suffix in self.suffixes:
+                w_ih, bias, w_hh = encoder.folded(layer, suffix)
+                projection, recurrent = (
+                    nn.Linear(w_ih.shape[1], w_ih.shape[0]),
+                    nn.Linear(w_hh.shape[1], w_hh.shape[0], bias=False),
+                )
+                projection.weight.data, projection.bias.data, recurrent.weight.data = w_ih, bias, w_hh
+                products[f"l{layer}{suffix}_input"], products[f"l{layer}{suffix}_recurrent"] = projection, recurrent
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            self.products = torch.ao.quantization.quantize_dynamic(products, {nn.Linear}, dtype=torch.qint8)
+
+    def _projections(self, seq: Tensor, layer: int, suffix: str, mask: Tensor | None) -> tuple[Tensor, Any]:
+        key = f"l{layer}{suffix}"
+        return self.products[f"{key}_input"](seq), self.products[f"{key}_recurrent"]
+
+
+def quantize_encoder(encoder: RecurrentStack) -> nn.Module:
+    """The int8 form of a GRU or Li-GRU encoder (ConfigError for other units)."""
+    if isinstance(encoder, LiGRU):
+        return QuantizedLiGRU(encoder)
+    return QuantizedGRU(encoder)
+
+
 def quantize_model(model: CTCModel) -> CTCModel:
-    """A copy of `model` (on the CPU, eval mode) with an int8 GRU and output layer; see the module docstring."""
+    """A copy of `model` (on the CPU, eval mode) with an int8 GRU or Li-GRU and output layer; see the module
+    docstring."""
     quantized = copy.deepcopy(model).cpu().eval()
-    encoder: Any = QuantizedGRU(quantized.encoder)
+    encoder: Any = quantize_encoder(quantized.encoder)
     quantized.encoder = encoder
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -14,6 +14,8 @@ gives the same result as a whole utterance.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -72,16 +74,42 @@ class LiGRU(RecurrentStack):
             return torch.zeros_like(gi).masked_scatter(valid, norm(gi[mask]))
         return norm(gi)
 
+    def folded(self, layer: int, suffix: str = "") -> tuple[Tensor, Tensor, Tensor]:
+        """One direction as inference computes it: (W (2H, I), b (2H), U (2H, H)) with a = W x + b the normalized
+        input projection. Batch norm's running statistics fold into W and b (s = gamma / sqrt(var + eps):
+        W = s * W_ih, b = beta - s * mean); without normalization b is the bias (or zero). Layer norm depends on
+        each frame's own statistics and does not fold (ConfigError). Used by the ONNX export and torch int8."""
+        key = f"l{layer}{suffix}"
+        w_ih = self.weight("weight_ih", layer, suffix).detach().float()
+        w_hh = self.weight("weight_hh", layer, suffix).detach().float()
+        if self.normalization == "layernorm":
+            raise ConfigError("a Li-GRU with layer norm cannot be folded into fixed weights (batch norm can)")
+        if self.normalization == "none":
+            bias = self.param("bias_ih", layer, suffix)
+            return w_ih, torch.zeros(w_ih.shape[0]) if bias is None else bias.detach().float(), w_hh
+        norm = self.norms[key]
+        assert isinstance(norm, nn.BatchNorm1d) and norm.running_mean is not None and norm.running_var is not None
+        with torch.no_grad():
+            scale = norm.weight.float() / torch.sqrt(norm.running_var.float() + norm.eps)
+            shift = norm.bias.float() - scale * norm.running_mean.float()
+        return w_ih * scale[:, None], shift, w_hh
+
+    def _projections(
+        self, seq: Tensor, layer: int, suffix: str, mask: Tensor | None
+    ) -> tuple[Tensor, Callable[[Tensor], Tensor]]:
+        """(the normalized input projections of every step (T, B, 2H), the recurrent product h -> U h)."""
+        gi = F.linear(seq, self.weight("weight_ih", layer, suffix), self.param("bias_ih", layer, suffix))
+        w_hh = self.weight("weight_hh", layer, suffix)
+        return self._normalize(gi, f"l{layer}{suffix}", mask), lambda h: F.linear(h, w_hh)
+
     def _run_direction(
         self, seq: Tensor, state: Parts, layer: int, suffix: str, mask: Tensor | None
     ) -> tuple[Tensor, Parts]:
         hidden = self.hidden_size
-        w_hh = self.weight("weight_hh", layer, suffix)
-        gi = F.linear(seq, self.weight("weight_ih", layer, suffix), self.param("bias_ih", layer, suffix))
-        gi = self._normalize(gi, f"l{layer}{suffix}", mask)  # (T, B, 2H)
+        gi, recurrent = self._projections(seq, layer, suffix, mask)  # (T, B, 2H)
 
         def step(g: Tensor, h: Parts) -> Parts:
-            a = g + F.linear(h[0], w_hh)  # (B, 2H)
+            a = g + recurrent(h[0])  # (B, 2H)
             z = torch.sigmoid(a[:, :hidden])
             cand = torch.relu(a[:, hidden:])
             return (torch.lerp(cand, h[0], z),)  # z * h + (1 - z) * cand

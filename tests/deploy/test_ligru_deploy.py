@@ -1,6 +1,7 @@
-"""A Li-GRU through ONNX: written as GRU nodes (reset gate held open, batch norm folded into the input weights,
-a ReLU candidate), run by ONNX Runtime, against the PyTorch model written from the Li-GRU's equations; the
-streaming step graph chunk by chunk against the whole utterance; the int8 rewrite drops the open reset gate."""
+"""A Li-GRU deployed: through ONNX, written as GRU nodes (reset gate held open, batch norm folded into the input
+weights, a ReLU candidate), run by ONNX Runtime, against the PyTorch model written from the Li-GRU's equations;
+the streaming step graph chunk by chunk against the whole utterance; the int8 rewrite drops the open reset gate;
+and PyTorch's own int8 path (quantized Linear layers in the Li-GRU's loop)."""
 
 from __future__ import annotations
 
@@ -133,3 +134,32 @@ def test_units_that_are_not_a_gru_node_are_refused(tmp_path: Path) -> None:
     save_model(tmp_path / "lstm", lstm, FbankConfig(), GlobalCMVN(torch.zeros(80), torch.ones(80)), TokenTable())
     with pytest.raises(ConfigError, match="GRU and Li-GRU models; this one is 'lstm'"):
         export_onnx(tmp_path / "lstm", tmp_path / "y")
+
+
+def test_torch_int8_ligru_is_the_float_model_within_rounding_and_steps_alike(tmp_path: Path) -> None:
+    from gruasr.export.torch_int8 import QuantizedLiGRU, quantize_model
+
+    model = ligru_model(tmp_path / "m", bidirectional=False)
+    quantized = quantize_model(model)
+    assert isinstance(quantized.encoder, QuantizedLiGRU)
+    assert sum(type(m).__name__ == "Linear" and "quantized" in type(m).__module__
+               for m in quantized.encoder.modules()) == 4  # fmt: skip
+    fbank, lengths = features(4)
+    x = (torch.from_numpy(fbank) - MEAN) / STD
+    with torch.no_grad():
+        reference, steps, _ = model(x, torch.from_numpy(lengths))
+        int8, int8_steps, _ = quantized(x, torch.from_numpy(lengths))
+        assert torch.equal(steps, int8_steps)
+        gap = max(float((int8[i, :n].exp() - reference[i, :n].exp()).abs().max()) for i, n in enumerate(steps))
+        assert 0 < gap < 0.05  # rounded, and only by the rounding
+        # the streaming recognizer's path: the encoder stepped frame by frame gives the whole sequence's outputs,
+        # to the rounding of activations that dynamic quantization scales per tensor (a step's, or the sequence's)
+        encoder_in = quantized.subsampling(x[:1])
+        whole, _, _ = quantized.encoder(encoder_in)
+        state = None
+        outputs = []
+        for t in range(encoder_in.shape[1]):
+            y, state = quantized.encoder.step(encoder_in[:, t], state)
+            outputs.append(y)
+    stepped = torch.stack(outputs, dim=1)
+    assert float((stepped - whole).abs().max()) <= 0.03 * float(whole.abs().max())
