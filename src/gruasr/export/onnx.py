@@ -77,14 +77,12 @@ def gru_parameters(encoder: nn.Module) -> tuple[dict[str, Tensor], str]:
     - Li-GRU (batch norm or none): z and the candidate are a GRU's whose reset gate is held open (zero weights,
       input bias OPEN_RESET, so r = 1 and the candidate reads U_h h in full), with the inference-time batch norm
       folded into the input weights and bias (a = s * W x + (beta - s * mean), s = gamma / sqrt(var + eps)),
-      and "Relu". Layer norm depends on each frame's own statistics and cannot be folded: refused."""
+      and "Relu". Layer norm depends on each frame's own statistics and cannot be folded: LiGRU.folded refuses it."""
     kind = getattr(encoder, "kind", None)
     if kind == "gru":
         return dict(encoder.state_dict()), "Tanh"
     if not isinstance(encoder, LiGRU):
         raise ConfigError(f"ONNX export supports GRU and Li-GRU models; this one is {kind!r}")
-    if encoder.normalization == "layernorm":
-        raise ConfigError("ONNX export: a Li-GRU with layer norm cannot be folded into a GRU node (batch norm can)")
     hidden = encoder.hidden_size
     state: dict[str, Tensor] = {}
     for layer in range(encoder.num_layers):
