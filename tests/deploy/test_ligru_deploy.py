@@ -24,6 +24,8 @@ from gruasr.features.config import FbankConfig
 from gruasr.models.ctc_model import CTCModel, ModelConfig
 from gruasr.runtime import OnnxModel
 
+from .test_onnx_streaming import run_chunks
+
 pytestmark = pytest.mark.filterwarnings("ignore")
 HIDDEN = 24
 MEAN, STD = 9.0, 3.0
@@ -90,19 +92,8 @@ def test_streaming_step_chunks_equal_the_whole_utterance(tmp_path: Path) -> None
     assert model.has_streaming
     fbank, _ = features(2)
     whole, _ = model.log_probs_batch(fbank[:1], np.array([41]))
-    context1 = np.zeros((1, 2, 80), np.float32)
-    context2 = np.zeros((1, 2, 16), np.float32)
-    state = np.zeros((2, 1, HIDDEN), np.float32)
-    pieces = []
-    for start, size in ((0, 8), (8, 12), (20, 4), (24, 17)):
-        chunk = np.zeros((1, -(-size // 4) * 4, 80), np.float32)
-        chunk[0, :size] = fbank[0, start : start + size]
-        out, steps, context1, context2, state = model.streaming.run(
-            None, {"fbank": chunk, "lengths": np.array([size]), "context1": context1, "context2": context2,
-                   "state": state},
-        )  # fmt: skip
-        pieces.append(out[0, : steps[0]])
-    np.testing.assert_allclose(np.concatenate(pieces), whole[0], atol=1e-4)
+    (streamed,) = run_chunks(model, [fbank[0]], [[8, 12, 4, 20]])  # the last chunk: the 17 frames left
+    np.testing.assert_allclose(streamed, whole[0], atol=1e-4)
 
 
 def test_int8_rewrite_drops_the_open_reset_gate_and_keeps_the_function(tmp_path: Path) -> None:
