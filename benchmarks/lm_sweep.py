@@ -39,7 +39,7 @@ from gruasr.evaluation.invented import invented_words
 from gruasr.evaluation.metrics import ErrorCounts
 from gruasr.evaluation.suite import find_data, prepare_test_sets, run_test_set
 from gruasr.recognizer import OfflineRecognizer
-from gruasr.tuning import dev_log_probs, tune_decoding
+from gruasr.tuning import DevUtterance, dev_log_probs, dev_weights, tune_decoding
 
 NONSPEECH = "non-speech (300 generated clips), mu-law line"
 
@@ -70,8 +70,9 @@ def cache(args: argparse.Namespace) -> None:
     start = time.perf_counter()
     dev = dev_log_probs(asr, asr.bundle.meta["training"])
     sources = [path for path in asr.bundle.meta["training"]["data"]["dev"] for _ in read_manifest(path)]
-    meta["dev"] = [{"ref": text, "source": src} for (text, _), src in zip(dev, sources, strict=True)]
-    for i, (_, lp) in enumerate(dev):
+    meta["dev"] = [{"ref": text, "source": src} for (text, _, _), src in zip(dev, sources, strict=True)]
+    meta["dev_weights"] = list(dev_weights(asr.bundle.meta["training"]))
+    for i, (_, lp, _) in enumerate(dev):
         tensors[f"dev/{i}"] = lp.contiguous()
     print(f"dev: {len(dev)} utterances, {time.perf_counter() - start:.0f} s")
 
@@ -135,8 +136,14 @@ class Cache:
         self.tensors = load_file(str(folder / "log_probs.safetensors"))
         self.test_names = [k for k in self.meta["sets"] if "#" not in k]
 
-    def dev(self) -> list[tuple[str, torch.Tensor]]:
-        return [(e["ref"], self.tensors[f"dev/{i}"]) for i, e in enumerate(self.meta["dev"])]
+    def dev(self) -> list[DevUtterance]:
+        sources = list(dict.fromkeys(e["source"] for e in self.meta["dev"]))  # the dev manifests, in order
+        entries = enumerate(self.meta["dev"])
+        return [(e["ref"], self.tensors[f"dev/{i}"], sources.index(e["source"])) for i, e in entries]
+
+    @property
+    def dev_weights(self) -> tuple[float, ...]:
+        return tuple(self.meta.get("dev_weights", ()))
 
     def audio_seconds(self, name: str) -> float:
         return float(self.meta["sets"][name + "#audio_seconds"])
@@ -184,7 +191,7 @@ def dev_parts(asr: OfflineRecognizer, cache: Cache) -> dict[str, float]:
     """Dev WER overall and per dev manifest (the non-speech one: words invented)."""
     parts: dict[str, ErrorCounts] = {"all": ErrorCounts()}
     invented = 0
-    for (ref, lp), entry in zip(cache.dev(), cache.meta["dev"], strict=True):
+    for (ref, lp, _), entry in zip(cache.dev(), cache.meta["dev"], strict=True):
         hyp = asr.decode(lp).text
         parts["all"].add(ref, hyp)
         if ref:
@@ -228,7 +235,7 @@ def tune(args: argparse.Namespace) -> None:
     cache = Cache(args.cache)
     asr = _recognizer(args, cache)
     start = time.perf_counter()
-    best, results = tune_decoding(asr, cache.dev())
+    best, results = tune_decoding(asr, cache.dev(), weights=cache.dev_weights)
     tune_seconds = time.perf_counter() - start
     asr.options = model_decoding({"decoding": best})
     parts = dev_parts(asr, cache)

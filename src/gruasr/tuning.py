@@ -10,8 +10,10 @@ its weights unchanged.
     rebuild_lm("src/gruasr/pretrained/telephone", "/tmp/telephone-lm6", "configs/telephone.toml", ["lm.order=6"])
 
 The dev sets go through the run's dev line (its `dev_channel`), as in training; greedy decoding, beam search
-without the LM and beam search with the LM over a grid of beam sizes, LM weights and word bonuses are scored,
-and the best is written into model.json ("decoding"), so the LM is used by default only if it helps on dev.
+without the LM and beam search with the LM over a grid of beam sizes, LM weights and word bonuses are scored by
+the selection WER training uses (the dev sets weighed by data.dev_weights), and the best of those that invent no
+more words on the speech-free dev audio than greedy decoding is written into model.json ("decoding"), so the LM
+is used by default only if it helps on dev.
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ from gruasr.decoding.beam import BeamConfig, Lexicon
 from gruasr.decoding.lm import NGramLM
 from gruasr.decoding.lm_text import LMRecipe, build_lm
 from gruasr.errors import ConfigError
-from gruasr.evaluation.metrics import ErrorCounts
+from gruasr.evaluation.metrics import DevResult, ErrorCounts
 from gruasr.recognizer import OfflineRecognizer
 from gruasr.training.config import load_config
 
@@ -61,39 +63,60 @@ MAKE_TARGETS = {"telephone": "model", "telephone-streaming": "model-streaming"}
 LM_SECTION = "## Language model and decoding"
 #: the packages the spelling source reads its word lists from (their versions go into RECIPE.md)
 SPELLING_PACKAGES = ("english-words", "names")
+#: what tune_decoding measures of each setting on dev
+DEV_SCORES = ("dev_wer", "selection_wer", "invented")
 
 
-def dev_log_probs(recognizer: OfflineRecognizer, config: dict[str, Any]) -> list[tuple[str, torch.Tensor]]:
-    """(reference text, log-probabilities (T', V)) of every dev utterance of a run's resolved config
-    (config.json), through the run's dev line, seeded per utterance as in training."""
+#: one dev utterance as tuning reads it: reference text, log-probabilities (T', V), index of its dev manifest
+DevUtterance = tuple[str, torch.Tensor, int]
+
+
+def dev_log_probs(recognizer: OfflineRecognizer, config: dict[str, Any]) -> list[DevUtterance]:
+    """(reference text, log-probabilities (T', V), dev manifest index) of every dev utterance of a run's resolved
+    config (config.json), through the run's dev line, seeded per utterance as in training."""
     rate = recognizer.sample_rate
     codec = config["dev_channel"]["codec"]
     line = TelephoneChannel(codec=codec, output_rate=rate) if codec else None
     cached = []
-    for path in config["data"]["dev"]:
+    for group, path in enumerate(config["data"]["dev"]):
         for index, utt in enumerate(read_manifest(path)):
             samples = load_utterance(utt, rate)
             if line is not None:
                 samples = line.apply(samples, rate, np.random.default_rng([config["dev_channel"]["seed"], index]))
-            cached.append((utt.text, recognizer.log_probs(samples).cpu()))
+            cached.append((utt.text, recognizer.log_probs(samples).cpu(), group))
     return cached
+
+
+def choose(results: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The settings dev prefers: the lowest selection WER among those that invent no more words on the speech-free
+    dev audio than the first (greedy decoding) does; on a tie the earlier. Without the guard a word bonus that
+    helps the speech sets a little can make beam search fill silence and tones with words."""
+    allowed = [r for r in results if r["invented"] <= results[0]["invented"]]
+    best = min(allowed, key=lambda r: r["selection_wer"])
+    return {k: v for k, v in best.items() if k not in DEV_SCORES}
 
 
 def tune_decoding(
     recognizer: OfflineRecognizer,
-    cached: Sequence[tuple[str, torch.Tensor]],
+    cached: Sequence[DevUtterance],
     beam_sizes: Sequence[int] = BEAM_SIZES,
+    weights: Sequence[float] = (),
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Dev WER of greedy, beam without LM (the first beam size), and beam with the recognizer's LM and lexicon
-    over the grid (beam_sizes x LM_WEIGHTS x WORD_BONUSES). Returns the best settings (model.json "decoding";
-    on a tie the earlier in that order: the smaller beam, the lower weight and bonus) and every result."""
+    """Dev errors of greedy, beam without LM (the first beam size), and beam with the recognizer's LM and lexicon
+    over the grid (beam_sizes x LM_WEIGHTS x WORD_BONUSES): the pooled WER, the selection WER of the dev sets'
+    `weights` (data.dev_weights; none: the pooled WER), as training selects epochs, and the words invented on the
+    speech-free sets. Returns the settings `choose` prefers (model.json "decoding") and every result."""
 
-    def wer(options: DecodeOptions) -> float:
+    def score(options: DecodeOptions) -> dict[str, Any]:
         recognizer.options = options
-        counts = ErrorCounts()
-        for text, log_probs in cached:
-            counts.add(text, recognizer.decode(log_probs).text)
-        return counts.wer
+        sets = [ErrorCounts() for _ in range(max((g for _, _, g in cached), default=0) + 1)]
+        pooled = ErrorCounts()
+        for text, log_probs, group in cached:
+            hyp = recognizer.decode(log_probs).text
+            pooled.add(text, hyp)
+            sets[group].add(text, hyp)
+        result = DevResult(pooled, sets, tuple(weights))
+        return {"dev_wer": pooled.wer, "selection_wer": result.wer, "invented": result.invented}
 
     grid: list[tuple[dict[str, Any], Callable[[], DecodeOptions]]] = [
         ({"method": "greedy"}, lambda: DecodeOptions("greedy")),
@@ -108,9 +131,13 @@ def tune_decoding(
                                 "word_bonus": beta}  # fmt: skip
                     beam = BeamConfig(size, lm_weight=alpha, word_bonus=beta)
                     grid.append((settings, lambda b=beam: DecodeOptions("beam", b, use_lm=True)))  # type: ignore[misc]
-    results = [{**settings, "dev_wer": wer(make())} for settings, make in grid]
-    best = min(results, key=lambda r: r["dev_wer"])
-    return {k: v for k, v in best.items() if k != "dev_wer"}, results
+    results = [{**settings, **score(make())} for settings, make in grid]
+    return choose(results), results
+
+
+def dev_weights(config: dict[str, Any]) -> tuple[float, ...]:
+    """The selection weights of a run's dev sets (data.dev_weights of its resolved config; none: pooled)."""
+    return tuple(float(w) for w in config["data"].get("dev_weights", ()))
 
 
 def recipe_lm(recipe: str | os.PathLike[str], overrides: Sequence[str] = (), order: int | None = None) -> LMRecipe:
@@ -158,10 +185,11 @@ def _lm_section(lm: dict[str, Any], results: list[dict[str, Any]], best: dict[st
     pruned = f", count cut-offs {recipe['prune']}" if recipe["prune"] else ""
     packages = ", ".join(f"{name} {version}" for name, version in lm["packages"].items())
     from_packages = f" Word lists from the installed packages {packages}." if packages else ""
+    chosen = next(r for r in results if all(r.get(k) == v for k, v in best.items()))
     by_method = {
-        "greedy": results[0]["dev_wer"],
-        "beam": results[1]["dev_wer"],
-        "beam+lm (best)": min((r["dev_wer"] for r in results if r.get("use_lm")), default=float("nan")),
+        "greedy": results[0],
+        "beam": results[1],
+        "beam+lm (chosen)" if chosen.get("use_lm") else "chosen": chosen,
     }
     return (
         f"""{LM_SECTION}
@@ -173,8 +201,10 @@ def _lm_section(lm: dict[str, Any], results: list[dict[str, Any]], best: dict[st
 {lm["arpa_bytes"] / 1e6:.2f} MB. {LEXICON}: its {lm["lexicon_words"]} words. The recipe's [lm] table:
 `{json.dumps(recipe, sort_keys=True)}`.
 
-Decoding chosen on dev (the recipe's dev sets through its dev line), dev WER: """
-        + ", ".join(f"{name} {100 * value:.2f}%" for name, value in by_method.items())
+Decoding chosen on dev (the recipe's dev sets through its dev line; the selection WER weighs them by
+data.dev_weights; settings that invent more words on the speech-free dev audio than greedy decoding are
+refused), selection WER / words invented: """
+        + ", ".join(f"{name} {100 * r['selection_wer']:.2f}% / {r['invented']}" for name, r in by_method.items())
         + f"""; default: {json.dumps(best)}.
 """
     )
@@ -241,7 +271,7 @@ def bundle_run(
     texts = [u.text for path in config["data"]["train"] for u in read_manifest(path)]
     lm = _lm_files(tmp, lm_recipe, texts, bundle.tokens)
     recognizer = OfflineRecognizer(bundle, NGramLM.from_arpa(tmp / LM), Lexicon.from_file(str(tmp / LEXICON)))
-    best, results = tune_decoding(recognizer, dev_log_probs(recognizer, config))
+    best, results = tune_decoding(recognizer, dev_log_probs(recognizer, config), weights=dev_weights(config))
     kept = {k: v for k, v in bundle.meta.items() if k not in ("decoding", "decoding_dev_results", "lm")}
     extra = {**kept, "decoding": best, "decoding_dev_results": results, "lm": lm}
     write_model_files(tmp, bundle.model, bundle.features, bundle.cmvn, bundle.tokens, extra, dtype=torch.float16)
@@ -282,7 +312,7 @@ def rebuild_lm(
     texts = [u.text for path in config["data"]["train"] for u in read_manifest(path)]
     lm = _lm_files(tmp, lm_recipe, texts, bundle.tokens)
     recognizer = OfflineRecognizer(bundle, NGramLM.from_arpa(tmp / LM), Lexicon.from_file(str(tmp / LEXICON)))
-    best, results = tune_decoding(recognizer, dev_log_probs(recognizer, config))
+    best, results = tune_decoding(recognizer, dev_log_probs(recognizer, config), weights=dev_weights(config))
     (tmp / WEIGHTS).write_bytes(weights)
     kept = {k: v for k, v in bundle.meta.items() if k not in ("decoding", "decoding_dev_results", "lm")}
     write_json(tmp / META, {**kept, "decoding": best, "decoding_dev_results": results, "lm": lm})

@@ -12,13 +12,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from gruasr.bundle import load_bundle, sha256
+from gruasr.bundle import DecodeOptions, load_bundle, sha256
 from gruasr.cli.main import main
 from gruasr.data.manifest import read_manifest
+from gruasr.decoding.beam import BeamConfig
 from gruasr.errors import CheckpointError
+from gruasr.evaluation.metrics import ErrorCounts
 from gruasr.integrity import MANIFEST, check_folder
 from gruasr.recognizer import OfflineRecognizer
-from gruasr.tuning import BEAM_SIZES, LM_SECTION, LM_WEIGHTS, WORD_BONUSES
+from gruasr.tuning import BEAM_SIZES, LM_SECTION, LM_WEIGHTS, WORD_BONUSES, choose, dev_log_probs, tune_decoding
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -36,8 +38,8 @@ def test_model_bundle_makes_a_verified_folder_with_dev_tuned_decoding(tiny_model
     assert meta["weights_sha256"] == sha256(out / "model.safetensors")
     results = meta["decoding_dev_results"]
     assert len(results) == 2 + len(BEAM_SIZES) * len(LM_WEIGHTS) * len(WORD_BONUSES)
-    best = min(results, key=lambda r: r["dev_wer"])
-    assert meta["decoding"] == {k: v for k, v in best.items() if k != "dev_wer"}
+    assert meta["decoding"] == choose(results)
+    assert all(r["selection_wer"] == r["dev_wer"] for r in results)  # tiny.toml has one dev set and no weights
     assert (out / "model.safetensors").stat().st_size < 0.6 * (tiny_model / "model.safetensors").stat().st_size
     train_words = {w for u in read_manifest(json.loads((run / "config.json").read_text())["data"]["train"][0])
                    for w in u.text.split()}  # fmt: skip
@@ -134,3 +136,41 @@ def test_model_lm_rebuilds_only_the_lm_of_a_folder(tiny_model: Path, tmp_path: P
     (second / "lm.arpa").write_text("tampered")
     assert main(["model", "lm", str(second), "--out", str(tmp_path / "third"), "--config", recipe]) == 1
     assert "SHA-256 mismatch" in capsys.readouterr().err
+
+
+def test_choose_refuses_settings_that_invent_words_on_speech_free_dev():
+    """The dev choice: the lowest selection WER among the settings that output no more words on the speech-free
+    dev audio than greedy decoding (the first result); ties go to the earlier."""
+    results = [
+        {"method": "greedy", "dev_wer": 0.10, "selection_wer": 0.12, "invented": 2},
+        {"method": "beam", "beam_size": 16, "dev_wer": 0.09, "selection_wer": 0.11, "invented": 2},
+        {"method": "beam", "word_bonus": 2.0, "dev_wer": 0.07, "selection_wer": 0.08, "invented": 5},  # best, noisy
+        {"method": "beam", "word_bonus": 1.0, "dev_wer": 0.08, "selection_wer": 0.09, "invented": 1},
+        {"method": "beam", "word_bonus": 0.5, "dev_wer": 0.06, "selection_wer": 0.09, "invented": 0},  # a tie: later
+    ]
+    assert choose(results) == {"method": "beam", "word_bonus": 1.0}
+    assert choose(results[:3]) == {"method": "beam", "beam_size": 16}
+    assert choose(results[:1]) == {"method": "greedy"}
+
+
+def test_tune_decoding_weighs_the_dev_sets_and_counts_invented_words(tiny_model: Path):
+    """Every grid point gets the pooled WER, the selection WER of the dev weights and the words output on the
+    speech-free set; here the dev utterances' audio also stands in as a "speech-free" set (reference empty) so
+    that whatever the tiny model says there counts as invented."""
+    asr = OfflineRecognizer.load(tiny_model)
+    config = json.loads((tiny_model.parent / "config.json").read_text())
+    speech = dev_log_probs(asr, config)
+    assert speech and {group for _, _, group in speech} == {0}
+    cached = speech + [("", log_probs, 1) for _, log_probs, _ in speech]
+    best, results = tune_decoding(asr, cached, beam_sizes=(4,), weights=(1.0, 0.0))
+    assert [r["method"] for r in results] == ["greedy", "beam"]  # the tiny model has no LM
+    for result in results:
+        asr.options = DecodeOptions(result["method"], BeamConfig(4), use_lm=False)
+        hyps = [asr.decode(log_probs).text for _, log_probs, _ in speech]
+        counts = ErrorCounts()
+        for (text, _, _), hyp in zip(speech, hyps, strict=True):
+            counts.add(text, hyp)
+        assert result["selection_wer"] == pytest.approx(counts.wer)  # the weight-0 set does not count
+        assert result["invented"] == sum(len(hyp.split()) for hyp in hyps)
+        assert result["dev_wer"] == pytest.approx((counts.errors + result["invented"]) / counts.words)
+    assert best == choose(results)

@@ -90,8 +90,7 @@ def test_a_recipe_extends_its_base(tmp_path):
 
 
 def test_dev_weights_make_selection_a_weighted_mean_of_the_sets_wer():
-    from gruasr.evaluation.metrics import ErrorCounts
-    from gruasr.training.loop import DevResult
+    from gruasr.evaluation.metrics import DevResult, ErrorCounts
 
     small, large, pooled = ErrorCounts(), ErrorCounts(), ErrorCounts()
     for counts in (small, pooled):
@@ -102,6 +101,10 @@ def test_dev_weights_make_selection_a_weighted_mean_of_the_sets_wer():
     assert DevResult(pooled, [small, large]).wer == pytest.approx(1 / 40)  # words pooled: the small set drowns
     assert DevResult(pooled, [small, large], (1.0, 1.0)).wer == pytest.approx(0.125)
     assert DevResult(pooled, [small, large], (3.0, 1.0)).wer == pytest.approx(0.1875)
+    silent = ErrorCounts()
+    silent.add("", "uh oh")  # a speech-free clip: 2 words invented, whatever the weights
+    assert DevResult(pooled, [small, large, silent], (3.0, 1.0, 0.0)).invented == 2
+    assert DevResult(pooled, [small, large]).invented == 0  # errors on sets with words are not inventions
 
 
 def test_size_presets_grow_and_m_is_the_default_model():

@@ -189,7 +189,7 @@ def add_data_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     nonspeech.add_argument("--out", required=True, help="output folder: train/dev/test.jsonl and their audio")
     nonspeech.add_argument("--train", type=int, default=400, metavar="N", help="training clips (0: none)")
-    nonspeech.add_argument("--dev", type=int, default=100, metavar="N", help="dev clips (model selection; 0: none)")
+    nonspeech.add_argument("--dev", type=int, default=300, metavar="N", help="dev clips (model selection; 0: none)")
     nonspeech.add_argument("--test", type=int, default=300, metavar="N", help="evaluation clips (0: none)")
     nonspeech.add_argument(
         "--seed", type=int, default=0, help="seed of the training set (test: seed + 1, dev: seed + 2)"

@@ -56,6 +56,32 @@ class ErrorCounts:
 
 
 @dataclass
+class DevResult:
+    """Errors on a dev set of several manifests: pooled, per manifest, and the selection WER (data.dev_weights)
+    that picks epochs in training and decoding settings in `gruasr model bundle`."""
+
+    pooled: ErrorCounts
+    sets: list[ErrorCounts]
+    weights: tuple[float, ...] = ()
+
+    @property
+    def wer(self) -> float:
+        """What selects: the pooled WER, or the weighted mean of the sets' WERs."""
+        if not self.weights:
+            return self.pooled.wer
+        return sum(w * c.wer for w, c in zip(self.weights, self.sets, strict=True)) / sum(self.weights)
+
+    @property
+    def cer(self) -> float:
+        return self.pooled.cer
+
+    @property
+    def invented(self) -> int:
+        """Words output on the speech-free sets (those with no reference words)."""
+        return sum(c.ins for c in self.sets if not c.words)
+
+
+@dataclass
 class Scored:
     counts: ErrorCounts = field(default_factory=ErrorCounts)
     by_speaker: dict[str, ErrorCounts] = field(default_factory=dict)

@@ -45,7 +45,7 @@ from gruasr.data.tokens import TokenTable
 from gruasr.decoding.greedy import greedy_batch
 from gruasr.environment import environment
 from gruasr.errors import ConfigError
-from gruasr.evaluation.metrics import ErrorCounts
+from gruasr.evaluation.metrics import DevResult, ErrorCounts
 from gruasr.features import GlobalCMVN, SpecAugment
 from gruasr.models.ctc_model import SUBSAMPLING, CTCModel
 from gruasr.training.checkpoint import load_checkpoint, save_checkpoint
@@ -83,26 +83,6 @@ def _progress(console: Console) -> Progress:
         console=console,
         transient=True,
     )
-
-
-@dataclasses.dataclass
-class DevResult:
-    """Greedy errors on the dev set: pooled, per dev manifest, and the selection WER (data.dev_weights)."""
-
-    pooled: ErrorCounts
-    sets: list[ErrorCounts]
-    weights: tuple[float, ...] = ()
-
-    @property
-    def wer(self) -> float:
-        """What selects epochs and averages: the pooled WER, or the weighted mean of the sets' WERs."""
-        if not self.weights:
-            return self.pooled.wer
-        return sum(w * c.wer for w, c in zip(self.weights, self.sets, strict=True)) / sum(self.weights)
-
-    @property
-    def cer(self) -> float:
-        return self.pooled.cer
 
 
 @dataclasses.dataclass
