@@ -17,6 +17,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -27,6 +28,9 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from gruasr.models import GRU, recurrent
+
+if TYPE_CHECKING:
+    from gruasr.recognizer import OfflineRecognizer
 
 
 def _loss_and_grads(model: nn.Module, y: Tensor, h: Tensor, x: Tensor) -> tuple[Tensor, ...]:
@@ -156,6 +160,18 @@ def parity_table(parity: dict[str, float]) -> Table:
     return table
 
 
+def _decoding_line(asr: OfflineRecognizer) -> str:
+    """The recognizer's decoding in words, as its options and LM are (the demo's header)."""
+    options, beam = asr.options, asr.options.beam
+    if options.method == "greedy":
+        return "greedy"
+    if not options.use_lm or asr.lm is None:
+        return f"beam search (beam {beam.beam_size}), no LM"
+    order = getattr(asr.lm, "order", None)
+    return (f"beam search (beam {beam.beam_size}) with a {f'word {order}-gram ' if order else ''}LM (weight "
+            f"{beam.lm_weight:g}, word bonus {beam.word_bonus:g}) and lexicon")  # fmt: skip
+
+
 def _stream_sample_call(console: Console, path: Path) -> None:
     """The same call as a live one, through the bundled streaming model: each leg's turns as they end."""
     from gruasr.streaming import StreamingRecognizer
@@ -193,7 +209,7 @@ def run_recognizer_demo(
     console.print(
         f"bundled model: {bundle.model.config.unit} {bundle.model.config.num_layers}x{bundle.model.config.hidden_size}"
         f"{' bidirectional' if bundle.model.config.bidirectional else ''}, {bundle.model.num_parameters():,} "
-        f"parameters, {bundle.sample_rate} Hz; decoding: beam search with a word 3-gram LM and lexicon"
+        f"parameters, {bundle.sample_rate} Hz; decoding: {_decoding_line(asr)}"
     )
     samples = Path(__file__).resolve().parent / "samples"
     reference = json.loads((samples / "call.json").read_text())["text"]

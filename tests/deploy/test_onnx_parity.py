@@ -75,7 +75,8 @@ def test_batched_utterances_equal_one_by_one(exported, an4_speech) -> None:
     for i, f in enumerate(feats):
         alone = model.log_probs(f)
         assert int(steps[i]) == alone.shape[0] == -(-f.shape[0] // 4)
-        np.testing.assert_allclose(log_probs[i, : steps[i]], alone, atol=1e-5)
+        # float32 rounding grows with the magnitude: the Li-GRU's ReLU candidates give log-probabilities of -50
+        np.testing.assert_allclose(log_probs[i, : steps[i]], alone, rtol=1e-6, atol=1e-5)
 
 
 def test_export_folder_metadata_and_manifest(exported) -> None:
