@@ -60,6 +60,20 @@ def test_a_recipe_with_leg_normalization_trains_and_saves_it(tmp_path, data_dir)
     assert bundle.cmvn.leg_prior == 20 and bundle.meta["training"]["cmvn"] == {"leg_prior": 20}
 
 
+def test_fine_tuning_starts_from_train_init_and_refuses_another_architecture(tmp_path, data_dir):
+    """train.init: the run starts from that model's weights (epoch 0's loss is already the first run's level), and
+    a model of another unit or size is refused by name, before any training (here the bundled Li-GRU)."""
+    train_m, dev_m = fsdd_manifests(data_dir, tmp_path / "data", train=8, dev=4)
+    one = ["train.epochs=1", "train.average_last=1"]
+    first = train(tiny_config(train_m, dev_m, *one), tmp_path / "first")
+    tuned = train(tiny_config(train_m, dev_m, *one, f'train.init="{tmp_path / "first" / "model"}"'), tmp_path / "b")
+    fresh = train(tiny_config(train_m, dev_m, *one, "seed=1"), tmp_path / "c")
+    assert tuned["history"][0]["loss"] < min(first["history"][0]["loss"], fresh["history"][0]["loss"])
+    with pytest.raises(ConfigError, match=r"its model \(ligru 3x317\).*recipe's \(gru 1x16\)"):
+        train(tiny_config(train_m, dev_m, *one, 'train.init="bundled:telephone"'), tmp_path / "d")
+    assert not (tmp_path / "d" / "checkpoints").exists()
+
+
 def _run(cmd, **kw):
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, **kw)
 

@@ -204,7 +204,11 @@ class Trainer:
         folder = bundled(name.removeprefix("bundled:")) if name.startswith("bundled:") else Path(name)
         bundle = load_bundle(folder)
         if bundle.model.config != self.config.model or bundle.features != self.config.features:
-            raise ConfigError(f"train.init {name}: its model or feature config differs from the recipe's")
+            theirs, ours = bundle.model.config, self.config.model
+            raise ConfigError(
+                f"train.init {name}: its model ({theirs.unit} {theirs.num_layers}x{theirs.hidden_size}) or feature "
+                f"config differs from the recipe's ({ours.unit} {ours.num_layers}x{ours.hidden_size})"
+            )
         self.console.print(f"fine-tuning from {folder}")
         return bundle
 
