@@ -32,7 +32,6 @@ from safetensors.torch import load_file, save_file
 from gruasr.audio.telephony import TelephoneChannel
 from gruasr.bundle import DecodeOptions, load_bundle, model_decoding
 from gruasr.data.corpora.nonspeech import NonSpeechConfig, build_nonspeech
-from gruasr.data.manifest import read_manifest
 from gruasr.decoding.beam import BeamConfig, Lexicon
 from gruasr.decoding.hypothesis import Hypothesis
 from gruasr.evaluation.invented import invented_words
@@ -69,8 +68,8 @@ def cache(args: argparse.Namespace) -> None:
     meta: dict[str, Any] = {"model": str(asr.bundle.path), "decoding": asr.bundle.meta.get("decoding"), "sets": {}}
     start = time.perf_counter()
     dev = dev_log_probs(asr, asr.bundle.meta["training"])
-    sources = [path for path in asr.bundle.meta["training"]["data"]["dev"] for _ in read_manifest(path)]
-    meta["dev"] = [{"ref": text, "source": src} for (text, _, _), src in zip(dev, sources, strict=True)]
+    paths = asr.bundle.meta["training"]["data"]["dev"]
+    meta["dev"] = [{"ref": text, "source": paths[group]} for text, _, group in dev]
     meta["dev_weights"] = list(dev_weights(asr.bundle.meta["training"]))
     for i, (_, lp, _) in enumerate(dev):
         tensors[f"dev/{i}"] = lp.contiguous()

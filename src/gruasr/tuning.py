@@ -49,7 +49,7 @@ from gruasr.decoding.beam import BeamConfig, Lexicon
 from gruasr.decoding.lm import NGramLM
 from gruasr.decoding.lm_text import LMRecipe, build_lm
 from gruasr.errors import ConfigError
-from gruasr.evaluation.metrics import DevResult, ErrorCounts
+from gruasr.evaluation.metrics import DevResult
 from gruasr.recognizer import OfflineRecognizer
 from gruasr.training.config import load_config
 
@@ -109,14 +109,10 @@ def tune_decoding(
 
     def score(options: DecodeOptions) -> dict[str, Any]:
         recognizer.options = options
-        sets = [ErrorCounts() for _ in range(max((g for _, _, g in cached), default=0) + 1)]
-        pooled = ErrorCounts()
+        result = DevResult.empty(max((g for _, _, g in cached), default=0) + 1, weights)
         for text, log_probs, group in cached:
-            hyp = recognizer.decode(log_probs).text
-            pooled.add(text, hyp)
-            sets[group].add(text, hyp)
-        result = DevResult(pooled, sets, tuple(weights))
-        return {"dev_wer": pooled.wer, "selection_wer": result.wer, "invented": result.invented}
+            result.add(text, recognizer.decode(log_probs).text, group)
+        return {"dev_wer": result.pooled.wer, "selection_wer": result.wer, "invented": result.invented}
 
     grid: list[tuple[dict[str, Any], Callable[[], DecodeOptions]]] = [
         ({"method": "greedy"}, lambda: DecodeOptions("greedy")),

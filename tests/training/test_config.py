@@ -98,13 +98,14 @@ def test_dev_weights_make_selection_a_weighted_mean_of_the_sets_wer():
     for _ in range(9):
         for counts in (large, pooled):
             counts.add("one two three four", "one two three four")  # 0 errors in 36 words
-    assert DevResult(pooled, [small, large]).wer == pytest.approx(1 / 40)  # words pooled: the small set drowns
-    assert DevResult(pooled, [small, large], (1.0, 1.0)).wer == pytest.approx(0.125)
-    assert DevResult(pooled, [small, large], (3.0, 1.0)).wer == pytest.approx(0.1875)
+    assert DevResult([small, large]).pooled == pooled  # the manifests' counts together
+    assert DevResult([small, large]).wer == pytest.approx(1 / 40)  # words pooled: the small set drowns
+    assert DevResult([small, large], (1.0, 1.0)).wer == pytest.approx(0.125)
+    assert DevResult([small, large], (3.0, 1.0)).wer == pytest.approx(0.1875)
     silent = ErrorCounts()
     silent.add("", "uh oh")  # a speech-free clip: 2 words invented, whatever the weights
-    assert DevResult(pooled, [small, large, silent], (3.0, 1.0, 0.0)).invented == 2
-    assert DevResult(pooled, [small, large]).invented == 0  # errors on sets with words are not inventions
+    assert DevResult([small, large, silent], (3.0, 1.0, 0.0)).invented == 2
+    assert DevResult([small, large]).invented == 0  # errors on sets with words are not inventions
 
 
 def test_size_presets_grow_and_m_is_the_default_model():

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 from gruasr.evaluation.align import align, edit_distance
 
@@ -32,6 +32,10 @@ class ErrorCounts:
         self.sentences += 1
         self.sentence_errors += int(ref.split() != hyp.split())
 
+    def __add__(self, other: ErrorCounts) -> ErrorCounts:
+        """The counts of both sets of utterances together."""
+        return ErrorCounts(**{f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(self)})
+
     @property
     def errors(self) -> int:
         return self.sub + self.dels + self.ins
@@ -57,12 +61,24 @@ class ErrorCounts:
 
 @dataclass
 class DevResult:
-    """Errors on a dev set of several manifests: pooled, per manifest, and the selection WER (data.dev_weights)
-    that picks epochs in training and decoding settings in `gruasr model bundle`."""
+    """Errors on a dev set of several manifests: per manifest, pooled, and the selection WER (data.dev_weights)
+    that picks epochs in training and decoding settings in `gruasr model bundle`. Fill one with `add`."""
 
-    pooled: ErrorCounts
     sets: list[ErrorCounts]
     weights: tuple[float, ...] = ()
+
+    @classmethod
+    def empty(cls, num_sets: int, weights: Iterable[float] = ()) -> DevResult:
+        return cls([ErrorCounts() for _ in range(num_sets)], tuple(weights))
+
+    def add(self, ref: str, hyp: str, group: int = 0) -> None:
+        """One utterance of dev manifest `group`."""
+        self.sets[group].add(ref, hyp)
+
+    @property
+    def pooled(self) -> ErrorCounts:
+        """Every manifest's utterances together."""
+        return sum(self.sets, ErrorCounts())
 
     @property
     def wer(self) -> float:

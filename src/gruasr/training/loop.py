@@ -45,7 +45,7 @@ from gruasr.data.tokens import TokenTable
 from gruasr.decoding.greedy import greedy_batch
 from gruasr.environment import environment
 from gruasr.errors import ConfigError
-from gruasr.evaluation.metrics import DevResult, ErrorCounts
+from gruasr.evaluation.metrics import DevResult
 from gruasr.features import GlobalCMVN, SpecAugment
 from gruasr.models.ctc_model import SUBSAMPLING, CTCModel
 from gruasr.training.checkpoint import load_checkpoint, save_checkpoint
@@ -97,7 +97,7 @@ class DevSet:
         """Greedy WER/CER on the dev set (eval mode, no augmentation)."""
         model.eval()
         groups = self.groups or [0] * len(self.corpus.utts)
-        pooled, sets = ErrorCounts(), [ErrorCounts() for _ in range(max(groups, default=0) + 1)]
+        result = DevResult.empty(max(groups, default=0) + 1, self.weights)
         feats = self.corpus.features[0]
         order = np.argsort([f.shape[0] for f in feats])
         with torch.inference_mode():
@@ -110,9 +110,8 @@ class DevSet:
                 log_probs, out_lengths, _ = model(x.to(device), lengths)
                 hyps = greedy_batch(log_probs, out_lengths, tokens, SUBSAMPLING * self.corpus.frame_seconds)
                 for i, hyp in zip(idx, hyps, strict=True):
-                    pooled.add(self.corpus.utts[i].text, hyp.text)
-                    sets[groups[i]].add(self.corpus.utts[i].text, hyp.text)
-        return DevResult(pooled, sets, self.weights)
+                    result.add(self.corpus.utts[i].text, hyp.text, groups[i])
+        return result
 
 
 class _NoWriter:
