@@ -57,7 +57,7 @@ class PendingFinal:
         around them). None for an empty text."""
         if not hyp.text:
             return None
-        words = hyp.shifted(self.offset).words  # on the stream's clock
+        words = hyp.shifted(self.offset).clipped(self.end).words  # on the stream's clock, within the utterance
         start, end = (words[0].start, words[-1].end) if words else (self.offset, self.end)
         return Event("final", hyp.text, start, end, words, self.channel, self.leg)
 

@@ -90,6 +90,10 @@ class OfflineRecognizer(Transcriber):
         return self.bundle.sample_rate
 
     @property
+    def bidirectional(self) -> bool:
+        return bool(self.model.config.bidirectional)
+
+    @property
     def device(self) -> torch.device:
         """Where the model, filterbank and CMVN are."""
         return self.bundle.device

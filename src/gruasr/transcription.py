@@ -5,6 +5,7 @@ provides `sample_rate`, `vad`, `log_probs(samples)` and `decode(log_probs)`; not
 Audio is cut into utterances by voice activity (WebRTC VAD, the same endpointer rules as live streams,
 gruasr.vad), each at most 30 s; utterances in which the VAD heard no speech are skipped. Utterances are decoded
 one after another: memory stays bounded whatever the length of the call. Word times are on the recording's clock.
+A unidirectional model hears `END_SILENCE` more where the input ends, as live streams do at their end.
 """
 
 from __future__ import annotations
@@ -76,6 +77,15 @@ def model_decoding(meta: dict[str, Any], **overrides: object) -> DecodeOptions:
 OFFLINE_VAD = EndpointConfig(vad_mode=0, max_utterance=30.0)
 
 
+#: seconds of digital silence a unidirectional (streaming) model hears after the last sample of its input, offline
+#: and at the end of a live stream alike. Such a model emits a word's last letters a few steps after it heard
+#: them (CTC lets it wait for context): an utterance the endpointer ends has 0.6 s of trailing silence for that,
+#: but input that stops right after the speech (a trimmed clip, a call hung up mid-word) lost them: the streaming
+#: Li-GRU recognized 45% of FSDD's isolated dev digits wrongly without it and 12% with it (docs/recognizer.md).
+#: A bidirectional model hears the whole utterance at once and gets none.
+END_SILENCE = 0.3
+
+
 def leg_name(channel: int) -> str:
     """The label of a call leg: channel 0 is leg "A", 1 is "B", ... (results and events carry both)."""
     return chr(ord("A") + channel) if 0 <= channel < 26 else f"C{channel}"
@@ -114,6 +124,21 @@ class Transcriber:
     def sample_rate(self) -> int:
         raise NotImplementedError
 
+    @property
+    def bidirectional(self) -> bool:
+        raise NotImplementedError
+
+    @property
+    def end_silence(self) -> int:
+        """Samples of silence the model hears after its input's last sample (END_SILENCE; 0 when bidirectional)."""
+        return 0 if self.bidirectional else round(END_SILENCE * self.sample_rate)
+
+    def end_padded(self, samples: np.ndarray) -> np.ndarray:
+        """Mono float audio (n,) that ends the input, followed by the `end_silence` the model hears after it
+        (what streams and `transcribe` feed the model; `log_probs` of it are a stream's last utterance's)."""
+        silence = np.zeros(self.end_silence, dtype=np.float32)
+        return np.concatenate([np.asarray(samples, dtype=np.float32), silence]) if len(silence) else samples
+
     def log_probs(self, samples: Any) -> Any:
         """Mono float audio (n,) at the model's rate -> CTC log-probabilities (T', V)."""
         raise NotImplementedError
@@ -133,16 +158,22 @@ class Transcriber:
         words: list[Word] = []
         score = 0.0
         for start, end in speech_segments(audio, self.sample_rate, self.vad):
-            hyp = self._decode_segment(audio[start:end], start)
+            hyp = self._decode_segment(audio[start:end], start, ends_input=end == len(audio))
             words += hyp.words
             score += hyp.score
         return Hypothesis(" ".join(w.word for w in words), tuple(words), score)
 
-    def _decode_segment(self, samples: np.ndarray, start: int) -> Hypothesis:
-        """One utterance starting at sample `start` of its channel; word times shifted to the channel's clock."""
-        if len(samples) < int(0.03 * self.sample_rate):  # shorter than one frame: nothing to hear
+    def _decode_segment(self, samples: np.ndarray, start: int, ends_input: bool = False) -> Hypothesis:
+        """One utterance starting at sample `start` of its channel; word times shifted to the channel's clock.
+        `ends_input`: the input ends with it (a unidirectional model hears `end_silence` more)."""
+        rate = self.sample_rate
+        if len(samples) < int(0.03 * rate):  # shorter than one frame: nothing to hear
             return Hypothesis("", ())
-        return self.decode(self.log_probs(samples)).shifted(start / self.sample_rate)
+        if ends_input and self.end_silence:
+            hyp = self.decode(self.log_probs(self.end_padded(samples))).clipped(len(samples) / rate)
+        else:
+            hyp = self.decode(self.log_probs(samples))
+        return hyp.shifted(start / rate)
 
     def transcribe_file(self, path: str | os.PathLike[str], raw: RawFormat | None = None) -> list[Result]:
         """Recognize every channel of a file (any format gruasr.audio reads, any rate); one Result each.
@@ -156,6 +187,7 @@ class Transcriber:
         buffers = [np.zeros(0, dtype=np.float32) for _ in range(info.channels)]
         origin = [0] * info.channels  # channel sample (at the model's rate) of buffers[ch][0]
         words: list[list[Word]] = [[] for _ in range(info.channels)]
+        received = [0] * info.channels  # channel samples at the model's rate
         position = 0
         while position < info.frames:
             count = min(block, info.frames - position)
@@ -166,13 +198,15 @@ class Transcriber:
             for ch in range(info.channels):
                 samples = audio.channel(ch)
                 buffers[ch] = np.concatenate([buffers[ch], samples])
+                received[ch] += len(samples)
                 cuts = segmenters[ch].accept(samples)
                 if position >= info.frames:
                     cuts += segmenters[ch].finish()
                 for start, end, voiced in cuts:
                     if voiced:
                         segment = buffers[ch][start - origin[ch] : end - origin[ch]]
-                        words[ch] += self._decode_segment(segment, start).words
+                        ends = position >= info.frames and end == received[ch]
+                        words[ch] += self._decode_segment(segment, start, ends).words
                     buffers[ch] = buffers[ch][end - origin[ch] :]
                     origin[ch] = end
         return [

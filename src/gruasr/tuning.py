@@ -73,7 +73,8 @@ DevUtterance = tuple[str, torch.Tensor, int]
 
 def dev_log_probs(recognizer: OfflineRecognizer, config: dict[str, Any]) -> list[DevUtterance]:
     """(reference text, log-probabilities (T', V), dev manifest index) of every dev utterance of a run's resolved
-    config (config.json), through the run's dev line, seeded per utterance as in training."""
+    config (config.json), through the run's dev line, seeded per utterance as in training; a unidirectional model
+    hears the end silence after each (Transcriber.end_silence), as recognition gives it."""
     rate = recognizer.sample_rate
     codec = config["dev_channel"]["codec"]
     line = TelephoneChannel(codec=codec, output_rate=rate) if codec else None
@@ -83,7 +84,8 @@ def dev_log_probs(recognizer: OfflineRecognizer, config: dict[str, Any]) -> list
             samples = load_utterance(utt, rate)
             if line is not None:
                 samples = line.apply(samples, rate, np.random.default_rng([config["dev_channel"]["seed"], index]))
-            cached.append((utt.text, recognizer.log_probs(samples).cpu(), group))
+            # each utterance is a whole input: a unidirectional model hears its end silence, as in deployment
+            cached.append((utt.text, recognizer.log_probs(recognizer.end_padded(samples)).cpu(), group))
     return cached
 
 

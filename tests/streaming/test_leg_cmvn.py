@@ -83,9 +83,10 @@ def test_a_model_trained_with_leg_normalization_streams_as_it_decodes_offline(tm
     assert bundle.cmvn.leg_prior == 50
     rec = StreamingRecognizer(OfflineRecognizer(bundle, options=DecodeOptions("greedy")), EndpointConfig(enabled=False))
     audio = np.random.default_rng(0).normal(0, 0.1, 8000 * 2).astype(np.float32)
-    offline = rec.offline.log_probs(audio)
+    heard = rec.offline.end_padded(audio)  # the stream hears END_SILENCE after its input
+    offline = rec.offline.log_probs(heard)
     plain = OfflineRecognizer(ModelBundle(bundle.model, bundle.features, cmvn.with_leg_prior(0), bundle.tokens, {}))
-    assert float((plain.log_probs(audio) - offline).abs().max()) > 1e-3  # the normalization reaches the model
+    assert float((plain.log_probs(heard) - offline).abs().max()) > 1e-3  # the normalization reaches the model
     stream = rec.stream(record=True)
     for start in range(0, audio.shape[0], 1234):
         stream.accept(audio[start : start + 1234])

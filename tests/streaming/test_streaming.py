@@ -85,7 +85,7 @@ def _random_sizes(seed: int) -> list[int]:
 def test_streamed_equals_offline_on_real_audio_for_any_chunking(unit: str, real_audio: list[np.ndarray]) -> None:
     rec = _recognizer(unit)
     for index, audio in enumerate(real_audio):
-        offline = rec.offline.log_probs(audio)
+        offline = rec.offline.log_probs(rec.offline.end_padded(audio))  # a stream's end hears END_SILENCE more
         text = rec.offline.decode(offline).text
         for sizes in (80, 1600, 16000, _random_sizes(index)):  # 10 ms, 200 ms, 2 s, random 1 sample .. 2 s
             stream = rec.stream(record=True)
@@ -150,7 +150,8 @@ def test_endpointed_utterances_equal_offline_segments(real_audio: list[np.ndarra
         for first, end, streamed in stream.recorded:
             assert first % 4 == 0
             last = end == stream.recorded[-1][1]
-            segment = audio[first * 80 :] if last else audio[first * 80 : end * 80 + 120]  # frames first..end-1
+            # frames first..end-1; the last utterance ends the stream: END_SILENCE more
+            segment = rec.offline.end_padded(audio[first * 80 :]) if last else audio[first * 80 : end * 80 + 120]
             if streamed.shape[0] == 0:
                 continue
             offline = rec.offline.log_probs(segment)
@@ -221,7 +222,7 @@ def test_other_sample_rates_are_resampled_in_the_stream(real_audio: list[np.ndar
     _feed(stream, wide, 3200)
     assert stream.recorded is not None
     streamed = stream.recorded[0][2]
-    offline = rec.offline.log_probs(resample(wide, 16000, RATE))
+    offline = rec.offline.log_probs(rec.offline.end_padded(resample(wide, 16000, RATE)))
     assert abs(streamed.shape[0] - offline.shape[0]) <= 1
     n = min(streamed.shape[0], offline.shape[0])
     assert float((streamed[: n - 1] - offline[: n - 1]).exp().sub(offline[: n - 1].exp()).abs().mean()) < 1.0
@@ -314,7 +315,7 @@ def test_stream_and_call_commands(tmp_path: Path, real_audio: list[np.ndarray], 
     offline_rec = OfflineRecognizer(_bundle(), options=DecodeOptions("greedy"))
     rec = StreamingRecognizer(offline_rec, EndpointConfig(enabled=False))
     for leg, audio in (("A", stereo[0]), ("B", stereo[1])):  # one utterance per leg: the offline text
-        offline = rec.offline.log_probs(audio)
+        offline = rec.offline.log_probs(rec.offline.end_padded(audio))
         stream = rec.stream(record=True)
         _feed(stream, audio, 800)
         text = rec.offline.decode(offline).text

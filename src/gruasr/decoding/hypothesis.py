@@ -37,5 +37,10 @@ class Hypothesis:
         """The same hypothesis with every word `seconds` later."""
         return replace(self, words=tuple(w.shifted(seconds) for w in self.words))
 
+    def clipped(self, end: float) -> Hypothesis:
+        """The same hypothesis with no word time past `end` seconds (words emitted in the silence a unidirectional
+        model hears after the input, gruasr.transcription.END_SILENCE, end with the input)."""
+        return replace(self, words=tuple(replace(w, start=min(w.start, end), end=min(w.end, end)) for w in self.words))
+
     def to_dict(self) -> dict[str, object]:
         return {"text": self.text, "words": [w.to_dict() for w in self.words]}

@@ -69,6 +69,10 @@ class OnnxRecognizer(Transcriber):
     def sample_rate(self) -> int:
         return self.bundle.sample_rate
 
+    @property
+    def bidirectional(self) -> bool:
+        return self.bundle.bidirectional
+
     def log_probs(self, samples: np.ndarray) -> np.ndarray:
         """Mono float audio (n,) at the model's rate -> CTC log-probabilities (T', V) float32 (numpy)."""
         samples = np.asarray(samples, dtype=np.float32)

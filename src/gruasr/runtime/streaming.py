@@ -107,7 +107,10 @@ class OnnxStream(StreamBase):
                 self._cuts.append((frame, voiced))
                 self._last_cut = frame
         if last:
-            end = self.recognizer.num_frames(self._received)
+            silence = self.recognizer.offline.end_silence  # heard after the last utterance, as offline
+            if silence and self._frames > self._last_cut:
+                self._cut_frames(np.zeros(silence, dtype=np.float32))
+            end = self._frames
             if end > self._last_cut or not self._cuts:
                 voiced = self._endpointer.in_speech or not self.recognizer.endpoint.enabled
                 self._cuts.append((end, voiced))
@@ -122,7 +125,7 @@ class OnnxStream(StreamBase):
         rec = self.recognizer
         if samples.shape[0]:
             self._samples = np.concatenate([self._samples, samples * np.float32(INT16_SCALE)])
-        ready = rec.num_frames(self._received)
+        ready = rec.num_frames(self._offset + self._samples.shape[0])  # samples cut so far, silence heard included
         if ready > self._frames:
             starts = np.arange(self._frames, ready) * rec.window_shift - self._offset
             self._raw.append(self._samples[starts[:, None] + rec.window_offsets])
@@ -156,7 +159,8 @@ class OnnxStream(StreamBase):
         if self.recorded is not None:
             self.recorded.append((utt.start, cut, log_probs))
         if utt.log_probs and keep:
-            offset, end = utt.start * rec.frame_seconds, cut * rec.frame_seconds
+            # the last one ends with the input, not with the silence heard after it (Transcriber.end_silence)
+            offset, end = utt.start * rec.frame_seconds, min(cut * rec.frame_seconds, self.seconds)
             self._events.append(PendingFinal(log_probs, offset, end, self.channel, self.leg))
         self._utterance = _Utterance(cut)
         self._reset_state()

@@ -133,8 +133,6 @@ class Stream(StreamBase):
             samples = self._resampler.resample_chunk(samples, last=last)
         self._received += samples.shape[0]
         self._raw.append(self._front.cut(samples))
-        if last:
-            self._raw.append(self._front.cut_final())
         config = self.recognizer.offline.bundle.features
         for cut, voiced in self._endpointer.accept(samples):
             ready = num_frames(cut, config)
@@ -143,6 +141,10 @@ class Stream(StreamBase):
                 self._cuts.append((frame, voiced))
                 self._last_cut = frame
         if last:
+            silence = self.recognizer.offline.end_silence  # heard after the last utterance, as offline
+            if silence and num_frames(self._received, config) > self._last_cut:
+                self._raw.append(self._front.cut(np.zeros(silence, dtype=np.float32)))
+            self._raw.append(self._front.cut_final())
             end = self._front.num_frames
             if end > self._last_cut or not self._cuts:
                 voiced = self._endpointer.in_speech or not self.recognizer.endpoint.enabled
@@ -185,7 +187,8 @@ class Stream(StreamBase):
             empty = torch.zeros(0, rec.model.config.vocab_size)
             self.recorded.append((utt.start, cut, torch.cat(utt.log_probs) if utt.log_probs else empty))
         if utt.log_probs and keep:  # an utterance without speech that is dropped is not decoded either
-            offset, end = utt.start * rec.frame_seconds, cut * rec.frame_seconds
+            # the last one ends with the input, not with the silence heard after it (Transcriber.end_silence)
+            offset, end = utt.start * rec.frame_seconds, min(cut * rec.frame_seconds, self.seconds)
             self._events.append(PendingFinal(torch.cat(utt.log_probs), offset, end, self.channel, self.leg))
         self._utterance = _Utterance(cut)
         self._state = None
