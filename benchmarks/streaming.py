@@ -23,7 +23,9 @@ followed by 1.5 x the endpointer's trailing silence.
   batching gain.
 - WER cost of streaming (a trained model): AN4 test WER through the mu-law line of the bundled bidirectional
   model (offline), of the streaming model offline (whole utterances, no endpointer), and of the streaming model
-  streamed (100 ms chunks, endpointer on: what a live call gets), greedy and with each model's own decoding.
+  streamed (100 ms chunks, endpointer on: what a live call gets), and streamed with two passes (each final from
+  the bundled bidirectional model on its utterance's audio; docs/streaming.md, "Two passes"), greedy and with
+  each model's own decoding; with two passes also the one-stream RTF and final latency at 100 ms chunks.
 """
 
 from __future__ import annotations
@@ -159,18 +161,14 @@ def wer_rows(
     folder: Path, endpoint: EndpointConfig, audios: list[np.ndarray], texts: list[str], nonspeech: Path
 ) -> list[dict]:
     """AN4 test WER through the mu-law line: the bidirectional model offline, the streaming model (in `folder`)
-    offline and streamed; greedy and each model's own decoding. Beside each WER, the words the same path invents
+    offline, streamed, and streamed with the bidirectional model as the second pass of its finals; greedy and
+    each model's own decoding. Beside each WER, the words the same path invents
     per minute of the generated non-speech clips in the manifest `nonspeech` (through the same line)."""
     line = TelephoneChannel(codec="ulaw", output_rate=RATE)
     heard = [line.apply(audio, RATE, np.random.default_rng([0, i])) for i, audio in enumerate(audios)]
     tail = _silence_after(endpoint)
 
-    def offline(model: OfflineRecognizer) -> Callable[[np.ndarray], str]:
-        return lambda audio: model.transcribe(audio, RATE).text
-
-    def streamed(model: OfflineRecognizer) -> Callable[[np.ndarray], str]:
-        recognizer = StreamingRecognizer(model, endpoint)
-
+    def stream_finals(recognizer: StreamingRecognizer) -> Callable[[np.ndarray], str]:
         def run(audio: np.ndarray) -> str:
             stream = recognizer.stream()
             events = stream.accept(np.concatenate([audio, tail])) + stream.finish()
@@ -178,16 +176,26 @@ def wer_rows(
 
         return run
 
+    def path(mode: str, model: OfflineRecognizer, options: DecodeOptions | None) -> Callable[[np.ndarray], str]:
+        """offline: VAD-segmented recognition; streamed: through the endpointer (fed at once: any chunking gives
+        the same events, tested); two-pass: streamed, each final from the bundled bidirectional model on its
+        utterance's audio, decoded by `options` (None: its own decoding)."""
+        if mode == "offline":
+            return lambda audio: model.transcribe(audio, RATE).text
+        second = OfflineRecognizer.load(options=options) if mode == "two-pass" else None
+        return stream_finals(StreamingRecognizer(model, endpoint, second))
+
     rows = []
-    for name, path, modes in (("bidirectional (bundled)", None, [offline]), ("streaming", folder, [offline, streamed])):
+    paths = (("bidirectional (bundled)", None, ["offline"]), ("streaming", folder, ["offline", "streamed", "two-pass"]))
+    for name, folder_or_bundled, modes in paths:
         for options in (DecodeOptions("greedy"), None):  # None: the model's own
-            model = OfflineRecognizer.load(path, options=options)
+            model = OfflineRecognizer.load(folder_or_bundled, options=options)
             for mode in modes:
-                decode, counts = mode(model), ErrorCounts()
+                decode, counts = path(mode, model, options), ErrorCounts()
                 for audio, text in zip(heard, texts, strict=True):
                     counts.add(text, decode(audio))
                 invented = invented_words(lambda x, _: decode(x), nonspeech, RATE, line)  # noqa: B023
-                rows.append({"model": name, "mode": mode.__name__, "decoding": _describe(model.options),
+                rows.append({"model": name, "mode": mode, "decoding": _describe(model.options),
                              "wer": counts.wer, "words": counts.words,
                              "invented_per_minute": invented.per_minute})  # fmt: skip
     return rows
@@ -229,11 +237,15 @@ def main() -> None:
         rtf_and_latency(rec, audios, ms) for _ in range(args.repeat) for ms in ((CHUNK_MS,) if args.quick else SWEEP_MS)
     ]
     latency = next(r for r in sweep if r["chunk_ms"] == CHUNK_MS)
+    if trained:  # the same stream with each final from the bundled bidirectional model
+        two_pass = StreamingRecognizer(offline, EndpointConfig(), OfflineRecognizer.load())
+        sweep.append({**rtf_and_latency(two_pass, audios, CHUNK_MS), "second_pass": "bundled bidirectional"})
     table = Table(title="one stream, one thread")
     for col in ("chunk ms", "RTF", "partial latency p50 ms", "final latency p50 ms", "final latency p95 ms"):
         table.add_column(col, justify="right")
     for r in sweep:
-        table.add_row(str(r["chunk_ms"]), f"{r['rtf_one_thread']:.4f}", f"{r['partial_latency_ms_p50']:.0f}",
+        chunk = f"{r['chunk_ms']}" + (" + 2nd pass" if r.get("second_pass") else "")
+        table.add_row(chunk, f"{r['rtf_one_thread']:.4f}", f"{r['partial_latency_ms_p50']:.0f}",
                       f"{r['final_latency_ms_p50']:.0f}", f"{r['final_latency_ms_p95']:.0f}")  # fmt: skip
     console.print(table)
 

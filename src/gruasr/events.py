@@ -72,6 +72,10 @@ class StreamBase:
     finished: bool
     _events: list[Event | PendingFinal]
     _received: int  # samples at the model's rate
+    #: with a second pass (the recognizer's `second_pass`): the input at the model's rate from sample _heard_start
+    #: on, i.e. the open utterance's audio (bounded by the endpointer's max_utterance)
+    _heard: np.ndarray = np.zeros(0, dtype=np.float32)
+    _heard_start: int = 0
 
     def accept(self, samples: np.ndarray | Sequence[float]) -> list[Event]:
         """Add audio (float in [-1, 1], mono, at the declared rate); returns the partial and final results it
@@ -98,7 +102,7 @@ class StreamBase:
         the caller's thread, by the recognizer's decoder."""
         out: list[Event] = []
         for item in self.take():
-            event = item if isinstance(item, Event) else item.event(self.recognizer.offline.decode(item.log_probs))
+            event = item if isinstance(item, Event) else item.event(self.recognizer.finals.decode(item.log_probs))
             if event is not None:
                 out.append(event)
         return out
@@ -129,3 +133,30 @@ class StreamBase:
 
     def _feed(self, samples: np.ndarray, last: bool) -> None:
         raise NotImplementedError
+
+    def _framing(self) -> tuple[int, int]:
+        """(window shift, window size) of the model's frames, in samples (frame f starts at sample f * shift)."""
+        raise NotImplementedError
+
+    def _hear(self, samples: np.ndarray) -> None:
+        """Keep the input (at the model's rate) for the second pass, when the recognizer has one."""
+        if self.recognizer.second_pass is not None and samples.shape[0]:
+            self._heard = np.concatenate([self._heard, samples])
+
+    def _final_log_probs(self, first: int, end: int, log_probs: Any) -> Any:
+        """The log-probabilities (T', V) on the CPU an ended utterance's final is decoded from: the streaming
+        model's `log_probs`, or with a second pass that model's on the utterance's audio (frames first..end-1, up
+        to the input's last sample: the end silence is not audio). Call it at every utterance end, kept or not:
+        it forgets the audio before frame `end`."""
+        second = self.recognizer.second_pass
+        if second is None:
+            return log_probs
+        shift, size = self._framing()
+        begin = first * shift - self._heard_start
+        audio = self._heard[begin : max(begin, end * shift + size - shift - self._heard_start)]
+        drop = min(end * shift - self._heard_start, self._heard.shape[0])
+        self._heard, self._heard_start = self._heard[drop:].copy(), self._heard_start + drop
+        if audio.shape[0] < size:  # not one frame: nothing to hear
+            return log_probs[:0]
+        out = second.log_probs(audio)
+        return out.cpu() if hasattr(out, "cpu") else out

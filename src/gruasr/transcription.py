@@ -86,6 +86,18 @@ OFFLINE_VAD = EndpointConfig(vad_mode=0, max_utterance=30.0)
 END_SILENCE = 0.3
 
 
+def check_second_pass(streaming: Transcriber, second: Transcriber | None) -> Transcriber | None:
+    """A streaming recognizer's second pass (None, or a recognizer at the streaming model's rate; ConfigError if
+    not): the model that decodes each final from the ended utterance's audio, e.g. the bidirectional default
+    model behind the streaming one (partials stay the streaming model's)."""
+    if second is not None and second.sample_rate != streaming.sample_rate:
+        raise ConfigError(
+            f"the second pass runs at {second.sample_rate} Hz and the streaming model at {streaming.sample_rate} Hz:"
+            " they must hear the same audio"
+        )
+    return second
+
+
 def leg_name(channel: int) -> str:
     """The label of a call leg: channel 0 is leg "A", 1 is "B", ... (results and events carry both)."""
     return chr(ord("A") + channel) if 0 <= channel < 26 else f"C{channel}"
@@ -119,6 +131,10 @@ class Transcriber:
     docstring)."""
 
     vad: EndpointConfig
+    bundle: Any  # the model folder's contents (tokens, step_seconds, path, ...) as the engine loads them
+    options: DecodeOptions
+    lm: LanguageModel | None
+    lexicon: Lexicon | None
 
     @property
     def sample_rate(self) -> int:

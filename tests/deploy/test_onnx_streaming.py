@@ -11,7 +11,8 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gruasr.runtime import OnnxModel, OnnxStreamingRecognizer
+from gruasr.recognizer import OfflineRecognizer
+from gruasr.runtime import OnnxModel, OnnxRecognizer, OnnxStreamingRecognizer
 from gruasr.streaming import EndpointConfig, StreamingRecognizer
 
 TOLERANCE = 1e-4  # float rounding of different batch shapes; ~1e-5 measured
@@ -93,10 +94,17 @@ def test_onnx_stream_of_any_sample_chunks_equals_offline(model, an4_speech, size
     assert " ".join(e.text for e in finals) == asr.offline.decode(expected).text
 
 
-def test_onnx_streaming_gives_the_torch_engines_events(exported, an4_speech) -> None:
-    """100 ms chunks, endpointing on, several legs advanced together: the same partials and finals."""
+@pytest.mark.parametrize("second_pass", [False, True])
+def test_onnx_streaming_gives_the_torch_engines_events(exported, an4_speech, second_pass: bool) -> None:
+    """100 ms chunks, endpointing on, several legs advanced together: the same partials and finals; with two
+    passes (each final from the default model, torch's or its export) too."""
     torch.set_num_threads(1)
-    engines = [StreamingRecognizer.load(), OnnxStreamingRecognizer.load(exported["telephone-streaming"])]
+    torch_second = OfflineRecognizer.load() if second_pass else None
+    onnx_second = OnnxRecognizer.load(exported["telephone"]) if second_pass else None
+    engines = [
+        StreamingRecognizer.load(second_pass=torch_second),
+        OnnxStreamingRecognizer.load(exported["telephone-streaming"], second_pass=onnx_second),
+    ]
     speech = [samples for _, samples, _ in an4_speech[:4]]
     results = []
     for asr in engines:

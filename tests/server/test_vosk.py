@@ -19,6 +19,8 @@ from websockets.sync.client import connect
 
 from gruasr.cli.main import main
 from gruasr.decoding.grammar import PhraseGrammar
+from gruasr.errors import ConfigError
+from gruasr.server.config import ServerConfig
 from gruasr.streaming import StreamingRecognizer
 from tests.server.conftest import RATE, Running, Utterance, pcm16, running, wav
 from tests.server.vosk_client import closed, final_text, finals, lockstep
@@ -326,3 +328,23 @@ def test_a_slow_final_stalls_no_other_call(
         release.set()
         reply = json.loads(slow_ws.recv(timeout=30))
         assert reply["alternatives"][0]["text"]
+
+
+def test_a_server_with_a_second_pass_gives_its_finals(
+    an4: list[Utterance], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """server.second_pass = "default": the bundled streaming model gives the partials and the bundled default
+    model each final; the lock-step client gets the finals of `gruasr stream --second-pass` on the file."""
+    path = wav(tmp_path / "two.wav", _call_audio(an4))
+    with running(None, second_pass="default") as server:  # type: ignore[arg-type]  # loaded from the config
+        assert server.app.state.engine.recognizer.second_pass is not None
+        replies = lockstep(server.ws, path.read_bytes(), {"sample_rate": RATE, "words": 1})
+    assert main(["stream", str(path), "--json", "--second-pass"]) == 0
+    expected = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    expected = [e for e in expected if e["type"] == "final"]
+    got = finals(replies)
+    assert len(expected) == 2 and [r["text"] for r in got if r["text"]] == [e["text"] for e in expected]
+    served_words = [(w["word"], w["start"], w["end"]) for r in got for w in r.get("result", [])]
+    assert served_words == [(w["word"], w["start"], w["end"]) for e in expected for w in e["words"]]
+    with pytest.raises(ConfigError, match="second_pass"):
+        ServerConfig(engine="onnx", model="export", second_pass="default")

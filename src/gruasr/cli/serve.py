@@ -13,6 +13,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     config = load_config(args.config).with_overrides(
         host=args.host, port=args.port, audiosocket_port=args.audiosocket_port,
         audiosocket_host=args.audiosocket_host, model=args.model, rest_model=args.rest_model,
+        second_pass=args.second_pass,
         torch_threads=args.torch_threads, engine=args.engine, decode_workers=args.decode_workers,
         decode_in=args.decode_in, tick_ms=args.tick_ms, max_sessions=args.max_sessions, output=args.output,
         webhook=args.webhook, drain_seconds=args.drain_seconds,
@@ -61,6 +62,11 @@ def add_serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     serve.add_argument(
         "--rest-model", metavar="DIR", help="model of REST transcriptions (default: the bundled offline model; "
         "'streaming': the streaming one)",
+    )  # fmt: skip
+    serve.add_argument(
+        "--second-pass", nargs="?", const="default", metavar="DIR",
+        help="finals from a second model on each utterance's audio (no DIR: the bundled offline model; with "
+        "--engine onnx an export); partials stay the streaming model's (docs/streaming.md, \"Two passes\")",
     )  # fmt: skip
     serve.add_argument(
         "--engine", choices=["torch", "onnx"],

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from gruasr.cli.inputs import add_raw_option, check_audio_files
 from gruasr.cli.recognize import _add_decoding, _recognizer
 from gruasr.cli.redaction import add_redact_option, redaction
+from gruasr.errors import ConfigError
 
 if TYPE_CHECKING:
     from gruasr.streaming import StreamingRecognizer
@@ -22,11 +23,12 @@ def _streaming(args: argparse.Namespace) -> StreamingRecognizer:
         vad_mode=args.vad_mode, trailing_silence=args.trailing_silence, max_utterance=args.max_utterance,
         enabled=not args.no_endpoint, drop_unvoiced=not args.keep_unvoiced,
     )  # fmt: skip
+    second = _second_pass(args)
     if args.engine == "onnx":  # ONNX Runtime, without torch (gruasr.runtime); its sessions get --threads
         from gruasr.runtime import OnnxStreamingRecognizer
 
         offline: Any = _recognizer(args)
-        onnx: Any = OnnxStreamingRecognizer(offline, endpoint)  # StreamingRecognizer's interface
+        onnx: Any = OnnxStreamingRecognizer(offline, endpoint, second)  # StreamingRecognizer's interface
         return onnx
     import torch
 
@@ -38,7 +40,18 @@ def _streaming(args: argparse.Namespace) -> StreamingRecognizer:
     torch.set_num_threads(args.threads)
     if args.model is None:
         args.model = str(bundled_streaming_model())
-    return StreamingRecognizer(_recognizer(args), endpoint)
+    return StreamingRecognizer(_recognizer(args), endpoint, second)
+
+
+def _second_pass(args: argparse.Namespace) -> Any:
+    """--second-pass [DIR]: the recognizer of the finals (default: the bundled default model; with --engine onnx an
+    exported folder), decoded as the decoding options say, with its own LM; None without the option."""
+    if args.second_pass is None:
+        return None
+    if args.engine == "onnx" and args.second_pass == "default":
+        raise ConfigError("--engine onnx needs --second-pass DIR, a folder of `gruasr model export --onnx`")
+    model = None if args.second_pass == "default" else args.second_pass
+    return _recognizer(argparse.Namespace(**{**vars(args), "model": model, "lm": None, "lexicon": None}))
 
 
 def _cmd_stream(args: argparse.Namespace) -> int:
@@ -98,6 +111,11 @@ def _add_streaming(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--keep-unvoiced", action="store_true", help="also report utterances in which the VAD heard no speech"
     )
+    parser.add_argument(
+        "--second-pass", nargs="?", const="default", metavar="DIR",
+        help="finals from a second model on each utterance's audio (no DIR: the bundled default model; "
+        "partials stay the streaming model's; docs/streaming.md)",
+    )  # fmt: skip
 
 
 def add_stream_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

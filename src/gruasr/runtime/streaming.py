@@ -31,7 +31,7 @@ from gruasr.events import Event, PendingFinal, StreamBase
 from gruasr.features.kaldi import INT16_SCALE
 from gruasr.integrity import TrustedKey
 from gruasr.runtime.offline import OnnxRecognizer
-from gruasr.transcription import DecodeOptions
+from gruasr.transcription import DecodeOptions, Transcriber, check_second_pass
 from gruasr.vad import EndpointConfig, Endpointer
 
 
@@ -81,6 +81,7 @@ class OnnxStream(StreamBase):
         self._cuts: deque[tuple[int, bool]] = deque()
         self._last_cut = 0
         self._received = 0
+        self._heard, self._heard_start = np.zeros(0, dtype=np.float32), 0  # for a second pass (StreamBase)
         self._events: list[Event | PendingFinal] = []
         self.finished = False
         self.recorded: list[tuple[int, int, np.ndarray]] | None = [] if record else None
@@ -98,6 +99,7 @@ class OnnxStream(StreamBase):
         if self._resampler is not None:
             samples = self._resampler.resample_chunk(samples, last=last)
         self._received += samples.shape[0]
+        self._hear(samples)
         self._cut_frames(samples)
         for cut, voiced in self._endpointer.accept(samples):
             ready = self.recognizer.num_frames(cut)
@@ -116,6 +118,9 @@ class OnnxStream(StreamBase):
                 self._cuts.append((end, voiced))
             self._last_cut = end
             self.finished = True
+
+    def _framing(self) -> tuple[int, int]:
+        return self.recognizer.window_shift, self.recognizer.window_size
 
     # -- the recognizer's side ----------------------------------------------------------------------------
 
@@ -158,10 +163,11 @@ class OnnxStream(StreamBase):
         log_probs = np.concatenate(utt.log_probs) if utt.log_probs else np.zeros((0, vocab), dtype=np.float32)
         if self.recorded is not None:
             self.recorded.append((utt.start, cut, log_probs))
+        final = self._final_log_probs(utt.start, cut, log_probs)  # the second pass's, when there is one
         if utt.log_probs and keep:
             # the last one ends with the input, not with the silence heard after it (Transcriber.end_silence)
             offset, end = utt.start * rec.frame_seconds, min(cut * rec.frame_seconds, self.seconds)
-            self._events.append(PendingFinal(log_probs, offset, end, self.channel, self.leg))
+            self._events.append(PendingFinal(final, offset, end, self.channel, self.leg))
         self._utterance = _Utterance(cut)
         self._reset_state()
 
@@ -183,7 +189,9 @@ class OnnxStreamingRecognizer:
 
     engine = "onnx"
 
-    def __init__(self, offline: OnnxRecognizer, endpoint: EndpointConfig | None = None) -> None:
+    def __init__(
+        self, offline: OnnxRecognizer, endpoint: EndpointConfig | None = None, second_pass: Transcriber | None = None
+    ) -> None:
         model = offline.bundle
         if not model.features.snip_edges:
             raise ConfigError(f"{model.path}: streaming in the runtime needs snip_edges framing (the model has not)")
@@ -206,6 +214,13 @@ class OnnxStreamingRecognizer:
         self.window_offsets = np.arange(self.window_size)
         self._lock = threading.Lock()
         self.batches = 0
+        #: None, or the recognizer that decodes each final from its utterance's audio (StreamingRecognizer's)
+        self.second_pass = check_second_pass(offline, second_pass)
+
+    @property
+    def finals(self) -> Transcriber:
+        """The recognizer whose decoder makes the finals: the second pass, else `offline`."""
+        return self.second_pass or self.offline
 
     @classmethod
     def load(
@@ -218,10 +233,12 @@ class OnnxStreamingRecognizer:
         *,
         trusted_keys: Sequence[TrustedKey] | None = None,
         threads: int = 1,
+        second_pass: Transcriber | None = None,
     ) -> OnnxStreamingRecognizer:
-        """A streaming recognizer from an exported unidirectional model folder."""
+        """A streaming recognizer from an exported unidirectional model folder (finals decoded by its LM, or by
+        a `second_pass`)."""
         offline = OnnxRecognizer.load(Path(path), lm, lexicon, options, trusted_keys=trusted_keys, threads=threads)
-        return cls(offline, endpoint)
+        return cls(offline, endpoint, second_pass)
 
     @property
     def sample_rate(self) -> int:

@@ -34,6 +34,10 @@ class ServerConfig:
     #: the model of REST transcriptions (whole recorded files): a model folder; None: the bundled offline
     #: (bidirectional) telephone model, more accurate on recordings; "streaming": the streaming model
     rest_model: str | None = None
+    #: a model that decodes each final from its utterance's audio (two passes; the partials stay the streaming
+    #: model's): a model folder, "default" for the bundled offline model (torch engine), or an export (onnx
+    #: engine); None: the streaming model's own finals. It runs in the ticker: docs/streaming.md, "Two passes"
+    second_pass: str | None = None
     #: "torch", or "onnx": ONNX Runtime on folders of `gruasr model export --onnx` (model: a unidirectional
     #: model's export, required; rest_model: an export, None: the streaming export's whole-utterance graph)
     engine: str = "torch"
@@ -124,6 +128,8 @@ class ServerConfig:
             raise ConfigError(f"server.engine must be 'torch' or 'onnx', got {self.engine!r}")
         if self.engine == "onnx" and self.model is None:
             raise ConfigError("server.engine 'onnx' needs server.model: a folder of `gruasr model export --onnx`")
+        if self.engine == "onnx" and self.second_pass == "default":
+            raise ConfigError("server.engine 'onnx' needs server.second_pass to be a folder of an ONNX export")
         if self.decode_in not in ("threads", "processes"):
             raise ConfigError(f"server.decode_in must be 'threads' or 'processes', got {self.decode_in!r}")
         if not 0 <= self.decode_workers <= 64:

@@ -39,8 +39,7 @@ if TYPE_CHECKING:  # torch tensors or numpy arrays (the ONNX runtime), either en
     from torch import Tensor
 
     from gruasr.data.tokens import TokenTable
-    from gruasr.recognizer import OfflineRecognizer
-    from gruasr.transcription import DecodeOptions
+    from gruasr.transcription import DecodeOptions, Transcriber
 
 log = logging.getLogger("gruasr.server")
 
@@ -59,7 +58,7 @@ class DecodeRequest:
     phrases: tuple[str, ...] = ()
 
 
-def normalize_phrases(phrases: object, spellable: OfflineRecognizer) -> tuple[str, ...]:
+def normalize_phrases(phrases: object, spellable: Transcriber) -> tuple[str, ...]:
     """A Vosk phrase_list (list of strings) as lower-case single-spaced phrases the model's tokens can spell;
     a ConfigError names the first bad entry."""
     if not isinstance(phrases, list) or not all(isinstance(p, str) for p in phrases):
@@ -92,7 +91,7 @@ class DecodingParts:
     lexicon: Lexicon | None
 
     @classmethod
-    def of(cls, recognizer: OfflineRecognizer) -> DecodingParts:
+    def of(cls, recognizer: Transcriber) -> DecodingParts:
         """Either engine's offline recognizer's parts."""
         bundle = recognizer.bundle
         return cls(bundle.tokens, bundle.step_seconds, recognizer.options, recognizer.lm, recognizer.lexicon)

@@ -102,7 +102,7 @@ class Engine:
         self.config = config
         self.metrics = metrics
         #: what decoding a final needs (tokens, options, LM, lexicon), handed to the decoding pool
-        self.decoding = DecodingParts.of(recognizer.offline)
+        self.decoding = DecodingParts.of(recognizer.finals)  # the second pass decodes the finals, when there is one
         #: per-key and per-address sessions, and keys' audio quotas
         self.guard = Guard(config.max_sessions_per_address)
         #: redaction of every transcript before it leaves (config.redact; gruasr.redact)

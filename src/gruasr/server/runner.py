@@ -133,9 +133,13 @@ def build(config: ServerConfig, recognizer: StreamingRecognizer | None = None) -
 
         if recognizer is None:
             endpoint = EndpointConfig(trailing_silence=config.trailing_silence)
+            second = None
+            if config.second_pass is not None:
+                second = OnnxRecognizer.load(config.second_pass, trusted_keys=trusted, threads=config.torch_threads)
             onnx: Any = OnnxStreamingRecognizer.load(
-                config.model or "", endpoint=endpoint, trusted_keys=trusted, threads=config.torch_threads
-            )
+                config.model or "", endpoint=endpoint, trusted_keys=trusted, threads=config.torch_threads,
+                second_pass=second,
+            )  # fmt: skip
             recognizer = onnx  # StreamingRecognizer's interface
         offline = (
             None if config.rest_model in (None, "streaming")
@@ -147,7 +151,13 @@ def build(config: ServerConfig, recognizer: StreamingRecognizer | None = None) -
 
         if recognizer is None:
             endpoint = EndpointConfig(trailing_silence=config.trailing_silence)
-            recognizer = StreamingRecognizer.load(config.model, endpoint=endpoint, trusted_keys=trusted)
+            second_pass = None
+            if config.second_pass is not None:
+                folder = None if config.second_pass == "default" else config.second_pass
+                second_pass = OfflineRecognizer.load(folder, trusted_keys=trusted)
+            recognizer = StreamingRecognizer.load(
+                config.model, endpoint=endpoint, trusted_keys=trusted, second_pass=second_pass
+            )
         offline = (
             None
             if config.rest_model == "streaming"

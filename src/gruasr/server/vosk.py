@@ -83,7 +83,7 @@ def parse_config(config: object, engine: Engine) -> VoskConfig:
         raise ConfigError(f"max_alternatives must be an integer 0..{MAX_ALTERNATIVES}, got {alternatives!r}")
     phrases: tuple[str, ...] = ()
     if config.get("phrase_list") is not None:
-        phrases = normalize_phrases(config["phrase_list"], engine.recognizer.offline)
+        phrases = normalize_phrases(config["phrase_list"], engine.recognizer.finals)
     return VoskConfig(int(rate), bool(words), DecodeRequest(alternatives, phrases))
 
 

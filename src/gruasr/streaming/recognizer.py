@@ -20,6 +20,10 @@ Finals are decoded when they are collected: `Stream.events()` decodes them in th
 that must not stall other calls on one slow beam search takes them undecoded with `Stream.take()` and decodes
 each `PendingFinal` in a pool (`PendingFinal.event(hypothesis)` builds the same Event).
 
+Two passes: with `second_pass` (e.g. the bidirectional default model), the stream keeps the open utterance's
+audio and each final is that model's recognition of it, decoded by its decoder; the partials stay the streaming
+model's. A final then costs one forward pass of the second model over its utterance.
+
 Many calls at once: `StreamingRecognizer.advance(streams)` runs the recurrent steps of every stream that has audio
 ready as one batch (Deep Speech 2's batch dispatch); results equal unbatched ones. A recognizer may be shared
 between threads (a lock guards the model); a Stream belongs to one thread. The filterbank, CMVN, the streams'
@@ -50,6 +54,7 @@ from gruasr.features.streaming import StreamingFbank
 from gruasr.integrity import TrustedKey
 from gruasr.models.ctc_model import SUBSAMPLING
 from gruasr.recognizer import DecodeOptions, OfflineRecognizer
+from gruasr.transcription import Transcriber, check_second_pass
 from gruasr.vad import EndpointConfig, Endpointer
 
 #: frames of left context the two causal stride-2 convolutions need to give exact outputs on a new group
@@ -120,6 +125,7 @@ class Stream(StreamBase):
         self._cuts: deque[tuple[int, bool]] = deque()
         self._last_cut = 0
         self._received = 0  # samples at the model rate
+        self._heard, self._heard_start = np.zeros(0, dtype=np.float32), 0  # for a second pass (StreamBase)
         self._events: list[Event | PendingFinal] = []
         self.finished = False
         #: with record=True: (first frame, end frame, log-probs (T', V)) of every ended utterance (for tests and
@@ -132,6 +138,7 @@ class Stream(StreamBase):
         if self._resampler is not None:
             samples = self._resampler.resample_chunk(samples, last=last)
         self._received += samples.shape[0]
+        self._hear(samples)
         self._raw.append(self._front.cut(samples))
         config = self.recognizer.offline.bundle.features
         for cut, voiced in self._endpointer.accept(samples):
@@ -151,6 +158,10 @@ class Stream(StreamBase):
                 self._cuts.append((end, voiced))
             self._last_cut = end
             self.finished = True
+
+    def _framing(self) -> tuple[int, int]:
+        config = self.recognizer.offline.bundle.features
+        return config.window_shift, config.window_size
 
     # -- the recognizer's side ---------------------------------------------------------------------------
 
@@ -183,13 +194,14 @@ class Stream(StreamBase):
         utt = self._utterance
         rec = self.recognizer
         keep = voiced or not rec.endpoint.drop_unvoiced
+        log_probs = torch.cat(utt.log_probs) if utt.log_probs else torch.zeros(0, rec.model.config.vocab_size)
         if self.recorded is not None:
-            empty = torch.zeros(0, rec.model.config.vocab_size)
-            self.recorded.append((utt.start, cut, torch.cat(utt.log_probs) if utt.log_probs else empty))
+            self.recorded.append((utt.start, cut, log_probs))
+        final = self._final_log_probs(utt.start, cut, log_probs)  # the second pass's, when there is one
         if utt.log_probs and keep:  # an utterance without speech that is dropped is not decoded either
             # the last one ends with the input, not with the silence heard after it (Transcriber.end_silence)
             offset, end = utt.start * rec.frame_seconds, min(cut * rec.frame_seconds, self.seconds)
-            self._events.append(PendingFinal(torch.cat(utt.log_probs), offset, end, self.channel, self.leg))
+            self._events.append(PendingFinal(final, offset, end, self.channel, self.leg))
         self._utterance = _Utterance(cut)
         self._state = None
         self._context = self._context[:0]
@@ -211,7 +223,9 @@ class StreamingRecognizer:
     """The shared model of many streams; see the module docstring. Make one with
     `StreamingRecognizer.load(path, device=...)`, or wrap an OfflineRecognizer of a unidirectional model."""
 
-    def __init__(self, offline: OfflineRecognizer, endpoint: EndpointConfig | None = None) -> None:
+    def __init__(
+        self, offline: OfflineRecognizer, endpoint: EndpointConfig | None = None, second_pass: Transcriber | None = None
+    ) -> None:
         model = offline.model
         if model.config.bidirectional:
             raise ConfigError(
@@ -229,6 +243,15 @@ class StreamingRecognizer:
         #: towards the global mean by this many frames of prior, (sum of frames 1..t) / (prior + t): causal, no
         #: lookahead, carried across the leg's utterances (benchmarks/leg_cmvn.py measures it)
         self.leg_cmvn = 0
+        #: None, or the recognizer (either engine, any model at this rate) that decodes each final from the ended
+        #: utterance's audio: the streaming model gives the partials, e.g. the bidirectional default model the
+        #: finals (two passes; docs/streaming.md, "Two passes")
+        self.second_pass = check_second_pass(offline, second_pass)
+
+    @property
+    def finals(self) -> Transcriber:
+        """The recognizer whose decoder makes the finals: the second pass, else `offline`."""
+        return self.second_pass or self.offline
 
     @classmethod
     def load(
@@ -241,13 +264,14 @@ class StreamingRecognizer:
         options: DecodeOptions | None = None,
         *,
         trusted_keys: Sequence[TrustedKey] | None = None,
+        second_pass: Transcriber | None = None,
     ) -> StreamingRecognizer:
         """A streaming recognizer from a unidirectional model folder (None: the bundled streaming model) on
         `device`; LM, lexicon, decoding options and `trusted_keys` (the folder must be signed by one of them) as
-        OfflineRecognizer.load (they decode the finals)."""
+        OfflineRecognizer.load (they decode the finals, unless a `second_pass` does)."""
         folder = Path(path) if path is not None else bundled_streaming_model()
         offline = OfflineRecognizer.load(folder, device, lm, lexicon, options, trusted_keys=trusted_keys)
-        return cls(offline, endpoint)
+        return cls(offline, endpoint, second_pass)
 
     @property
     def sample_rate(self) -> int:

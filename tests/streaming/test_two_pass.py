@@ -1,0 +1,107 @@
+"""Two passes: with a `second_pass`, each final of a stream is that recognizer's result on the ended utterance's
+audio (the partials stay the streaming model's); `gruasr stream` / `gruasr call --second-pass` give the library's
+results; a second pass at another rate is refused."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from gruasr.audio.io import AN4_RAW, load_audio, save_wav
+from gruasr.bundle import ModelBundle
+from gruasr.cli.main import main
+from gruasr.data.tokens import TokenTable
+from gruasr.errors import ConfigError
+from gruasr.features.cmvn import GlobalCMVN
+from gruasr.features.config import FbankConfig
+from gruasr.models.ctc_model import CTCModel, ModelConfig
+from gruasr.recognizer import DecodeOptions, OfflineRecognizer
+from gruasr.streaming import EndpointConfig, StreamingRecognizer
+from gruasr.streaming.calls import call_transcript
+
+RATE = 8000
+SAMPLE_CALL = Path(__file__).resolve().parents[2] / "src" / "gruasr" / "samples" / "call.wav"
+
+
+def _offline(bidirectional: bool, seed: int, rate: int = RATE) -> OfflineRecognizer:
+    torch.manual_seed(seed)
+    config = ModelConfig(input_dim=80, hidden_size=24, num_layers=2, conv_channels=16, bidirectional=bidirectional)
+    model = CTCModel(config).eval()
+    with torch.no_grad():  # a peaked output layer, so greedy paths hold letters and blanks, as trained ones do
+        model.output.weight.mul_(8.0)
+    cmvn = GlobalCMVN(torch.full((80,), 9.0), torch.full((80,), 3.0))
+    bundle = ModelBundle(model, FbankConfig(sample_rate=rate), cmvn, TokenTable(), {})
+    return OfflineRecognizer(bundle, options=DecodeOptions("greedy"))
+
+
+@pytest.fixture(scope="module")
+def call_audio(data_dir: Path) -> np.ndarray:
+    """Two AN4 test utterances with 1.2 s of silence between (the endpointer cuts there); the input ends in speech."""
+    paths = sorted((data_dir / "an4" / "wav" / "an4test_clstk").glob("*/*.raw"))[:2]
+    assert len(paths) == 2, f"AN4 audio not found under {data_dir}"
+    first, second = (load_audio(p, raw=AN4_RAW, sample_rate=RATE).channel(0) for p in paths)
+    return np.concatenate([first, np.zeros(int(1.2 * RATE), np.float32), second])
+
+
+def _run(rec: StreamingRecognizer, audio: np.ndarray) -> tuple[list, list]:
+    stream = rec.stream(record=True)
+    events = [e for k in range(0, len(audio), 800) for e in stream.accept(audio[k : k + 800])] + stream.finish()
+    assert stream.recorded is not None
+    return events, stream.recorded
+
+
+def test_each_final_is_the_second_pass_on_its_utterance(call_audio: np.ndarray) -> None:
+    streaming, second = _offline(False, 0), _offline(True, 1)
+    endpoint = EndpointConfig(trailing_silence=0.5, drop_unvoiced=False)
+    one_pass = StreamingRecognizer(streaming, endpoint)
+    two_pass = StreamingRecognizer(streaming, endpoint, second)
+    assert one_pass.finals is streaming and two_pass.finals is second
+    plain, _ = _run(one_pass, call_audio)
+    events, recorded = _run(two_pass, call_audio)
+    assert len(recorded) >= 2
+    partials = [e for e in events if e.type == "partial"]
+    assert partials == [e for e in plain if e.type == "partial"]  # the streaming model's, unchanged
+    expected = []
+    for first, end, log_probs in recorded:  # frames first..end-1: samples first*80 .. (end-1)*80 + 200
+        audio = call_audio[first * 80 : end * 80 + 120]
+        if log_probs.shape[0] and len(audio) >= 200:
+            hyp = second.decode(second.log_probs(audio).cpu())
+            if hyp.text:
+                expected.append((hyp.text, [round(w.start + first * 0.01, 6) for w in hyp.words]))
+    finals = [e for e in events if e.type == "final"]
+    assert [(e.text, [round(w.start, 6) for w in e.words]) for e in finals] == expected
+    assert [e.text for e in finals] != [e.text for e in plain if e.type == "final"]  # another model's finals
+    assert all(w.end <= len(call_audio) / RATE for e in finals for w in e.words)
+    stream = two_pass.stream()
+    stream.accept(call_audio)
+    assert stream._heard.shape[0] < len(call_audio)  # the ended utterance's audio is let go
+
+
+def test_a_second_pass_must_hear_the_streaming_models_rate() -> None:
+    with pytest.raises(ConfigError, match="16000 Hz.*8000 Hz"):
+        StreamingRecognizer(_offline(False, 0), None, _offline(True, 1, rate=16000))
+
+
+def test_gruasr_call_and_stream_with_a_second_pass(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The bundled streaming model with the bundled default model as the second pass, on the sample call: the CLI
+    gives what the library gives, and the finals are the default model's (not the streaming model's)."""
+    torch.set_num_threads(1)
+    rec = StreamingRecognizer.load(second_pass=OfflineRecognizer.load())
+    expected = [e.to_dict() for e in call_transcript(rec, SAMPLE_CALL)]
+    assert main(["call", str(SAMPLE_CALL), "--json", "--second-pass"]) == 0
+    got = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [{k: v for k, v in e.items() if k != "audio"} for e in got] == expected
+    assert main(["call", str(SAMPLE_CALL), "--json"]) == 0
+    one_pass = [json.loads(line)["text"] for line in capsys.readouterr().out.splitlines()]
+    assert one_pass != [e["text"] for e in expected]
+    mono = tmp_path / "a.wav"
+    save_wav(mono, load_audio(SAMPLE_CALL).channel(0), RATE)
+    assert main(["stream", str(mono), "--json", "--second-pass"]) == 0
+    finals = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"final"' in line]
+    assert [e["text"] for e in finals] == [e["text"] for e in expected if e.get("leg") == "A"]
+    assert main(["call", str(SAMPLE_CALL), "--engine", "onnx", "--model", "x", "--second-pass"]) == 1
+    assert "--second-pass DIR" in capsys.readouterr().err
