@@ -18,6 +18,10 @@ from gruasr.errors import ConfigError
 WINDOW_TYPES = ("povey", "hamming", "hanning", "rectangular", "blackman")
 
 
+#: Kaldi's floor before every log
+FLT_EPSILON = float(np.finfo(np.float32).eps)
+
+
 def _f32(x: float) -> np.float32:
     return np.float32(x)
 
@@ -50,6 +54,15 @@ class FbankConfig:
     energy_floor: float = 0.0
     use_log_fbank: bool = True
     use_power: bool = True
+    #: floor of the mel energies before the log, on the int16 scale (0: Kaldi's FLT_EPSILON). Exact digital zeros
+    #: (VoIP silence suppression, a muted leg, zero padding) otherwise give log-mel -15.9, 10 below the quietest
+    #: frame of real telephone audio; 1.0 (log 0) keeps them near it (benchmarks/digital_silence.py)
+    mel_floor: float = 0.0
+
+    @property
+    def log_floor(self) -> float:
+        """The floor before the log of the mel energies: max(mel_floor, FLT_EPSILON)."""
+        return max(self.mel_floor, FLT_EPSILON)
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -78,6 +91,8 @@ class FbankConfig:
             raise ConfigError(f"FbankConfig.window_type must be one of {WINDOW_TYPES}, got {self.window_type!r}")
         if self.energy_floor < 0:
             raise ConfigError(f"FbankConfig.energy_floor must be >= 0, got {self.energy_floor}")
+        if self.mel_floor < 0:
+            raise ConfigError(f"FbankConfig.mel_floor must be >= 0, got {self.mel_floor}")
         nyquist = 0.5 * self.sample_rate
         high = self.high_freq_hz
         if not (0.0 <= self.low_freq < nyquist and 0.0 < high <= nyquist and high > self.low_freq):

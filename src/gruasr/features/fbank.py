@@ -185,7 +185,7 @@ class Fbank(_FrameFeatures):
 
     def _finish(self, mel: Tensor, energy: Tensor | None) -> Tensor:
         if self.config.use_log_fbank:
-            mel = mel.clamp_min(FLOAT_EPS).log()
+            mel = mel.clamp_min(self.config.log_floor).log()
         if energy is not None:
             mel = torch.cat([energy[:, None], mel], dim=1)
         return mel  # (T, dim)
@@ -205,7 +205,7 @@ class Mfcc(_FrameFeatures):
         self.register_buffer("lifter", lifter_coeffs(config.num_ceps, config.cepstral_lifter), persistent=False)
 
     def _finish(self, mel: Tensor, energy: Tensor | None) -> Tensor:
-        log_mel = mel.clamp_min(FLOAT_EPS).log()  # (T, M)
+        log_mel = mel.clamp_min(self.config.fbank.log_floor).log()  # (T, M)
         ceps = (log_mel[:, None, :] * self.dct).sum(dim=2) * self.lifter  # (T, C, M) -> (T, C); not @, see above
         if energy is not None:
             ceps = torch.cat([energy[:, None], ceps[:, 1:]], dim=1)

@@ -149,7 +149,7 @@ class NumpyFbank:
         for index, weight in zip(self._band_index[1:], self._band_weight[1:], strict=True):
             mel += spec[:, index] * weight
         if cfg.use_log_fbank:
-            mel = np.log(np.maximum(mel, np.float32(FLOAT_EPS)))
+            mel = np.log(np.maximum(mel, np.float32(cfg.log_floor)))
         if energy is not None:
             mel = np.concatenate([energy[:, None].astype(np.float32), mel], axis=1)
         return mel.astype(np.float32, copy=False)
