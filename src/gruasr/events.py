@@ -74,8 +74,8 @@ class StreamBase:
     _received: int  # samples at the model's rate
     #: with a second pass (the recognizer's `second_pass`): the input at the model's rate from sample _heard_start
     #: on, i.e. the open utterance's audio (bounded by the endpointer's max_utterance)
-    _heard: np.ndarray = np.zeros(0, dtype=np.float32)
-    _heard_start: int = 0
+    _heard: np.ndarray
+    _heard_start: int
 
     def accept(self, samples: np.ndarray | Sequence[float]) -> list[Event]:
         """Add audio (float in [-1, 1], mono, at the declared rate); returns the partial and final results it
@@ -143,11 +143,11 @@ class StreamBase:
         if self.recognizer.second_pass is not None and samples.shape[0]:
             self._heard = np.concatenate([self._heard, samples])
 
-    def _final_log_probs(self, first: int, end: int, log_probs: Any) -> Any:
+    def _final_log_probs(self, first: int, end: int, log_probs: Any, wanted: bool) -> Any:
         """The log-probabilities (T', V) on the CPU an ended utterance's final is decoded from: the streaming
         model's `log_probs`, or with a second pass that model's on the utterance's audio (frames first..end-1, up
-        to the input's last sample: the end silence is not audio). Call it at every utterance end, kept or not:
-        it forgets the audio before frame `end`."""
+        to the input's last sample: the end silence is not audio), computed only when `wanted` (the final is
+        kept). Call it at every utterance end: it forgets the audio before frame `end`."""
         second = self.recognizer.second_pass
         if second is None:
             return log_probs
@@ -156,7 +156,7 @@ class StreamBase:
         audio = self._heard[begin : max(begin, end * shift + size - shift - self._heard_start)]
         drop = min(end * shift - self._heard_start, self._heard.shape[0])
         self._heard, self._heard_start = self._heard[drop:].copy(), self._heard_start + drop
-        if audio.shape[0] < size:  # not one frame: nothing to hear
+        if not wanted or audio.shape[0] < size:  # dropped, or not one frame: nothing to hear
             return log_probs[:0]
         out = second.log_probs(audio)
         return out.cpu() if hasattr(out, "cpu") else out

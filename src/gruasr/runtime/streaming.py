@@ -163,7 +163,8 @@ class OnnxStream(StreamBase):
         log_probs = np.concatenate(utt.log_probs) if utt.log_probs else np.zeros((0, vocab), dtype=np.float32)
         if self.recorded is not None:
             self.recorded.append((utt.start, cut, log_probs))
-        final = self._final_log_probs(utt.start, cut, log_probs)  # the second pass's, when there is one
+        # the second pass's, when there is one (run only for a final that is kept)
+        final = self._final_log_probs(utt.start, cut, log_probs, wanted=bool(utt.log_probs) and keep)
         if utt.log_probs and keep:
             # the last one ends with the input, not with the silence heard after it (Transcriber.end_silence)
             offset, end = utt.start * rec.frame_seconds, min(cut * rec.frame_seconds, self.seconds)
