@@ -6,7 +6,7 @@ gives (a torch tensor or a numpy array, (T', V) on the CPU), and every decoder t
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -51,6 +51,16 @@ class PendingFinal:
     end: float  # seconds from the start of the stream to the utterance's end (its cut)
     channel: int = 0
     leg: str | None = None
+    #: with a deferred second pass (the recognizer's defer_second_pass): the utterance's audio at the model's
+    #: rate, which `scores(second_pass)` turns into the log-probabilities to decode (log_probs is then empty)
+    audio: np.ndarray | None = None
+
+    def scores(self, second_pass: Any = None) -> Any:
+        """The log-probabilities (T', V) on the CPU to decode: `log_probs`, or the second pass's on `audio`."""
+        if self.audio is None:
+            return self.log_probs
+        out = second_pass.log_probs(self.audio)
+        return out.cpu() if hasattr(out, "cpu") else out
 
     def event(self, hyp: Hypothesis) -> Event | None:
         """The final Event of a decoded hypothesis; it spans its words (the utterance also holds the silence
@@ -70,6 +80,8 @@ class StreamBase:
 
     recognizer: Any
     finished: bool
+    channel: int
+    leg: str | None
     _events: list[Event | PendingFinal]
     _received: int  # samples at the model's rate
     #: with a second pass (the recognizer's `second_pass`): the input at the model's rate from sample _heard_start
@@ -101,8 +113,9 @@ class StreamBase:
         """The events not yet returned (for callers that drive `advance` themselves); finals are decoded here, in
         the caller's thread, by the recognizer's decoder."""
         out: list[Event] = []
+        rec = self.recognizer
         for item in self.take():
-            event = item if isinstance(item, Event) else item.event(self.recognizer.finals.decode(item.log_probs))
+            event = item if isinstance(item, Event) else item.event(rec.finals.decode(item.scores(rec.second_pass)))
             if event is not None:
                 out.append(event)
         return out
@@ -143,20 +156,26 @@ class StreamBase:
         if self.recognizer.second_pass is not None and samples.shape[0]:
             self._heard = np.concatenate([self._heard, samples])
 
-    def _final_log_probs(self, first: int, end: int, log_probs: Any, wanted: bool) -> Any:
-        """The log-probabilities (T', V) on the CPU an ended utterance's final is decoded from: the streaming
-        model's `log_probs`, or with a second pass that model's on the utterance's audio (frames first..end-1, up
-        to the input's last sample: the end silence is not audio), computed only when `wanted` (the final is
-        kept). Call it at every utterance end: it forgets the audio before frame `end`."""
-        second = self.recognizer.second_pass
+    def _ended(self, first: int, end: int, log_probs: Any, wanted: bool) -> PendingFinal | None:
+        """An ended utterance (frames first..end-1) -> its PendingFinal when `wanted` (its final is kept), else
+        None. The final is decoded from the streaming model's `log_probs`, or with a second pass from that model's
+        on the utterance's audio (up to the input's last sample: the end silence is not audio), computed here or,
+        with the recognizer's `defer_second_pass`, by whoever decodes the final (PendingFinal.scores). Call it at
+        every utterance end: it forgets the audio before frame `end`."""
+        rec = self.recognizer
+        # the last one ends with the input, not with the silence heard after it (Transcriber.end_silence)
+        offset, seconds = first * rec.frame_seconds, min(end * rec.frame_seconds, self.seconds)
+        second = rec.second_pass
         if second is None:
-            return log_probs
+            return PendingFinal(log_probs, offset, seconds, self.channel, self.leg) if wanted else None
         shift, size = self._framing()
         begin = first * shift - self._heard_start
         audio = self._heard[begin : max(begin, end * shift + size - shift - self._heard_start)]
         drop = min(end * shift - self._heard_start, self._heard.shape[0])
         self._heard, self._heard_start = self._heard[drop:].copy(), self._heard_start + drop
-        if not wanted or audio.shape[0] < size:  # dropped, or not one frame: nothing to hear
-            return log_probs[:0]
-        out = second.log_probs(audio)
-        return out.cpu() if hasattr(out, "cpu") else out
+        if not wanted:
+            return None
+        if audio.shape[0] < size:  # not one frame: nothing to hear
+            return PendingFinal(log_probs[:0], offset, seconds, self.channel, self.leg)
+        pending = PendingFinal(log_probs[:0], offset, seconds, self.channel, self.leg, audio)
+        return pending if rec.defer_second_pass else replace(pending, log_probs=pending.scores(second), audio=None)

@@ -337,7 +337,8 @@ def test_a_server_with_a_second_pass_gives_its_finals(
     model each final; the lock-step client gets the finals of `gruasr stream --second-pass` on the file."""
     path = wav(tmp_path / "two.wav", _call_audio(an4))
     with running(None, second_pass="default") as server:  # type: ignore[arg-type]  # loaded from the config
-        assert server.app.state.engine.recognizer.second_pass is not None
+        recognizer = server.app.state.engine.recognizer
+        assert recognizer.second_pass is not None and recognizer.defer_second_pass  # run in the decoding threads
         replies = lockstep(server.ws, path.read_bytes(), {"sample_rate": RATE, "words": 1})
     assert main(["stream", str(path), "--json", "--second-pass"]) == 0
     expected = [json.loads(line) for line in capsys.readouterr().out.splitlines()]

@@ -20,7 +20,7 @@ from gruasr.features.cmvn import GlobalCMVN
 from gruasr.features.config import FbankConfig
 from gruasr.models.ctc_model import CTCModel, ModelConfig
 from gruasr.recognizer import DecodeOptions, OfflineRecognizer
-from gruasr.streaming import EndpointConfig, StreamingRecognizer
+from gruasr.streaming import EndpointConfig, Event, StreamingRecognizer
 from gruasr.streaming.calls import call_transcript
 
 RATE = 8000
@@ -79,6 +79,14 @@ def test_each_final_is_the_second_pass_on_its_utterance(call_audio: np.ndarray) 
     stream = two_pass.stream()
     stream.accept(call_audio)
     assert stream._heard.shape[0] < len(call_audio)  # the ended utterance's audio is let go
+    two_pass.defer_second_pass = True  # the server's way: the audio travels, the decoder runs the second pass
+    stream = two_pass.stream()
+    stream.feed(call_audio, last=True)
+    two_pass.advance([stream])
+    pending = [p for p in stream.take() if not isinstance(p, Event)]
+    assert pending and all(p.audio is not None and p.log_probs.shape[0] == 0 for p in pending)
+    deferred = [p.event(second.decode(p.scores(second))) for p in pending]
+    assert [e.text for e in deferred if e is not None] == [e.text for e in finals]
 
 
 def test_a_second_pass_must_hear_the_streaming_models_rate() -> None:

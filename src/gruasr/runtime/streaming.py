@@ -163,12 +163,10 @@ class OnnxStream(StreamBase):
         log_probs = np.concatenate(utt.log_probs) if utt.log_probs else np.zeros((0, vocab), dtype=np.float32)
         if self.recorded is not None:
             self.recorded.append((utt.start, cut, log_probs))
-        # the second pass's, when there is one (run only for a final that is kept)
-        final = self._final_log_probs(utt.start, cut, log_probs, wanted=bool(utt.log_probs) and keep)
-        if utt.log_probs and keep:
-            # the last one ends with the input, not with the silence heard after it (Transcriber.end_silence)
-            offset, end = utt.start * rec.frame_seconds, min(cut * rec.frame_seconds, self.seconds)
-            self._events.append(PendingFinal(final, offset, end, self.channel, self.leg))
+        # an utterance without speech that is dropped is not decoded (nor heard by a second pass) either
+        pending = self._ended(utt.start, cut, log_probs, wanted=bool(utt.log_probs) and keep)
+        if pending is not None:
+            self._events.append(pending)
         self._utterance = _Utterance(cut)
         self._reset_state()
 
@@ -217,6 +215,7 @@ class OnnxStreamingRecognizer:
         self.batches = 0
         #: None, or the recognizer that decodes each final from its utterance's audio (StreamingRecognizer's)
         self.second_pass = check_second_pass(offline, second_pass)
+        self.defer_second_pass = False  # as StreamingRecognizer's
 
     @property
     def finals(self) -> Transcriber:

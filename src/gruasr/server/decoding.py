@@ -39,6 +39,7 @@ if TYPE_CHECKING:  # torch tensors or numpy arrays (the ONNX runtime), either en
     from torch import Tensor
 
     from gruasr.data.tokens import TokenTable
+    from gruasr.events import PendingFinal
     from gruasr.transcription import DecodeOptions, Transcriber
 
 log = logging.getLogger("gruasr.server")
@@ -149,6 +150,13 @@ class DecoderThreads:
 
     def submit(self, log_probs: Any, request: DecodeRequest) -> concurrent.futures.Future[list[Hypothesis]]:
         return self._pool.submit(self.decoder.decode, log_probs, request)
+
+    def submit_heard(
+        self, pending: PendingFinal, second_pass: Transcriber, request: DecodeRequest
+    ) -> concurrent.futures.Future[list[Hypothesis]]:
+        """A final of a deferred second pass: that model's log-probabilities of the utterance's audio, then the
+        search, both in a decoding thread."""
+        return self._pool.submit(lambda: self.decoder.decode(pending.scores(second_pass), request))
 
     def shutdown(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)

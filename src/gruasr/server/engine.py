@@ -103,6 +103,9 @@ class Engine:
         self.metrics = metrics
         #: what decoding a final needs (tokens, options, LM, lexicon), handed to the decoding pool
         self.decoding = DecodingParts.of(recognizer.finals)  # the second pass decodes the finals, when there is one
+        #: a second pass runs in the decoding threads beside the ticker (torch and ONNX Runtime release the GIL
+        #: in their kernels); decoding processes have no model, so with them it runs in the ticker
+        recognizer.defer_second_pass = recognizer.second_pass is not None and config.decode_in == "threads"
         #: per-key and per-address sessions, and keys' audio quotas
         self.guard = Guard(config.max_sessions_per_address)
         #: redaction of every transcript before it leaves (config.redact; gruasr.redact)
@@ -280,7 +283,11 @@ class Engine:
                         raise RuntimeError("the engine is not started")
                     self.metrics.decode_queue.inc()
                     final: concurrent.futures.Future[Output | None] = concurrent.futures.Future()
-                    decoded = self._decoders.submit(item.log_probs, work.leg.request)
+                    second = self.recognizer.second_pass
+                    if item.audio is not None and second is not None and isinstance(self._decoders, DecoderThreads):
+                        decoded = self._decoders.submit_heard(item, second, work.leg.request)
+                    else:
+                        decoded = self._decoders.submit(item.log_probs, work.leg.request)
                     decoded.add_done_callback(functools.partial(self._finish, final, item, work.leg.request,
                                                                 work.offset))  # fmt: skip
                     items.append(final)

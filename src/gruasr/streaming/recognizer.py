@@ -197,12 +197,10 @@ class Stream(StreamBase):
         log_probs = torch.cat(utt.log_probs) if utt.log_probs else torch.zeros(0, rec.model.config.vocab_size)
         if self.recorded is not None:
             self.recorded.append((utt.start, cut, log_probs))
-        # the second pass's, when there is one (run only for a final that is kept)
-        final = self._final_log_probs(utt.start, cut, log_probs, wanted=bool(utt.log_probs) and keep)
-        if utt.log_probs and keep:  # an utterance without speech that is dropped is not decoded either
-            # the last one ends with the input, not with the silence heard after it (Transcriber.end_silence)
-            offset, end = utt.start * rec.frame_seconds, min(cut * rec.frame_seconds, self.seconds)
-            self._events.append(PendingFinal(final, offset, end, self.channel, self.leg))
+        # an utterance without speech that is dropped is not decoded (nor heard by a second pass) either
+        pending = self._ended(utt.start, cut, log_probs, wanted=bool(utt.log_probs) and keep)
+        if pending is not None:
+            self._events.append(pending)
         self._utterance = _Utterance(cut)
         self._state = None
         self._context = self._context[:0]
@@ -248,6 +246,9 @@ class StreamingRecognizer:
         #: utterance's audio: the streaming model gives the partials, e.g. the bidirectional default model the
         #: finals (two passes; docs/streaming.md, "Two passes")
         self.second_pass = check_second_pass(offline, second_pass)
+        #: True: a final's PendingFinal carries its utterance's audio and the second pass runs where the final is
+        #: decoded (PendingFinal.scores; the server's decoding threads), not in `advance`
+        self.defer_second_pass = False
 
     @property
     def finals(self) -> Transcriber:
