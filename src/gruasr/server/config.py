@@ -36,7 +36,8 @@ class ServerConfig:
     rest_model: str | None = None
     #: a model that decodes each final from its utterance's audio (two passes; the partials stay the streaming
     #: model's): a model folder, "default" for the bundled offline model (torch engine), or an export (onnx
-    #: engine); None: the streaming model's own finals. It runs in the ticker: docs/streaming.md, "Two passes"
+    #: engine); None: the streaming model's own finals. It runs in the decoding threads (in the ticker with
+    #: decode_in "processes"): docs/serving.md, "Two passes under load"
     second_pass: str | None = None
     #: "torch", or "onnx": ONNX Runtime on folders of `gruasr model export --onnx` (model: a unidirectional
     #: model's export, required; rest_model: an export, None: the streaming export's whole-utterance graph)
