@@ -11,7 +11,8 @@ docs/streaming.md section "Two passes"). Each with the model's own decoding (bea
     python benchmarks/digital_silence.py --manifest data/an4/dev.jsonl --mel-floor 0   # AN4 dev, Kaldi's floor
 
 --mel-floor F recognizes with the features' floor before the log set to F for both models (FbankConfig.mel_floor;
-0: Kaldi's FLT_EPSILON; the bundled models use 1.0); --manifest another set (the floor was chosen on AN4 dev).
+0: Kaldi's FLT_EPSILON, what the bundled models use); --manifest another set; --nonspeech MANIFEST counts the
+words each path and tail outputs on speech-free clips (docs/streaming.md, "Digital silence").
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from gruasr.audio.telephony import TelephoneChannel
 from gruasr.data.corpora.an4 import import_an4
 from gruasr.data.manifest import load_utterance, read_manifest
 from gruasr.environment import environment
+from gruasr.evaluation.invented import invented_words
 from gruasr.evaluation.metrics import ErrorCounts
 from gruasr.features.fbank import Fbank
 from gruasr.recognizer import OfflineRecognizer
@@ -53,6 +55,12 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=Path(os.environ.get("GRUASR_DATA", ROOT.parent / "shared/data")))
     parser.add_argument("--manifest", type=Path, help="utterances to use (default: AN4 test)")
     parser.add_argument("--mel-floor", type=float, help="the features' floor before the log (default: the models')")
+    parser.add_argument(
+        "--nonspeech",
+        type=Path,
+        help="also count the words each path outputs on these speech-free clips (e.g. "
+        "data/nonspeech/dev.jsonl), with the same tails",
+    )
     parser.add_argument("--out", type=Path, default=Path("bench-results/digital_silence.json"))
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -91,13 +99,22 @@ def main() -> None:
             counts = ErrorCounts()
             for audio, utt in zip(heard, utts, strict=True):
                 counts.add(utt.text, recognize(np.concatenate([audio, samples])))
-            rows.append({"path": path, "tail": tail, "mel_floor": floor, "wer": counts.wer, "words": counts.words})
-            console.print(f"{path:28} {tail:28} WER {100 * counts.wer:.2f}%")
+            row = {"path": path, "tail": tail, "mel_floor": floor, "wer": counts.wer, "words": counts.words}
+            if args.nonspeech is not None:  # the same path and tail on audio without speech
+
+                def clip(x: np.ndarray, _: int) -> str:
+                    return recognize(np.concatenate([x, samples]))  # noqa: B023
+
+                row["invented_per_minute"] = invented_words(clip, args.nonspeech, RATE, line).per_minute
+            rows.append(row)
+            invented = f"  invented {row['invented_per_minute']:.2f} words/min" if args.nonspeech is not None else ""
+            console.print(f"{path:28} {tail:28} WER {100 * counts.wer:.2f}%{invented}")
     table = Table(title=f"{manifest} through the mu-law line ({len(utts)} utterances), beam + LM, mel_floor {floor}")
-    for col in ("path", "after each utterance", "WER"):
-        table.add_column(col, justify="left" if col != "WER" else "right")
+    for col in ("path", "after each utterance", "WER", "invented words / min"):
+        table.add_column(col, justify="left" if col in ("path", "after each utterance") else "right")
     for r in rows:
-        table.add_row(r["path"], r["tail"], f"{100 * r['wer']:.2f}%")
+        invented = f"{r['invented_per_minute']:.2f}" if "invented_per_minute" in r else "-"
+        table.add_row(r["path"], r["tail"], f"{100 * r['wer']:.2f}%", invented)
     console.print(table)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     result = {"environment": environment(), "manifest": str(manifest), "mel_floor": floor, "rows": rows}
