@@ -13,6 +13,7 @@ import numpy as np
 
 from gruasr.decoding.hypothesis import Hypothesis, Word
 from gruasr.errors import ConfigError, ShapeError
+from gruasr.transcription import ZERO_EDGE, zero_edges
 
 
 @dataclass(frozen=True)
@@ -175,6 +176,9 @@ class StreamBase:
         self._heard, self._heard_start = self._heard[drop:].copy(), self._heard_start + drop
         if not wanted:
             return None
+        if second.bidirectional:  # as offline: long runs of exact zeros at the edges are cut off (ZERO_EDGE)
+            lo, hi = zero_edges(audio, round(ZERO_EDGE * rec.sample_rate))
+            audio, offset = audio[lo:hi], offset + lo / rec.sample_rate
         if audio.shape[0] < size:  # not one frame: nothing to hear
             return PendingFinal(log_probs[:0], offset, seconds, self.channel, self.leg)
         pending = PendingFinal(log_probs[:0], offset, seconds, self.channel, self.leg, audio)

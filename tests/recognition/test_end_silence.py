@@ -23,7 +23,7 @@ from gruasr.models.ctc_model import CTCModel, ModelConfig
 from gruasr.recognizer import DecodeOptions, OfflineRecognizer
 from gruasr.streaming import StreamingRecognizer
 from gruasr.streaming.recognizer import bundled_streaming_model
-from gruasr.transcription import OFFLINE_VAD
+from gruasr.transcription import OFFLINE_VAD, zero_edges
 from gruasr.tuning import dev_log_probs
 from gruasr.vad import speech_segments
 
@@ -123,3 +123,18 @@ def test_decoding_is_tuned_on_what_recognition_hears(tiny_model: Path) -> None:
         samples = load_utterance(utt, RATE)
         assert text == utt.text and log_probs.shape[0] > rec.log_probs(samples).shape[0]
         torch.testing.assert_close(log_probs, rec.log_probs(rec.end_padded(samples)))
+
+
+def test_a_bidirectional_model_does_not_hear_long_runs_of_exact_zeros(data_dir: Path) -> None:
+    """Exact zeros beyond ZERO_EDGE at an utterance's edges are cut off before a bidirectional model hears it:
+    speech followed by 0.9 s of zeros is recognized as speech followed by ZERO_EDGE of them, word for word."""
+    assert zero_edges(np.array([0, 0, 0, 1, 2, 0, 0, 0, 0], np.float32), 1) == (2, 6)
+    assert zero_edges(np.zeros(5, np.float32), 1) == (0, 0)
+    rec = _recognizer(bidirectional=True)
+    (_, speech), *_ = _digits(data_dir, range(1))
+    keep = round(transcription.ZERO_EDGE * RATE)
+    long = rec.transcribe(np.concatenate([speech, np.zeros(int(0.9 * RATE), np.float32)]), RATE)
+    short = rec.transcribe(np.concatenate([speech, np.zeros(keep, np.float32)]), RATE)
+    assert long.text == short.text and [w.to_dict() for w in long.words] == [w.to_dict() for w in short.words]
+    heard = rec.transcribe(np.concatenate([speech, np.zeros(int(0.9 * RATE), np.float32)]) + 1e-4, RATE)
+    assert heard.text != long.text  # the same stretch at 1e-4, not exact zeros, is not cut: the model hears it
