@@ -31,7 +31,7 @@ import torch
 from torch import Tensor, nn
 
 from gruasr.errors import ConfigError
-from gruasr.features.config import FbankConfig, MfccConfig
+from gruasr.features.config import FLT_EPSILON, FbankConfig, MfccConfig
 from gruasr.features.framing import as_samples, extract_frames, feature_window, num_frames
 from gruasr.features.kaldi import mel_matrix
 
@@ -39,8 +39,6 @@ __all__ = ["Fbank", "FbankConfig", "Mfcc", "MfccConfig", "mel_banks", "num_frame
 
 #: float samples in [-1, 1] are multiplied by this to reach Kaldi's int16 scale
 INT16_SCALE = 32768.0
-#: Kaldi's floor before every log: FLT_EPSILON
-FLOAT_EPS = float(np.finfo(np.float32).eps)
 #: frames computed at once; bounds the memory of a long file to a few tens of MB
 BLOCK_FRAMES = 8192
 
@@ -149,13 +147,13 @@ class _FrameFeatures(nn.Module):
             frames = frames - frames.mean(dim=1, keepdim=True)
         energy = None
         if self._energy and cfg.raw_energy:
-            energy = frames.square().sum(dim=1).clamp_min(FLOAT_EPS).log()  # (T,)
+            energy = frames.square().sum(dim=1).clamp_min(FLT_EPSILON).log()  # (T,)
         if cfg.preemph_coeff != 0.0:
             c = cfg.preemph_coeff
             frames = torch.cat([frames[:, :1] * (1.0 - c), frames[:, 1:] - c * frames[:, :-1]], dim=1)
         frames = frames * self.window
         if self._energy and not cfg.raw_energy:
-            energy = frames.square().sum(dim=1).clamp_min(FLOAT_EPS).log()
+            energy = frames.square().sum(dim=1).clamp_min(FLT_EPSILON).log()
         if energy is not None and cfg.energy_floor > 0:
             energy = energy.clamp_min(math.log(cfg.energy_floor))
         spectrum = torch.fft.rfft(frames, n=cfg.padded_window_size)  # (T, N/2 + 1)

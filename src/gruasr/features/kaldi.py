@@ -18,12 +18,10 @@ import math
 import numpy as np
 
 from gruasr.errors import ConfigError, ShapeError
-from gruasr.features.config import FbankConfig
+from gruasr.features.config import FLT_EPSILON, FbankConfig
 
 #: float samples in [-1, 1] are multiplied by this to reach Kaldi's int16 scale
 INT16_SCALE = 32768.0
-#: Kaldi's floor before every log: FLT_EPSILON
-FLOAT_EPS = float(np.finfo(np.float32).eps)
 
 
 def window_function(config: FbankConfig) -> np.ndarray:
@@ -131,14 +129,14 @@ class NumpyFbank:
             f -= f.mean(axis=1, keepdims=True, dtype=np.float32)
         energy = None
         if cfg.use_energy and cfg.raw_energy:
-            energy = np.log(np.maximum(np.square(f).sum(axis=1), FLOAT_EPS))
+            energy = np.log(np.maximum(np.square(f).sum(axis=1), FLT_EPSILON))
         if cfg.preemph_coeff != 0.0:
             c = np.float32(cfg.preemph_coeff)
             f[:, 1:] -= c * f[:, :-1].copy()
             f[:, 0] *= np.float32(1.0) - c
         f *= self.window
         if cfg.use_energy and not cfg.raw_energy:
-            energy = np.log(np.maximum(np.square(f).sum(axis=1), FLOAT_EPS))
+            energy = np.log(np.maximum(np.square(f).sum(axis=1), FLT_EPSILON))
         if energy is not None and cfg.energy_floor > 0:
             energy = np.maximum(energy, math.log(cfg.energy_floor))
         spectrum = np.fft.rfft(f, n=cfg.padded_window_size, axis=1)  # (T, N/2 + 1)
