@@ -13,7 +13,6 @@ import numpy as np
 
 from gruasr.decoding.hypothesis import Hypothesis, Word
 from gruasr.errors import ConfigError, ShapeError
-from gruasr.transcription import ZERO_EDGE, zero_edges
 
 
 @dataclass(frozen=True)
@@ -86,8 +85,8 @@ class StreamBase:
     _events: list[Event | PendingFinal]
     _received: int  # samples at the model's rate
     #: with a second pass (the recognizer's `second_pass`): the input at the model's rate from sample _heard_start
-    #: on, i.e. the open utterance's audio (bounded by the endpointer's max_utterance)
-    _heard: np.ndarray
+    #: on, i.e. the open utterance's audio (bounded by the endpointer's max_utterance), as the chunks it came in
+    _heard: list[np.ndarray]
     _heard_start: int
 
     def accept(self, samples: np.ndarray | Sequence[float]) -> list[Event]:
@@ -155,7 +154,7 @@ class StreamBase:
     def _hear(self, samples: np.ndarray) -> None:
         """Keep the input (at the model's rate) for the second pass, when the recognizer has one."""
         if self.recognizer.second_pass is not None and samples.shape[0]:
-            self._heard = np.concatenate([self._heard, samples])
+            self._heard.append(samples)
 
     def _ended(self, first: int, end: int, log_probs: Any, wanted: bool) -> PendingFinal | None:
         """An ended utterance (frames first..end-1) -> its PendingFinal when `wanted` (its final is kept), else
@@ -170,15 +169,15 @@ class StreamBase:
         if second is None:
             return PendingFinal(log_probs, offset, seconds, self.channel, self.leg) if wanted else None
         shift, size = self._framing()
+        heard = np.concatenate(self._heard) if self._heard else np.zeros(0, dtype=np.float32)
         begin = first * shift - self._heard_start
-        audio = self._heard[begin : max(begin, end * shift + size - shift - self._heard_start)]
-        drop = min(end * shift - self._heard_start, self._heard.shape[0])
-        self._heard, self._heard_start = self._heard[drop:].copy(), self._heard_start + drop
+        audio = heard[begin : max(begin, end * shift + size - shift - self._heard_start)]
+        drop = min(end * shift - self._heard_start, heard.shape[0])
+        self._heard, self._heard_start = [heard[drop:].copy()], self._heard_start + drop
         if not wanted:
             return None
-        if second.bidirectional:  # as offline: long runs of exact zeros at the edges are cut off (ZERO_EDGE)
-            lo, hi = zero_edges(audio, round(ZERO_EDGE * rec.sample_rate))
-            audio, offset = audio[lo:hi], offset + lo / rec.sample_rate
+        lo, hi = second.heard_span(audio)  # as offline
+        audio, offset = audio[lo:hi], offset + lo / rec.sample_rate
         if audio.shape[0] < size:  # not one frame: nothing to hear
             return PendingFinal(log_probs[:0], offset, seconds, self.channel, self.leg)
         pending = PendingFinal(log_probs[:0], offset, seconds, self.channel, self.leg, audio)

@@ -171,6 +171,13 @@ class Transcriber:
         silence = np.zeros(self.end_silence, dtype=np.float32)
         return np.concatenate([np.asarray(samples, dtype=np.float32), silence]) if len(silence) else samples
 
+    def heard_span(self, samples: np.ndarray) -> tuple[int, int]:
+        """(first, end): the part of an utterance's samples the model hears: a bidirectional one not the runs of
+        exact zeros beyond ZERO_EDGE at its edges, a unidirectional one all of it."""
+        if self.bidirectional:
+            return zero_edges(samples, round(ZERO_EDGE * self.sample_rate))
+        return 0, len(samples)
+
     def log_probs(self, samples: Any) -> Any:
         """Mono float audio (n,) at the model's rate -> CTC log-probabilities (T', V)."""
         raise NotImplementedError
@@ -199,9 +206,8 @@ class Transcriber:
         """One utterance starting at sample `start` of its channel; word times shifted to the channel's clock.
         `ends_input`: the input ends with it (a unidirectional model hears `end_silence` more)."""
         rate = self.sample_rate
-        if self.bidirectional:  # long runs of exact zeros at the edges are cut off (ZERO_EDGE)
-            first, end = zero_edges(samples, round(ZERO_EDGE * rate))
-            samples, start = samples[first:end], start + first
+        first, end = self.heard_span(samples)
+        samples, start = samples[first:end], start + first
         if len(samples) < int(0.03 * rate):  # shorter than one frame: nothing to hear
             return Hypothesis("", ())
         if ends_input and self.end_silence:

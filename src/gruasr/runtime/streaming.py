@@ -81,7 +81,8 @@ class OnnxStream(StreamBase):
         self._cuts: deque[tuple[int, bool]] = deque()
         self._last_cut = 0
         self._received = 0
-        self._heard, self._heard_start = np.zeros(0, dtype=np.float32), 0  # for a second pass (StreamBase)
+        self._heard: list[np.ndarray] = []  # for a second pass (StreamBase)
+        self._heard_start = 0
         self._events: list[Event | PendingFinal] = []
         self.finished = False
         self.recorded: list[tuple[int, int, np.ndarray]] | None = [] if record else None

@@ -125,7 +125,8 @@ class Stream(StreamBase):
         self._cuts: deque[tuple[int, bool]] = deque()
         self._last_cut = 0
         self._received = 0  # samples at the model rate
-        self._heard, self._heard_start = np.zeros(0, dtype=np.float32), 0  # for a second pass (StreamBase)
+        self._heard: list[np.ndarray] = []  # for a second pass (StreamBase)
+        self._heard_start = 0
         self._events: list[Event | PendingFinal] = []
         self.finished = False
         #: with record=True: (first frame, end frame, log-probs (T', V)) of every ended utterance (for tests and
