@@ -3,12 +3,13 @@
     python benchmarks/accuracy.py [--model DIR] [--data DIR] [--out bench-results/accuracy.json]
                                   [--holdout-model DIR --holdout-speaker NAME]
 
-Decoding: greedy, and the model's own beam-search settings (LM weight and word bonus chosen on dev when it
-was bundled). Test sets (gruasr.evaluation.suite): AN4 test clean (16 kHz audio resampled to the model's
-8 kHz), AN4 test through a 300-3400 Hz G.711 mu-law line, FSDD official test takes (isolated digits), and
-200 FSDD "phone numbers" built from test takes only, and 300 generated clips without speech (silence, noise,
-hum, tones, DTMF, music: `gruasr data nonspeech`'s test set, seed 1) through the mu-law line, scored as
-invented words per minute of non-speech. With --holdout-model (a model trained without one FSDD
+Decoding: greedy, the model's own beam-search settings (LM weight and word bonus chosen on dev when it was
+bundled), and when the model names a rescoring model (model.json "rescoring": the bundled default model names the
+streaming one) the same rescored by it ("beam+lm+rescore"). Test sets (gruasr.evaluation.suite): AN4 test clean (16
+kHz audio resampled to the model's 8 kHz), AN4 test through a 300-3400 Hz G.711 mu-law line, FSDD official test
+takes (isolated digits), and 200 FSDD "phone numbers" built from test takes only, and 300 generated clips without
+speech (silence, noise, hum, tones, DTMF, music: `gruasr data nonspeech`'s test set, seed 1) through the mu-law
+line, scored as invented words per minute of non-speech. With --holdout-model (a model trained without one FSDD
 speaker: configs/telephone-holdout.toml), also that speaker's phone numbers.
 """
 
@@ -29,14 +30,23 @@ from gruasr.environment import environment
 from gruasr.evaluation.invented import invented_words
 from gruasr.evaluation.suite import TestSet, find_data, prepare_test_sets, run_test_set
 from gruasr.recognizer import OfflineRecognizer, model_decoding
+from gruasr.transcription import Rescoring
 
 
-def with_method(asr: OfflineRecognizer, method: str) -> OfflineRecognizer:
-    """The recognizer decoding by `method` ("greedy" or "beam+lm") with the model's own settings (tuned on dev)."""
+def with_method(asr: OfflineRecognizer, method: str, rescoring: Rescoring | None = None) -> OfflineRecognizer:
+    """The recognizer decoding by `method` ("greedy", "beam+lm", or "beam+lm+rescore": with the second model the
+    folder names, `rescoring`) with the model's own settings (tuned on dev)."""
     asr.options = model_decoding(
-        asr.bundle.meta, method="greedy" if method == "greedy" else "beam", use_lm=method == "beam+lm"
+        asr.bundle.meta, method="greedy" if method == "greedy" else "beam", use_lm=method.startswith("beam+lm")
     )
+    asr.rescoring = rescoring if method == "beam+lm+rescore" else None
     return asr
+
+
+def methods_of(asr: OfflineRecognizer) -> list[str]:
+    """The decodings a model is measured with: greedy, beam + LM when it has an LM, and rescored when it names a
+    rescoring model (model.json "rescoring")."""
+    return ["greedy"] + ["beam+lm"] * (asr.lm is not None) + ["beam+lm+rescore"] * (asr.rescoring is not None)
 
 
 def main() -> None:
@@ -70,11 +80,10 @@ def main() -> None:
             name = f"FSDD unseen speaker ({args.holdout_speaker}) phone numbers"
             runs.append((args.holdout_model, TestSet(name, work / "holdout" / "holdout_numbers.jsonl")))
         loaded = {model: OfflineRecognizer.load(model) for model in {m for m, _ in runs}}  # each model once
+        rescorings = {model: asr.rescoring for model, asr in loaded.items()}
         for model, test in runs:
-            for method in ("greedy", "beam+lm"):
-                if method == "beam+lm" and loaded[model].lm is None:
-                    continue  # a training run's model without its bundle's LM
-                asr = with_method(loaded[model], method)
+            for method in methods_of(loaded[model]):
+                asr = with_method(loaded[model], method, rescorings[model])
                 status.print(f"{test.name}: {method}")
                 report = run_test_set(asr, test, status)
                 counts = report.counts()
@@ -83,12 +92,16 @@ def main() -> None:
                     "utterances": len(report.recogs), "words": counts.words, "wer": counts.wer, "cer": counts.cer,
                     "ser": counts.ser, "sub": counts.sub, "del": counts.dels, "ins": counts.ins, "rtf": report.rtf,
                 })  # fmt: skip
-        methods = () if args.holdout_only else ("greedy", "beam+lm")
+        methods = (
+            []
+            if args.holdout_only
+            else methods_of(with_method(loaded[args.model], "beam+lm+rescore", rescorings[args.model]))
+        )
         if methods:
             nonspeech = build_nonspeech(work / "nonspeech", "test", NonSpeechConfig(count=300, seed=1))
             line = TelephoneChannel(codec="ulaw")
         for method in methods:
-            asr = with_method(loaded[args.model], method)
+            asr = with_method(loaded[args.model], method, rescorings[args.model])
             status.print(f"non-speech: {method}")
             found = invented_words(lambda x, r: asr.transcribe(x, r).text, nonspeech, asr.sample_rate, line)  # noqa: B023
             invented.append({"test_set": "non-speech (300 generated clips), mu-law line", "decoding": method,

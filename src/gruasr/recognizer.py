@@ -26,7 +26,7 @@ from gruasr.decoding.hypothesis import Hypothesis
 from gruasr.decoding.lm import NGramLM
 from gruasr.features import Fbank
 from gruasr.integrity import TrustedKey
-from gruasr.transcription import OFFLINE_VAD, Result, Transcriber, leg_name
+from gruasr.transcription import OFFLINE_VAD, Rescoring, Result, Transcriber, leg_name, rescoring_settings
 from gruasr.vad import EndpointConfig
 
 __all__ = [
@@ -73,17 +73,31 @@ class OfflineRecognizer(Transcriber):
         vad: EndpointConfig | None = None,
         *,
         trusted_keys: Sequence[TrustedKey] | None = None,
+        rescoring: bool | Rescoring = True,
     ) -> OfflineRecognizer:
         """A recognizer from a model folder (None: the bundled telephone model), its model, filterbank and CMVN
         on `device`. The folder's lm.arpa and lexicon.txt are used unless `lm` / `lexicon` name others;
         options.use_lm=False decodes without them. Without `options`, the model's own decoding settings apply
         (model.json "decoding": beam size, LM weight and word bonus tuned on dev, and whether the LM helps),
         else beam search with the LM. The folder's files are checked against its manifest; with `trusted_keys`
-        (PEM public key files or Ed25519PublicKey objects) it must also be signed by one of them (gruasr.bundle)."""
+        (PEM public key files or Ed25519PublicKey objects) it must also be signed by one of them (gruasr.bundle).
+        `rescoring`: True takes the second model the folder names (model.json "rescoring"; the bundled default
+        model's is the bundled streaming model, gruasr.transcription.Rescoring), False none, or a Rescoring."""
         folder = Path(path) if path is not None else bundled("telephone")
         bundle = load_bundle(folder, device, trusted_keys=trusted_keys)
         language_model, words = bundle.language_model(lm, lexicon)
-        return cls(bundle, language_model, words, options or bundle.decoding(), vad)
+        recognizer = cls(bundle, language_model, words, options or bundle.decoding(), vad)
+        if rescoring is True:
+            settings = rescoring_settings(bundle.meta, bundle.path)
+            if settings is not None:
+                second, weight, nbest = settings
+                other = cls.load(second, device, trusted_keys=trusted_keys, rescoring=False)
+                recognizer.rescoring = Rescoring(other, weight, nbest)
+        elif isinstance(rescoring, Rescoring):
+            recognizer.rescoring = rescoring
+        if recognizer.rescoring is not None:
+            recognizer.rescoring.check(recognizer)
+        return recognizer
 
     @property
     def sample_rate(self) -> int:

@@ -11,14 +11,17 @@ A unidirectional model hears `END_SILENCE` more where the input ends, as live st
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+import warnings
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from gruasr.audio.io import RawFormat, audio_info, load_audio
 from gruasr.audio.resample import resample
-from gruasr.decoding.beam import BeamConfig, Lexicon, prefix_beam_search
+from gruasr.decoding.beam import BeamConfig, Lexicon, prefix_beam_search, prefix_beam_search_nbest
+from gruasr.decoding.forced import ctc_log_likelihoods
 from gruasr.decoding.greedy import greedy_decode
 from gruasr.decoding.hypothesis import Hypothesis, Word
 from gruasr.errors import ConfigError, ShapeError
@@ -51,6 +54,22 @@ class DecodeOptions:
         if not self.use_lm:
             lm, lexicon = None, None
         return prefix_beam_search(log_probs, tokens, step_seconds, self.beam, lm, lexicon)
+
+    def nbest(
+        self,
+        log_probs: Any,
+        tokens: TokenTable,
+        step_seconds: float,
+        lm: LanguageModel | None,
+        lexicon: Lexicon | None,
+        count: int,
+    ) -> list[Hypothesis]:
+        """Up to `count` distinct texts, best first, as `decode` ranks them (greedy: its one text)."""
+        if self.method == "greedy":
+            return [greedy_decode(log_probs, tokens, step_seconds)]
+        if not self.use_lm:
+            lm, lexicon = None, None
+        return prefix_beam_search_nbest(log_probs, tokens, step_seconds, self.beam, lm, lexicon, nbest=count)
 
 
 def model_decoding(meta: dict[str, Any], **overrides: object) -> DecodeOptions:
@@ -114,6 +133,89 @@ def check_second_pass(streaming: Transcriber, second: Transcriber | None) -> Tra
     return second
 
 
+#: how many of the first model's best texts a rescoring model weighs, and its weight when a model folder names none
+RESCORE_NBEST = 16
+RESCORE_WEIGHT = 1.0
+
+
+def rescoring_settings(meta: dict[str, Any], folder: Path | None) -> tuple[Path, float, int] | None:
+    """The rescoring a model folder asks for (model.json "rescoring": {"model": NAME, "weight": W, "nbest": N}):
+    (the second model's folder, weight, nbest), NAME being a folder beside the model's own (the bundled default
+    names the bundled streaming model; an ONNX export, the export beside it). None when it asks for none, and,
+    with a warning, when that folder is missing (the model then decodes alone)."""
+    spec = meta.get("rescoring")
+    if not spec:
+        return None
+    try:
+        name, weight, nbest = str(spec["model"]), float(spec["weight"]), int(spec.get("nbest", RESCORE_NBEST))
+    except (KeyError, TypeError, ValueError) as err:
+        raise ConfigError(f"model.json 'rescoring' {spec!r}: {err!r}") from None
+    if folder is None or Path(name).name != name:
+        raise ConfigError(f"model.json 'rescoring' names {name!r}: it must be a folder beside the model's own")
+    second = folder.parent / name
+    if not second.is_dir():
+        warnings.warn(
+            f"{folder} asks for rescoring by {name!r}, which is not beside it ({second}): decoding without it",
+            stacklevel=3,
+        )
+        return None
+    return second, weight, nbest
+
+
+@dataclass(frozen=True)
+class Rescoring:
+    """A second model's vote on each utterance (sequence-level fusion): the first model's decoder proposes its
+    `nbest` best texts, and the one with the highest score + weight * log P_second(text | audio) wins, where P is
+    the second model's CTC likelihood of the text (every alignment summed, gruasr.decoding.forced.
+    ctc_log_likelihood). Models that align their outputs differently in time (a unidirectional model emits later
+    than a bidirectional one) cannot be averaged frame by frame, but each can say how likely a whole text is.
+    The second model hears the audio the first heard, with its own features and its own end silence."""
+
+    model: Transcriber
+    weight: float
+    nbest: int = 16
+
+    def __post_init__(self) -> None:
+        if not self.weight >= 0 or self.nbest < 1:
+            raise ConfigError(f"rescoring needs a weight >= 0 and nbest >= 1, got {self.weight} and {self.nbest}")
+
+    def check(self, first: Transcriber) -> Rescoring:
+        """Itself, if it can rescore `first`'s texts (same rate and tokens); ConfigError if not."""
+        second = self.model
+        if second.sample_rate != first.sample_rate:
+            raise ConfigError(
+                f"the rescoring model runs at {second.sample_rate} Hz and the first at {first.sample_rate} Hz:"
+                " they must hear the same audio"
+            )
+        if second.bundle.tokens.symbols != first.bundle.tokens.symbols:
+            raise ConfigError("the rescoring model spells with other tokens than the first: it cannot score its texts")
+        return self
+
+    def best(self, first: Transcriber, log_probs: Any, samples: np.ndarray, ends_input: bool) -> Hypothesis:
+        """The winner among `first`'s n-best of `log_probs` (its outputs for `samples`), its score the fused one."""
+        bundle = first.bundle
+        candidates = first.options.nbest(
+            log_probs, bundle.tokens, bundle.step_seconds, first.lm, first.lexicon, self.nbest
+        )
+        if not candidates:
+            return Hypothesis("", (), float("-inf"), confidence=0.0)
+        if len(candidates) == 1 or self.weight == 0:
+            return candidates[0]
+        second = self.model
+        heard = second.end_padded(samples) if ends_input else samples
+        theirs = np.asarray(_cpu(second.log_probs(heard)), dtype=np.float64)
+        tokens, blank = second.bundle.tokens, second.bundle.tokens.blank
+        likelihoods = ctc_log_likelihoods(theirs, [tokens.encode(h.text) for h in candidates], blank)
+        fused = np.array([h.score for h in candidates]) + self.weight * likelihoods
+        winner = int(np.argmax(fused))
+        return replace(candidates[winner], score=float(fused[winner]))
+
+
+def _cpu(values: Any) -> Any:
+    """A torch tensor on the CPU as numpy (numpy arrays pass through)."""
+    return values.detach().cpu().numpy() if hasattr(values, "detach") else values
+
+
 def leg_name(channel: int) -> str:
     """The label of a call leg: channel 0 is leg "A", 1 is "B", ... (results and events carry both)."""
     return chr(ord("A") + channel) if 0 <= channel < 26 else f"C{channel}"
@@ -151,6 +253,8 @@ class Transcriber:
     options: DecodeOptions
     lm: LanguageModel | None
     lexicon: Lexicon | None
+    #: a second model that rescores each utterance's n-best (None: the first model's best text stands)
+    rescoring: Rescoring | None = None
 
     @property
     def sample_rate(self) -> int:
@@ -210,11 +314,19 @@ class Transcriber:
         samples, start = samples[first:end], start + first
         if len(samples) < int(0.03 * rate):  # shorter than one frame: nothing to hear
             return Hypothesis("", ())
-        if ends_input and self.end_silence:
-            hyp = self.decode(self.log_probs(self.end_padded(samples))).clipped(len(samples) / rate)
+        return self.recognize(samples, ends_input).shifted(start / rate)
+
+    def recognize(self, samples: np.ndarray, ends_input: bool = False) -> Hypothesis:
+        """One utterance's audio (n,) at the model's rate -> its hypothesis (word times from its first sample):
+        `log_probs` and `decode`, with the end silence when it `ends_input` (word times clipped to the audio), and
+        the `rescoring` model's vote when there is one."""
+        padded = ends_input and self.end_silence
+        log_probs = self.log_probs(self.end_padded(samples) if padded else samples)
+        if self.rescoring is None:
+            hyp = self.decode(log_probs)
         else:
-            hyp = self.decode(self.log_probs(samples))
-        return hyp.shifted(start / rate)
+            hyp = self.rescoring.best(self, _cpu(log_probs), samples, ends_input)
+        return hyp.clipped(len(samples) / self.sample_rate) if padded else hyp
 
     def transcribe_file(self, path: str | os.PathLike[str], raw: RawFormat | None = None) -> list[Result]:
         """Recognize every channel of a file (any format gruasr.audio reads, any rate); one Result each.

@@ -46,12 +46,14 @@ from gruasr.bundle import (
 from gruasr.data.manifest import load_utterance, read_manifest
 from gruasr.data.tokens import TokenTable
 from gruasr.decoding.beam import BeamConfig, Lexicon
+from gruasr.decoding.forced import ctc_log_likelihoods
 from gruasr.decoding.lm import NGramLM
 from gruasr.decoding.lm_text import LMRecipe, build_lm
 from gruasr.errors import ConfigError
 from gruasr.evaluation.metrics import DevResult
 from gruasr.recognizer import OfflineRecognizer
 from gruasr.training.config import load_config
+from gruasr.transcription import RESCORE_NBEST, Rescoring
 
 #: the grid searched on dev: beam search without the LM at the first beam size, with it at every beam size
 BEAM_SIZES = (16, 32)
@@ -131,6 +133,88 @@ def tune_decoding(
                     grid.append((settings, lambda b=beam: DecodeOptions("beam", b, use_lm=True)))  # type: ignore[misc]
     results = [{**settings, **score(make())} for settings, make in grid]
     return choose(results), results
+
+
+#: the rescoring weights searched on dev (0: the first model alone)
+RESCORE_WEIGHTS = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0, 1.5, 2.0, 3.0)
+#: the heading of RECIPE.md's rescoring part, which `gruasr model rescore` replaces
+RESCORE_SECTION = "## Rescoring by a second model"
+
+
+def tune_rescoring(
+    first: OfflineRecognizer,
+    cached: Sequence[DevUtterance],
+    theirs: Sequence[DevUtterance],
+    weights: Sequence[float] = (),
+    nbest: int = RESCORE_NBEST,
+) -> tuple[float, list[dict[str, Any]]]:
+    """Dev errors of `first`'s decoding with a second model's vote (gruasr.transcription.Rescoring) at each of
+    RESCORE_WEIGHTS: `cached` holds first's dev log-probabilities, `theirs` the second model's of the same
+    utterances. Scored as tune_decoding scores (selection WER of the dev sets' `weights`, words on the
+    speech-free sets); the weight chosen is the best that invents no more words than first alone (weight 0)."""
+    tokens = first.bundle.tokens
+    table = []  # per utterance: (reference, group, [(text, first's score, second's log-likelihood)])
+    for (text, log_probs, group), (_, other, _) in zip(cached, theirs, strict=True):
+        candidates = first.options.nbest(log_probs, tokens, first.bundle.step_seconds, first.lm, first.lexicon, nbest)
+        lp = other.numpy().astype(np.float64) if hasattr(other, "numpy") else np.asarray(other, dtype=np.float64)
+        likelihoods = ctc_log_likelihoods(lp, [tokens.encode(h.text) for h in candidates], tokens.blank)
+        scored = [(h.text, h.score, float(ll)) for h, ll in zip(candidates, likelihoods, strict=True)]
+        table.append((text, group, scored))
+    results = []
+    for weight in RESCORE_WEIGHTS:
+        result = DevResult.empty(max((g for _, _, g in cached), default=0) + 1, weights)
+        for text, group, scored in table:
+            best = max(scored, key=lambda c: c[1] + weight * c[2])[0] if scored else ""
+            result.add(text, best, group)
+        results.append({"weight": weight, "dev_wer": result.pooled.wer, "selection_wer": result.wer,
+                        "invented": result.invented})  # fmt: skip
+    return float(choose(results)["weight"]), results
+
+
+def add_rescoring(folder: str | os.PathLike[str], second: str | os.PathLike[str], out: str | os.PathLike[str]) -> Path:
+    """A model folder that asks for rescoring by `second` (`gruasr model rescore`): the weight tuned on the dev sets
+    named in model.json's training config (tune_rescoring), written into model.json ("rescoring": the second
+    model's folder name, which must sit beside `out`, weight, nbest, the dev results) and RECIPE.md; every other
+    file's bytes copied unchanged, a new manifest (a signature is dropped: sign it again). `out` may be `folder`."""
+    folder, second, out = Path(folder), Path(second), Path(out)
+    if (out.parent / second.name).resolve() != second.resolve():
+        raise ConfigError(f"the rescoring model {second} must be beside the model folder {out} (a sibling folder)")
+    first = OfflineRecognizer.load(folder, rescoring=False)
+    other = OfflineRecognizer.load(second, rescoring=False)
+    Rescoring(other, 1.0).check(first)
+    config = first.bundle.meta.get("training")
+    if not isinstance(config, dict) or not config.get("data", {}).get("dev"):
+        raise ConfigError(f"{folder}: model.json names no training data and dev sets; bundle its run again instead")
+    weight, results = tune_rescoring(
+        first, dev_log_probs(first, config), dev_log_probs(other, config), dev_weights(config)
+    )
+    files = first.bundle.files
+    if files is None:  # load_bundle always checks a folder
+        raise ConfigError(f"{folder}: not a checked model folder")
+    copied = {name: files.read(name) for name in (WEIGHTS, LM, LEXICON) if files.has(name)}
+    old_recipe = files.read("RECIPE.md").decode("utf-8") if files.has("RECIPE.md") else ""
+    tmp = atomic_dir(out)
+    for name, data in copied.items():
+        (tmp / name).write_bytes(data)
+    spec = {"model": second.name, "weight": weight, "nbest": RESCORE_NBEST}
+    kept = {k: v for k, v in first.bundle.meta.items() if k != "rescoring"}
+    write_json(tmp / META, {**kept, "rescoring": {**spec, "dev_results": results}})
+    alone, chosen = results[0], next(r for r in results if r["weight"] == weight)
+    section = f"""{RESCORE_SECTION}
+
+    gruasr model rescore {folder} --with {second} --out {out}
+
+Each utterance's {RESCORE_NBEST} best texts (the decoding above) are rescored by the CTC log-likelihood of the model
+beside this folder, `{second.name}`, at weight {weight} (gruasr.transcription.Rescoring), chosen on the same dev
+(weights {", ".join(str(r["weight"]) for r in results)}; settings that invent more words on the speech-free dev
+audio than this model alone are refused): selection WER / words invented {100 * alone["selection_wer"]:.2f}% /
+{alone["invented"]} alone, {100 * chosen["selection_wer"]:.2f}% / {chosen["invented"]} rescored.
+"""
+    before = old_recipe.split(RESCORE_SECTION)[0].rstrip("\n")
+    (tmp / "RECIPE.md").write_text((before + "\n\n" if before else "") + section, encoding="utf-8")
+    commit_dir(tmp, out)
+    verify(out)
+    return out
 
 
 def dev_weights(config: dict[str, Any]) -> tuple[float, ...]:
@@ -270,7 +354,8 @@ def bundle_run(
     lm = _lm_files(tmp, lm_recipe, texts, bundle.tokens)
     recognizer = OfflineRecognizer(bundle, NGramLM.from_arpa(tmp / LM), Lexicon.from_file(str(tmp / LEXICON)))
     best, results = tune_decoding(recognizer, dev_log_probs(recognizer, config), weights=dev_weights(config))
-    kept = {k: v for k, v in bundle.meta.items() if k not in ("decoding", "decoding_dev_results", "lm")}
+    # a rescoring weight was tuned with the old decoding: `gruasr model rescore` tunes it again for the new one
+    kept = {k: v for k, v in bundle.meta.items() if k not in ("decoding", "decoding_dev_results", "lm", "rescoring")}
     extra = {**kept, "decoding": best, "decoding_dev_results": results, "lm": lm}
     write_model_files(tmp, bundle.model, bundle.features, bundle.cmvn, bundle.tokens, extra, dtype=torch.float16)
     command = f"gruasr model bundle {run} --out {out}" + _options(recipe, lm_overrides, order)
@@ -293,7 +378,8 @@ def rebuild_lm(
     manifests and the dev sets and line named in model.json's "training" config, the decoding tuned on dev as
     `gruasr model bundle` does. The weights' bytes are copied unchanged (their checksum stays); model.json gets
     the new "decoding" and "lm", RECIPE.md its LM part replaced (appended when it has none), the folder a new
-    manifest (a signature is dropped: sign it again). `out` may be `folder` itself (replaced atomically)."""
+    manifest (a signature is dropped: sign it again). `out` may be `folder` itself (replaced atomically). A
+    rescoring model.json asked for is dropped with the old decoding it was tuned on (`add_rescoring` again)."""
     folder, out = Path(folder), Path(out)
     recipe_path = _recipe_path(recipe, out)
     lm_recipe = recipe_lm(recipe_path, lm_overrides, order)
@@ -312,7 +398,8 @@ def rebuild_lm(
     recognizer = OfflineRecognizer(bundle, NGramLM.from_arpa(tmp / LM), Lexicon.from_file(str(tmp / LEXICON)))
     best, results = tune_decoding(recognizer, dev_log_probs(recognizer, config), weights=dev_weights(config))
     (tmp / WEIGHTS).write_bytes(weights)
-    kept = {k: v for k, v in bundle.meta.items() if k not in ("decoding", "decoding_dev_results", "lm")}
+    # a rescoring weight was tuned with the old decoding: `gruasr model rescore` tunes it again for the new one
+    kept = {k: v for k, v in bundle.meta.items() if k not in ("decoding", "decoding_dev_results", "lm", "rescoring")}
     write_json(tmp / META, {**kept, "decoding": best, "decoding_dev_results": results, "lm": lm})
     command = f"gruasr model lm {folder} --out {out}" + _options(recipe, lm_overrides, order)
     before = old_recipe.split(LM_SECTION)[0].rstrip("\n")

@@ -1,5 +1,6 @@
 """CTC forced alignment: the Viterbi path equals the best of all enumerated CTC paths, token spans follow it,
-word spans cover real speech, and impossible transcripts are refused."""
+word spans cover real speech, and impossible transcripts are refused. The forward algorithm's likelihood equals
+the sum over enumerated paths and torch's F.ctc_loss."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 
 from gruasr import ConfigError
 from gruasr.data.tokens import TokenTable
-from gruasr.decoding.forced import forced_align, word_spans
+from gruasr.decoding.forced import ctc_log_likelihood, ctc_log_likelihoods, forced_align, word_spans
 
 
 def collapse(path: tuple[int, ...], blank: int = 0) -> list[int]:
@@ -20,6 +21,35 @@ def collapse(path: tuple[int, ...], blank: int = 0) -> list[int]:
             out.append(p)
         last = p
     return out
+
+
+@pytest.mark.parametrize("targets", [[], [1], [1, 2], [2, 2], [1, 2, 1], [3, 3, 3]])
+def test_likelihood_is_the_sum_of_enumerated_paths(targets: list[int]) -> None:
+    rng = np.random.default_rng(len(targets) * 5 + sum(targets))
+    steps, vocab = 6, 4
+    lp = np.log(rng.dirichlet(np.ones(vocab), size=steps))
+    paths = [p for p in itertools.product(range(vocab), repeat=steps) if collapse(p) == targets]
+    total = np.logaddexp.reduce([sum(lp[t, p] for t, p in enumerate(path)) for path in paths])
+    assert ctc_log_likelihood(lp, targets) == pytest.approx(total)
+
+
+def test_likelihood_equals_torch_ctc_loss() -> None:
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(3)
+    for steps, targets in [(50, [3, 4, 4, 7, 1]), (30, [2] * 10), (40, [5, 9, 12, 5, 9, 12, 5, 9])]:
+        lp = torch.randn(steps, 14, dtype=torch.float64).log_softmax(-1)
+        loss = torch.nn.functional.ctc_loss(
+            lp[:, None], torch.tensor([targets]), torch.tensor([steps]), torch.tensor([len(targets)]), reduction="sum"
+        )
+        assert ctc_log_likelihood(lp.numpy(), targets) == pytest.approx(-loss.item(), rel=1e-9)
+    # many sequences at once (padded to the longest) = each alone, an impossible one and the empty one included
+    lp = torch.randn(12, 6, dtype=torch.float64).log_softmax(-1).numpy()
+    texts = [[1, 2, 3], [], [4] * 7, [5], [1, 1, 2, 2, 3, 3]]
+    together = ctc_log_likelihoods(lp, texts)
+    assert together[2] == -np.inf
+    np.testing.assert_allclose(together, [ctc_log_likelihood(lp, t) for t in texts], rtol=1e-12)
+    # too few steps for the repeated tokens: no path, -inf (torch: inf loss)
+    assert ctc_log_likelihood(np.log(rng.dirichlet(np.ones(4), size=2)), [2, 2]) == -np.inf
 
 
 @pytest.mark.parametrize("targets", [[1], [1, 2], [2, 2], [1, 2, 1], [3, 3, 3]])

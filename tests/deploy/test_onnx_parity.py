@@ -64,6 +64,17 @@ def test_transcripts_are_identical_end_to_end(engines, an4_speech, method: str) 
     assert worst < END_TO_END_TOLERANCE
 
 
+def test_the_export_is_rescored_by_the_export_beside_it(exported) -> None:
+    """export.json keeps model.json's "rescoring"; the runtime finds the streaming model's export beside it, so
+    the end-to-end parity above (beam+lm) compares rescored texts of both engines."""
+    torch_asr, onnx_asr = OfflineRecognizer.load(), OnnxRecognizer.load(exported["telephone"])
+    assert torch_asr.rescoring is not None and onnx_asr.rescoring is not None
+    assert isinstance(onnx_asr.rescoring.model, OnnxRecognizer)
+    assert onnx_asr.rescoring.model.bundle.path == exported["telephone-streaming"]
+    assert onnx_asr.rescoring.weight == torch_asr.rescoring.weight
+    assert OnnxRecognizer.load(exported["telephone"], rescoring=False).rescoring is None
+
+
 def test_batched_utterances_equal_one_by_one(exported, an4_speech) -> None:
     """The whole-utterance graph's dynamic batch: padded rows give each utterance's own log-probabilities."""
     model = OnnxModel.load(exported["telephone"])
@@ -111,13 +122,28 @@ def test_a_changed_byte_is_refused(exported, tmp_path: Path) -> None:
 
 def test_cli_export_and_transcribe_with_the_onnx_engine(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     sample = str(Path(__file__).resolve().parents[2] / "src" / "gruasr" / "samples" / "call.wav")
-    out = tmp_path / "exported"
+    out = tmp_path / "telephone"
     assert main(["model", "export", "--onnx", "telephone", "--out", str(out)]) == 0
-    assert f"-> {out}" in capsys.readouterr().out
-    assert main(["transcribe", "--json", sample]) == 0
-    by_torch = capsys.readouterr().out
-    assert main(["transcribe", "--json", "--engine", "onnx", "--model", str(out), sample]) == 0
-    by_onnx = capsys.readouterr().out
+    said = capsys.readouterr().out
+    assert f"-> {out}" in said and "export telephone-streaming beside it" in said  # its rescoring model
+    assert (
+        main(["model", "export", "--onnx", "telephone-streaming", "--out", str(tmp_path / "telephone-streaming")]) == 0
+    )
+    capsys.readouterr()
+    for flags in ([], ["--rescore-weight", "0"]):  # rescored by the streaming model (exported beside it), and alone
+        assert main(["transcribe", "--json", *flags, sample]) == 0
+        by_torch = capsys.readouterr().out
+        assert main(["transcribe", "--json", "--engine", "onnx", "--model", str(out), *flags, sample]) == 0
+        by_onnx = capsys.readouterr().out
+        _same_legs(by_torch, by_onnx)
+    assert main(["transcribe", "--engine", "onnx", sample]) == 1  # no --model: one clear line
+    assert "--engine onnx needs --model DIR" in capsys.readouterr().err
+    assert main(["transcribe", "--engine", "onnx", "--model", str(out), sample, "--rescore"]) == 1
+    assert "--engine onnx --rescore needs DIR" in capsys.readouterr().err
+
+
+def _same_legs(by_torch: str, by_onnx: str) -> None:
+    """`transcribe --json` outputs of both engines: the same texts and word times."""
     for a, b in zip(by_torch.splitlines(), by_onnx.splitlines(), strict=True):  # one line per leg
         leg_torch, leg_onnx = json.loads(a), json.loads(b)
         assert leg_onnx["text"] == leg_torch["text"]
@@ -128,8 +154,6 @@ def test_cli_export_and_transcribe_with_the_onnx_engine(tmp_path: Path, capsys: 
                 w_torch["end"],
             )
             assert w_onnx["conf"] == pytest.approx(w_torch["conf"], abs=1e-3)  # float rounding of the two engines
-    assert main(["transcribe", "--engine", "onnx", sample]) == 1  # no --model: one clear line
-    assert "--engine onnx needs --model DIR" in capsys.readouterr().err
 
 
 def test_model_verify_checks_an_export_folder(exported, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -38,6 +38,8 @@ def test_torch_is_not_installed_here_nor_imported() -> None:
 
 def test_transcribe_the_sample_call(onnx_dir: Path, expected: dict[str, str]) -> None:
     asr = OnnxRecognizer.load(onnx_dir / "telephone")
+    # rescored by the streaming model exported beside it, as the torch engine is by the bundled one
+    assert asr.rescoring is not None and asr.rescoring.model.bundle.path == onnx_dir / "telephone-streaming"
     results = {r.leg: r.text for r in asr.transcribe_file(SAMPLE)}
     assert results == expected
     assert "torch" not in sys.modules

@@ -25,6 +25,18 @@ def _cmd_lm(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_rescore(args: argparse.Namespace) -> int:
+    from gruasr.tuning import add_rescoring
+
+    out = add_rescoring(args.folder, args.with_model, args.out)
+    spec = json.loads((out / "model.json").read_text(encoding="utf-8"))["rescoring"]
+    chosen = next(r for r in spec["dev_results"] if r["weight"] == spec["weight"])
+    alone = spec["dev_results"][0]
+    print(f"{out}: rescored by {spec['model']} at weight {spec['weight']} (chosen on dev: selection WER "
+          f"{100 * alone['selection_wer']:.2f}% alone, {100 * chosen['selection_wer']:.2f}% rescored)")  # fmt: skip
+    return 0
+
+
 def _report(what: str, out: Path) -> None:
     meta = json.loads((out / "model.json").read_text(encoding="utf-8"))
     size = sum(p.stat().st_size for p in out.iterdir()) / 1e6
@@ -42,6 +54,11 @@ def _cmd_export(args: argparse.Namespace) -> int:
     sizes = ", ".join(f"{p.name} {p.stat().st_size / 1e6:.2f} MB" for p in sorted(out.glob("*.onnx")))
     kind = "int8" if meta["quantization"] else "float32"
     print(f"exported {args.onnx} -> {out} ({kind}: {sizes}; source weights sha256 {meta['source_weights_sha256']})")
+    rescoring = meta.get("rescoring")
+    if rescoring and not (out.parent / rescoring["model"]).is_dir():
+        name = rescoring["model"]
+        print(f"it is rescored by {name}: export {name} beside it (gruasr model export --onnx MODEL_OF_{name} "
+              f"--out {out.parent / name}), or it decodes alone")  # fmt: skip
     return 0
 
 
@@ -104,8 +121,10 @@ def _cmd_sign(args: argparse.Namespace) -> int:
 
 
 def add_model_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Register `model` (bundle, lm, verify, manifest, keygen, sign) on the top-level subparsers."""
-    model = sub.add_parser("model", help="model folders: bundle a training run, lm, verify, manifest, keygen, sign")
+    """Register `model` (bundle, lm, rescore, verify, manifest, keygen, sign) on the top-level subparsers."""
+    model = sub.add_parser(
+        "model", help="model folders: bundle a training run, lm, rescore, verify, manifest, keygen, sign"
+    )
     model_sub = model.add_subparsers(dest="model_command", metavar="SUBCOMMAND", required=True)
     bundle = model_sub.add_parser(
         "bundle",
@@ -125,6 +144,18 @@ def add_model_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     lm.add_argument("--out", required=True, help="the model folder to write (may be DIR; replaced atomically)")
     _lm_options(lm, "the recipe whose [lm] table to build")
     lm.set_defaults(func=_cmd_lm)
+    rescore = model_sub.add_parser(
+        "rescore",
+        help="DIR -> a model folder whose n-best a second model (a folder beside it) rescores, the weight tuned on "
+        "DIR's dev sets (model.json 'rescoring', RECIPE.md, manifest; other files unchanged)",
+    )
+    rescore.add_argument("folder", metavar="DIR", help="a model folder (its files are copied unchanged)")
+    rescore.add_argument(
+        "--with", dest="with_model", required=True, metavar="SECOND",
+        help="the rescoring model's folder, beside --out (e.g. the bundled streaming model)",
+    )  # fmt: skip
+    rescore.add_argument("--out", required=True, help="the model folder to write (may be DIR; replaced atomically)")
+    rescore.set_defaults(func=_cmd_rescore)
     export = model_sub.add_parser(
         "export",
         help="--onnx MODEL: the whole-utterance and streaming-step ONNX graphs, metadata, LM, lexicon, "

@@ -35,12 +35,18 @@ def _recognizer(args: argparse.Namespace) -> OfflineRecognizer:
             lexicon=args.lexicon,
             trusted_keys=args.trusted_key,
             threads=getattr(args, "threads", 1),
+            rescoring=_own_rescoring(args),
         )
     else:
         from gruasr.recognizer import OfflineRecognizer
 
         recognizer = OfflineRecognizer.load(
-            args.model, args.device, lm=args.lm, lexicon=args.lexicon, trusted_keys=args.trusted_key
+            args.model,
+            args.device,
+            lm=args.lm,
+            lexicon=args.lexicon,
+            trusted_keys=args.trusted_key,
+            rescoring=_own_rescoring(args),
         )
     method, use_lm = None, None
     if args.greedy or args.decoding == "greedy":
@@ -52,7 +58,63 @@ def _recognizer(args: argparse.Namespace) -> OfflineRecognizer:
     recognizer.options = recognizer.bundle.decoding(
         method=method, use_lm=use_lm, beam_size=args.beam, lm_weight=args.lm_weight, word_bonus=args.word_bonus
     )
+    _rescoring(args, recognizer)
     return recognizer
+
+
+def _own_rescoring(args: argparse.Namespace) -> bool:
+    """Whether to load the second model the model folder names: not when --rescore names another or
+    --rescore-weight 0 turns rescoring off."""
+    return getattr(args, "rescore", None) is None and getattr(args, "rescore_weight", None) != 0
+
+
+def _rescoring(args: argparse.Namespace, recognizer: Any) -> None:
+    """--rescore [DIR] and --rescore-weight W on top of the model's own rescoring (model.json "rescoring"): DIR
+    names the second model (bare: the bundled streaming model; with --engine onnx an exported folder), W its
+    weight, 0 none."""
+    from dataclasses import replace
+
+    from gruasr.transcription import RESCORE_WEIGHT, Rescoring
+
+    explicit, weight = getattr(args, "rescore", None), getattr(args, "rescore_weight", None)
+    if weight is not None and weight < 0:
+        raise ConfigError(f"--rescore-weight must be >= 0, got {weight}")
+    if weight == 0:
+        recognizer.rescoring = None
+        return
+    if explicit is None:
+        if weight is not None:
+            if recognizer.rescoring is None:
+                raise ConfigError("--rescore-weight: this model names no rescoring model; give one with --rescore DIR")
+            recognizer.rescoring = replace(recognizer.rescoring, weight=weight)
+        return
+    second: Any
+    if args.engine == "onnx":
+        from gruasr.runtime import OnnxRecognizer
+
+        if not explicit:
+            raise ConfigError("--engine onnx --rescore needs DIR, a folder written by `gruasr model export --onnx`")
+        threads = getattr(args, "threads", 1)
+        second = OnnxRecognizer.load(explicit, trusted_keys=args.trusted_key, threads=threads, rescoring=False)
+    else:
+        from gruasr.bundle import bundled
+        from gruasr.recognizer import OfflineRecognizer
+
+        folder = explicit or bundled("telephone-streaming")
+        second = OfflineRecognizer.load(folder, args.device, trusted_keys=args.trusted_key, rescoring=False)
+    recognizer.rescoring = Rescoring(second, RESCORE_WEIGHT if weight is None else weight).check(recognizer)
+
+
+def _add_rescoring(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--rescore", nargs="?", const="", metavar="DIR",
+        help="a second model rescores each utterance's n-best (sequence-level fusion; bare: the bundled streaming "
+        "model; default: the one the model names, as the bundled default model names the streaming one)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--rescore-weight", type=float, metavar="W",
+        help="weight of the second model's log-likelihood (default: the model's, tuned on dev, else 1.0); 0: none",
+    )  # fmt: skip
 
 
 def _decoding_name(recognizer: OfflineRecognizer) -> str:
@@ -147,6 +209,7 @@ def add_recognize_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParse
     ev.add_argument("--seed", type=int, default=0, help="seed of the simulated line")
     ev.add_argument("--limit", type=int, default=0, help="only the first N utterances")
     _add_decoding(ev)
+    _add_rescoring(ev)
     ev.set_defaults(func=_cmd_eval)
 
     tr = sub.add_parser("transcribe", help="transcribe audio files (any format and rate; one result per channel)")
@@ -155,4 +218,5 @@ def add_recognize_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParse
     add_raw_option(tr)
     add_redact_option(tr)
     _add_decoding(tr)
+    _add_rescoring(tr)
     tr.set_defaults(func=_cmd_transcribe)

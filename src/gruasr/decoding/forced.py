@@ -6,7 +6,8 @@ one of the first two states and ends in one of the last two; from state s it may
 blank to s + 2 when y at s + 2 differs from y at s (two equal tokens in a row need the blank between them). Its
 score is the path's summed log-probability; each token's span is the steps its state holds on the path.
 `word_spans` turns token spans into word spans (words split by the space token). A transcript the output cannot
-hold (more steps needed than there are) raises ConfigError.
+hold (more steps needed than there are) raises ConfigError. `ctc_log_likelihood` sums every path instead of taking
+the best (the forward algorithm): how likely a model finds a given text, e.g. another model's hypothesis.
 """
 
 from __future__ import annotations
@@ -32,22 +33,68 @@ class Span:
     score: float
 
 
+def _topology(targets: Sequence[int], blank: int) -> tuple[np.ndarray, np.ndarray]:
+    """The CTC states of `targets` (blank, y_1, blank, ..., y_L, blank) as token ids, and which state may be reached
+    from two states back (a token different from the one before the blank between them)."""
+    states = [blank]
+    for token in targets:
+        states += [int(token), blank]
+    skip = np.zeros(len(states), dtype=bool)
+    for s in range(2, len(states)):
+        skip[s] = states[s] != blank and states[s] != states[s - 2]
+    return np.array(states, dtype=np.int64), skip
+
+
+def _min_steps(targets: Sequence[int]) -> int:
+    """The fewest output steps that can spell `targets`: one per token, one more per repeated token."""
+    return len(targets) + sum(1 for a, b in zip(targets, targets[1:], strict=False) if a == b)
+
+
+def ctc_log_likelihood(log_probs: np.ndarray, targets: Sequence[int], blank: int = 0) -> float:
+    """log P(targets | outputs): the log of the summed probability of every CTC path through log_probs (T, V)
+    that spells `targets` (token ids, no blanks), by the forward algorithm; -inf when no path can (too few steps).
+    The negative of torch's `F.ctc_loss(..., reduction="sum")` for one utterance, without torch."""
+    return float(ctc_log_likelihoods(log_probs, [targets], blank)[0])
+
+
+def ctc_log_likelihoods(log_probs: np.ndarray, texts: Sequence[Sequence[int]], blank: int = 0) -> np.ndarray:
+    """`ctc_log_likelihood` of each of several token sequences in the same outputs, in one pass over the steps
+    (each sequence's states padded to the longest: states only pass forward, so padding never reaches a real one)."""
+    lp = np.asarray(log_probs, dtype=np.float64)
+    steps = lp.shape[0]
+    out = np.full(len(texts), NEG_INF)
+    live = [k for k, t in enumerate(texts) if steps >= _min_steps(t)]
+    if not live or steps == 0:
+        return out
+    tops = [_topology(texts[k], blank) for k in live]
+    size = max(len(ids) for ids, _ in tops)
+    ids = np.full((len(live), size), blank, dtype=np.int64)
+    skip = np.zeros((len(live), size), dtype=bool)
+    for row, (own_ids, own_skip) in enumerate(tops):
+        ids[row, : len(own_ids)], skip[row, : len(own_skip)] = own_ids, own_skip
+    alpha = np.full((len(live), size), NEG_INF)
+    alpha[:, :2] = lp[0, ids[:, :2]]
+    step, jump = np.full_like(alpha, NEG_INF), np.full_like(alpha, NEG_INF)
+    for t in range(1, steps):
+        step[:, 1:] = alpha[:, :-1]
+        jump[:, 2:] = np.where(skip[:, 2:], alpha[:, :-2], NEG_INF)
+        alpha = np.logaddexp(np.logaddexp(alpha, step), jump) + lp[t, ids]
+    for row, (k, (own_ids, _)) in enumerate(zip(live, tops, strict=True)):
+        last = len(own_ids) - 1
+        out[k] = np.logaddexp(alpha[row, last], alpha[row, last - 1]) if last else alpha[row, last]
+    return out
+
+
 def forced_align(log_probs: np.ndarray, targets: Sequence[int], blank: int = 0) -> tuple[list[tuple[int, int]], float]:
     """The Viterbi alignment of `targets` (token ids, no blanks) to log_probs (T, V): each target's (first, last)
     step, and the best path's log-probability."""
     lp = np.asarray(log_probs, dtype=np.float64)
     steps, count = lp.shape[0], len(targets)
-    states = [blank]
-    for token in targets:
-        states += [int(token), blank]
-    size = len(states)
-    needed = count + sum(1 for a, b in zip(targets, targets[1:], strict=False) if a == b)
+    ids, skip = _topology(targets, blank)
+    states, size = ids.tolist(), len(ids)
+    needed = _min_steps(targets)
     if steps < needed:
         raise ConfigError(f"{count} tokens need at least {needed} output steps; there are {steps}")
-    ids = np.array(states)
-    skip = np.zeros(size, dtype=bool)  # state s may be reached from s - 2
-    for s in range(2, size):
-        skip[s] = states[s] != blank and states[s] != states[s - 2]
     score = np.full(size, NEG_INF)
     score[0] = lp[0, states[0]]
     if size > 1:

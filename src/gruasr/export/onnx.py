@@ -277,6 +277,7 @@ def export_metadata(bundle: ModelBundle, source: Path, files: dict[str, str | No
         "tokens": list(bundle.tokens.symbols),
         "sample_rate": bundle.sample_rate,
         "decoding": bundle.meta.get("decoding"),
+        "rescoring": bundle.meta.get("rescoring"),  # names a model exported beside this one
         "subsampling": SUBSAMPLING,
         "context": CONTEXT,
         "files": files,

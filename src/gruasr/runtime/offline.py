@@ -21,7 +21,7 @@ from gruasr.decoding.lm import NGramLM
 from gruasr.errors import ShapeError
 from gruasr.integrity import TrustedKey
 from gruasr.runtime.model import OnnxModel
-from gruasr.transcription import OFFLINE_VAD, DecodeOptions, Transcriber
+from gruasr.transcription import OFFLINE_VAD, DecodeOptions, Rescoring, Transcriber, rescoring_settings
 from gruasr.vad import EndpointConfig
 
 
@@ -57,13 +57,27 @@ class OnnxRecognizer(Transcriber):
         *,
         trusted_keys: Sequence[TrustedKey] | None = None,
         threads: int = 1,
+        rescoring: bool | Rescoring = True,
     ) -> OnnxRecognizer:
         """A recognizer from an exported folder (checked against its manifest; signed by one of `trusted_keys`
         when given), with its LM and lexicon unless `lm` / `lexicon` name others, and its recommended decoding
-        unless `options` say otherwise."""
+        unless `options` say otherwise. `rescoring` as OfflineRecognizer.load's: True takes the second model the
+        export names, which must be exported beside it (e.g. build/onnx/telephone-streaming beside
+        build/onnx/telephone)."""
         model = OnnxModel.load(Path(path), trusted_keys=trusted_keys, threads=threads)
         language_model, words = model.language_model(lm, lexicon)
-        return cls(model, language_model, words, options or model.decoding(), vad)
+        recognizer = cls(model, language_model, words, options or model.decoding(), vad)
+        if rescoring is True:
+            settings = rescoring_settings(model.meta, model.path)
+            if settings is not None:
+                second, weight, nbest = settings
+                other = cls.load(second, trusted_keys=trusted_keys, threads=threads, rescoring=False)
+                recognizer.rescoring = Rescoring(other, weight, nbest)
+        elif isinstance(rescoring, Rescoring):
+            recognizer.rescoring = rescoring
+        if recognizer.rescoring is not None:
+            recognizer.rescoring.check(recognizer)
+        return recognizer
 
     @property
     def sample_rate(self) -> int:
