@@ -54,6 +54,8 @@ class PendingFinal:
     #: with a deferred second pass (the recognizer's defer_second_pass): the utterance's audio at the model's
     #: rate, which `scores(second_pass)` turns into the log-probabilities to decode (log_probs is then empty)
     audio: np.ndarray | None = None
+    #: the second pass's rescoring model's log-probabilities of the utterance (Rescoring.votes), once computed
+    vote: np.ndarray | None = None
 
     def scores(self, second_pass: Any = None) -> Any:
         """The log-probabilities (T', V) on the CPU to decode: `log_probs`, or the second pass's on `audio`."""
@@ -61,6 +63,18 @@ class PendingFinal:
             return self.log_probs
         out = second_pass.log_probs(self.audio)
         return out.cpu() if hasattr(out, "cpu") else out
+
+    def votes(self, second_pass: Any = None) -> np.ndarray | None:
+        """The rescoring model's log-probabilities of the utterance, when the second pass is rescored
+        (Transcriber.rescoring): `vote`, or computed from `audio`; None otherwise."""
+        if self.vote is not None or self.audio is None or second_pass is None or second_pass.rescoring is None:
+            return self.vote
+        return second_pass.rescoring.votes(self.audio)
+
+    def decoded(self, finals: Any, second_pass: Any = None) -> Hypothesis:
+        """The final's hypothesis by the recognizer that makes the finals (the second pass, else the streaming
+        model's offline recognizer), rescored when it is (Transcriber.decode_final)."""
+        return finals.decode_final(self.scores(second_pass), self.votes(second_pass))
 
     def event(self, hyp: Hypothesis) -> Event | None:
         """The final Event of a decoded hypothesis; it spans its words (the utterance also holds the silence
@@ -115,7 +129,7 @@ class StreamBase:
         out: list[Event] = []
         rec = self.recognizer
         for item in self.take():
-            event = item if isinstance(item, Event) else item.event(rec.finals.decode(item.scores(rec.second_pass)))
+            event = item if isinstance(item, Event) else item.event(item.decoded(rec.finals, rec.second_pass))
             if event is not None:
                 out.append(event)
         return out
@@ -181,4 +195,6 @@ class StreamBase:
         if audio.shape[0] < size:  # not one frame: nothing to hear
             return PendingFinal(log_probs[:0], offset, seconds, self.channel, self.leg)
         pending = PendingFinal(log_probs[:0], offset, seconds, self.channel, self.leg, audio)
-        return pending if rec.defer_second_pass else replace(pending, log_probs=pending.scores(second), audio=None)
+        if rec.defer_second_pass:
+            return pending
+        return replace(pending, log_probs=pending.scores(second), vote=pending.votes(second), audio=None)

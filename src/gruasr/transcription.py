@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -191,24 +192,38 @@ class Rescoring:
             raise ConfigError("the rescoring model spells with other tokens than the first: it cannot score its texts")
         return self
 
-    def best(self, first: Transcriber, log_probs: Any, samples: np.ndarray, ends_input: bool) -> Hypothesis:
-        """The winner among `first`'s n-best of `log_probs` (its outputs for `samples`), its score the fused one."""
+    def votes(self, samples: np.ndarray, ends_input: bool = False) -> np.ndarray:
+        """The second model's log-probabilities (T'', V) of an utterance's audio (with its end silence when the
+        utterance ends the input), float64 numpy: what `pick` weighs the first model's texts by."""
+        second = self.model
+        heard = second.end_padded(samples) if ends_input else samples
+        return np.asarray(_cpu(second.log_probs(heard)), dtype=np.float64)
+
+    def pick(self, first: Transcriber, log_probs: Any, theirs: np.ndarray) -> Hypothesis:
+        """The winner among `first`'s n-best of `log_probs` by the second model's `votes`, its score the fused one."""
         bundle = first.bundle
         candidates = first.options.nbest(
             log_probs, bundle.tokens, bundle.step_seconds, first.lm, first.lexicon, self.nbest
         )
-        if not candidates:
-            return Hypothesis("", (), float("-inf"), confidence=0.0)
-        if len(candidates) == 1 or self.weight == 0:
-            return candidates[0]
-        second = self.model
-        heard = second.end_padded(samples) if ends_input else samples
-        theirs = np.asarray(_cpu(second.log_probs(heard)), dtype=np.float64)
-        tokens, blank = second.bundle.tokens, second.bundle.tokens.blank
-        likelihoods = ctc_log_likelihoods(theirs, [tokens.encode(h.text) for h in candidates], blank)
-        fused = np.array([h.score for h in candidates]) + self.weight * likelihoods
-        winner = int(np.argmax(fused))
-        return replace(candidates[winner], score=float(fused[winner]))
+        return rescored(candidates, theirs, self.weight, bundle.tokens)
+
+    def best(self, first: Transcriber, log_probs: Any, samples: np.ndarray, ends_input: bool) -> Hypothesis:
+        """The winner among `first`'s n-best of `log_probs` (its outputs for `samples`), its score the fused one."""
+        return self.pick(first, log_probs, self.votes(samples, ends_input))
+
+
+def rescored(candidates: Sequence[Hypothesis], theirs: np.ndarray, weight: float, tokens: TokenTable) -> Hypothesis:
+    """The candidate (n-best texts, best first) with the highest score + weight * log P(text | theirs), P being
+    the CTC likelihood under a second model's log-probabilities `theirs`; its score the fused one (an empty
+    hypothesis when there is no candidate)."""
+    if not candidates:
+        return Hypothesis("", (), float("-inf"), confidence=0.0)
+    if len(candidates) == 1 or weight == 0:
+        return candidates[0]
+    likelihoods = ctc_log_likelihoods(theirs, [tokens.encode(h.text) for h in candidates], tokens.blank)
+    fused = np.array([h.score for h in candidates]) + weight * likelihoods
+    winner = int(np.argmax(fused))
+    return replace(candidates[winner], score=float(fused[winner]))
 
 
 def _cpu(values: Any) -> Any:
@@ -289,6 +304,13 @@ class Transcriber:
     def decode(self, log_probs: Any) -> Hypothesis:
         """CTC log-probabilities (T', V) -> the best hypothesis (word times in seconds from the first frame)."""
         raise NotImplementedError
+
+    def decode_final(self, log_probs: Any, votes: np.ndarray | None = None) -> Hypothesis:
+        """A stream's final from this model's log-probabilities of its utterance: `decode`, or with the rescoring
+        model's `votes` of the same audio (gruasr.events.PendingFinal.votes) its `pick`."""
+        if votes is None or self.rescoring is None:
+            return self.decode(log_probs)
+        return self.rescoring.pick(self, _cpu(log_probs), votes)
 
     def transcribe(self, samples: np.ndarray, sample_rate: int) -> Hypothesis:
         """Recognize mono float audio (n,) at any rate: the utterances the VAD finds are decoded one by one

@@ -308,11 +308,11 @@ def test_a_slow_final_stalls_no_other_call(
     held = threading.Event()
     decode = FinalDecoder.decode
 
-    def slow(self: FinalDecoder, log_probs: Any, request: Any) -> Any:
+    def slow(self: FinalDecoder, log_probs: Any, request: Any, votes: Any = None) -> Any:
         if request.alternatives:  # only the session that asked for alternatives is slow
             held.set()
             release.wait(60)
-        return decode(self, log_probs, request)
+        return decode(self, log_probs, request, votes)
 
     monkeypatch.setattr(FinalDecoder, "decode", slow)
     with running(recognizer, decode_workers=2) as server, connect(server.ws, compression=None) as slow_ws:

@@ -93,6 +93,35 @@ def test_each_final_is_the_second_pass_on_its_utterance(call_audio: np.ndarray) 
     assert [e.text for e in deferred if e is not None] == [e.text for e in finals]
 
 
+def test_a_rescored_second_pass_picks_each_final_as_offline(call_audio: np.ndarray) -> None:
+    """The bundled default model as the second pass, rescored by the streaming model (its model.json): each final
+    is its n-best of the utterance's audio picked by the rescoring model's outputs of that audio, as offline
+    recognition picks (Rescoring.best); the server's deferred way gives the same."""
+    torch.set_num_threads(1)
+    second = OfflineRecognizer.load()
+    assert second.rescoring is not None
+    rec = StreamingRecognizer.load(second_pass=second)
+    events, recorded = _run(rec, call_audio)
+    expected = []
+    for first, end, log_probs in recorded:
+        audio = call_audio[first * 80 : end * 80 + 120]
+        lo, hi = zero_edges(audio, 800)
+        if log_probs.shape[0] and hi - lo >= 200:
+            heard = audio[lo:hi]
+            hyp = second.rescoring.best(second, second.log_probs(heard).cpu(), heard, ends_input=False)
+            expected += [hyp.text] if hyp.text else []
+    finals = [e.text for e in events if e.type == "final"]
+    assert finals == expected and finals
+    rec.defer_second_pass = True
+    stream = rec.stream()
+    stream.feed(call_audio, last=True)
+    rec.advance([stream])
+    pending = [p for p in stream.take() if not isinstance(p, Event)]
+    assert all(p.vote is None for p in pending)  # computed where the final is decoded
+    deferred = [p.event(p.decoded(second, second)) for p in pending]
+    assert [e.text for e in deferred if e is not None] == finals
+
+
 def test_a_second_pass_must_hear_the_streaming_models_rate() -> None:
     with pytest.raises(ConfigError, match="16000 Hz.*8000 Hz"):
         StreamingRecognizer(_offline(False, 0), None, _offline(True, 1, rate=16000))

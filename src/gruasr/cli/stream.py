@@ -51,9 +51,7 @@ def _second_pass(args: argparse.Namespace) -> Any:
     if args.engine == "onnx" and args.second_pass == "default":
         raise ConfigError("--engine onnx needs --second-pass DIR, a folder of `gruasr model export --onnx`")
     model = None if args.second_pass == "default" else args.second_pass
-    # finals are decoded from the second pass's log-probabilities alone: no rescoring model (rescore weight 0)
-    second = {"model": model, "lm": None, "lexicon": None, "rescore": None, "rescore_weight": 0.0}
-    return _recognizer(argparse.Namespace(**{**vars(args), **second}))
+    return _recognizer(argparse.Namespace(**{**vars(args), "model": model, "lm": None, "lexicon": None}))
 
 
 def _cmd_stream(args: argparse.Namespace) -> int:

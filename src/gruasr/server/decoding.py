@@ -34,6 +34,7 @@ from gruasr.decoding.grammar import PhraseGrammar
 from gruasr.decoding.hypothesis import Hypothesis
 from gruasr.decoding.lm import LanguageModel
 from gruasr.errors import ConfigError
+from gruasr.transcription import rescored
 
 if TYPE_CHECKING:  # torch tensors or numpy arrays (the ONNX runtime), either engine's recognizer
     from torch import Tensor
@@ -90,12 +91,15 @@ class DecodingParts:
     options: DecodeOptions
     lm: LanguageModel | None
     lexicon: Lexicon | None
+    #: the recognizer's rescoring (weight, nbest) when it is rescored: finals with votes are picked from the n-best
+    rescoring: tuple[float, int] | None = None
 
     @classmethod
     def of(cls, recognizer: Transcriber) -> DecodingParts:
         """Either engine's offline recognizer's parts."""
-        bundle = recognizer.bundle
-        return cls(bundle.tokens, bundle.step_seconds, recognizer.options, recognizer.lm, recognizer.lexicon)
+        bundle, again = recognizer.bundle, recognizer.rescoring
+        rescoring = None if again is None else (again.weight, again.nbest)
+        return cls(bundle.tokens, bundle.step_seconds, recognizer.options, recognizer.lm, recognizer.lexicon, rescoring)
 
 
 class FinalDecoder:
@@ -107,12 +111,20 @@ class FinalDecoder:
         self._grammars: OrderedDict[tuple[str, ...], tuple[PhraseGrammar, Lexicon]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def decode(self, log_probs: Tensor | np.ndarray, request: DecodeRequest) -> list[Hypothesis]:
+    def decode(
+        self, log_probs: Tensor | np.ndarray, request: DecodeRequest, votes: np.ndarray | None = None
+    ) -> list[Hypothesis]:
         """The best hypothesis first; with request.alternatives = n, up to n distinct texts (each with its
-        confidence among the beam's texts). Empty hypotheses are kept (the caller reports "nothing said")."""
+        confidence among the beam's texts). Empty hypotheses are kept (the caller reports "nothing said").
+        `votes`: the rescoring model's log-probabilities of the utterance (PendingFinal.votes), which pick the
+        best of the n-best when the recognizer is rescored (not in grammar mode, nor for alternatives)."""
         parts = self.parts
         options, tokens, step = parts.options, parts.tokens, parts.step_seconds
         if not request.phrases and not request.alternatives:
+            if votes is not None and parts.rescoring is not None:
+                weight, nbest = parts.rescoring
+                candidates = options.nbest(log_probs, tokens, step, parts.lm, parts.lexicon, nbest)
+                return [rescored(candidates, votes, weight, tokens)]
             return [options.decode(log_probs, tokens, step, parts.lm, parts.lexicon)]
         beam = options.beam
         lm: LanguageModel | None = parts.lm if options.use_lm else None
@@ -148,15 +160,19 @@ class DecoderThreads:
     def start(self) -> None:
         """Nothing to wait for: threads start with their first final."""
 
-    def submit(self, log_probs: Any, request: DecodeRequest) -> concurrent.futures.Future[list[Hypothesis]]:
-        return self._pool.submit(self.decoder.decode, log_probs, request)
+    def submit(
+        self, log_probs: Any, request: DecodeRequest, votes: np.ndarray | None = None
+    ) -> concurrent.futures.Future[list[Hypothesis]]:
+        return self._pool.submit(self.decoder.decode, log_probs, request, votes)
 
     def submit_heard(
         self, pending: PendingFinal, second_pass: Transcriber, request: DecodeRequest
     ) -> concurrent.futures.Future[list[Hypothesis]]:
         """A final of a deferred second pass: that model's log-probabilities of the utterance's audio, then the
         search, both in a decoding thread."""
-        return self._pool.submit(lambda: self.decoder.decode(pending.scores(second_pass), request))
+        return self._pool.submit(
+            lambda: self.decoder.decode(pending.scores(second_pass), request, pending.votes(second_pass))
+        )
 
     def shutdown(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
@@ -185,10 +201,10 @@ def _worker_ready() -> int:
     return os.getpid()
 
 
-def _worker_decode(log_probs: np.ndarray, request: DecodeRequest) -> list[Hypothesis]:
+def _worker_decode(log_probs: np.ndarray, request: DecodeRequest, votes: np.ndarray | None) -> list[Hypothesis]:
     if _WORKER is None:
         raise RuntimeError("the decoding process has no decoder (its initializer did not run)")
-    return _WORKER.decode(log_probs, request)
+    return _WORKER.decode(log_probs, request, votes)
 
 
 class DecoderProcesses:
@@ -217,16 +233,18 @@ class DecoderProcesses:
         """The decoding processes' ids (for tests and diagnostics; the executor's own table of its processes)."""
         return sorted(self._pool._processes or {})
 
-    def submit(self, log_probs: Any, request: DecodeRequest) -> concurrent.futures.Future[list[Hypothesis]]:
+    def submit(
+        self, log_probs: Any, request: DecodeRequest, votes: np.ndarray | None = None
+    ) -> concurrent.futures.Future[list[Hypothesis]]:
         array = np.ascontiguousarray(np.asarray(log_probs, dtype=np.float32))  # a torch tensor (CPU) or an array
         with self._lock:
             try:
-                return self._pool.submit(_worker_decode, array, request)
+                return self._pool.submit(_worker_decode, array, request, votes)
             except concurrent.futures.process.BrokenProcessPool:
                 log.error("a decoding process died; starting a new pool", extra={"decode_workers": self.workers})
                 self._pool.shutdown(wait=False, cancel_futures=True)
                 self._pool = self._new_pool()
-                return self._pool.submit(_worker_decode, array, request)
+                return self._pool.submit(_worker_decode, array, request, votes)
 
     def shutdown(self) -> None:
         with self._lock:

@@ -287,7 +287,7 @@ class Engine:
                     if item.audio is not None and second is not None and isinstance(self._decoders, DecoderThreads):
                         decoded = self._decoders.submit_heard(item, second, work.leg.request)
                     else:
-                        decoded = self._decoders.submit(item.log_probs, work.leg.request)
+                        decoded = self._decoders.submit(item.log_probs, work.leg.request, item.vote)
                     decoded.add_done_callback(functools.partial(self._finish, final, item, work.leg.request,
                                                                 work.offset))  # fmt: skip
                     items.append(final)

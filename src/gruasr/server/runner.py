@@ -135,10 +135,7 @@ def build(config: ServerConfig, recognizer: StreamingRecognizer | None = None) -
             endpoint = EndpointConfig(trailing_silence=config.trailing_silence)
             second = None
             if config.second_pass is not None:
-                # finals are decoded from the second pass's log-probabilities alone (no rescoring model loaded)
-                second = OnnxRecognizer.load(
-                    config.second_pass, trusted_keys=trusted, threads=config.torch_threads, rescoring=False
-                )
+                second = OnnxRecognizer.load(config.second_pass, trusted_keys=trusted, threads=config.torch_threads)
             onnx: Any = OnnxStreamingRecognizer.load(
                 config.model or "", endpoint=endpoint, trusted_keys=trusted, threads=config.torch_threads,
                 second_pass=second,
@@ -157,7 +154,7 @@ def build(config: ServerConfig, recognizer: StreamingRecognizer | None = None) -
             second_pass = None
             if config.second_pass is not None:
                 folder = None if config.second_pass == "default" else config.second_pass
-                second_pass = OfflineRecognizer.load(folder, trusted_keys=trusted, rescoring=False)  # as ONNX's
+                second_pass = OfflineRecognizer.load(folder, trusted_keys=trusted)
             recognizer = StreamingRecognizer.load(
                 config.model, endpoint=endpoint, trusted_keys=trusted, second_pass=second_pass
             )
