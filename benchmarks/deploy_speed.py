@@ -448,7 +448,7 @@ def main() -> None:
         spec = json.loads(Path(args.worker).read_text())
         print(json.dumps(work(spec["task"], spec)))
         return
-    from gruasr.bundle import bundled
+    from gruasr.bundle import bundled, read_meta
     from gruasr.environment import environment
     from gruasr.evaluation.metrics import score
     from gruasr.evaluation.suite import find_data
@@ -465,10 +465,14 @@ def main() -> None:
             "offline": args.offline_model or str(bundled("telephone")),
             "streaming": args.streaming_model or str(bundled("telephone-streaming")),
         }
+        # the streaming model's export beside the offline one, under the name the offline model's rescoring names
+        # (model.json "rescoring"), so that the ONNX engines rescore as the torch one does
+        rescoring = read_meta(Path(models["offline"])).get("rescoring") or {}
+        beside = rescoring.get("model", "streaming")
         for int8 in (False, True):
             key = "onnx-int8" if int8 else "onnx"
             models[key] = str(export_onnx(models["offline"], work_dir / key / "telephone", int8=int8))
-            models[f"{key}-streaming"] = str(export_onnx(models["streaming"], work_dir / key / "streaming", int8=int8))
+            models[f"{key}-streaming"] = str(export_onnx(models["streaming"], work_dir / key / beside, int8=int8))
         source_mb = sum(p.stat().st_size for p in (ROOT / "src" / "gruasr").rglob("*.py")) / 1e6
         base = {"sets": sets, "models": models, "threads": args.threads, "gruasr_source_mb": source_mb,
                 "stream_set": "an4", "ticks": (40 if args.capacity else 12) if args.quick else 30}  # fmt: skip

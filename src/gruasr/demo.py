@@ -168,8 +168,13 @@ def _decoding_line(asr: OfflineRecognizer) -> str:
     if not options.use_lm or asr.lm is None:
         return f"beam search (beam {beam.beam_size}), no LM"
     order = getattr(asr.lm, "order", None)
-    return (f"beam search (beam {beam.beam_size}) with a {f'word {order}-gram ' if order else ''}LM (weight "
+    line = (f"beam search (beam {beam.beam_size}) with a {f'word {order}-gram ' if order else ''}LM (weight "
             f"{beam.lm_weight:g}, word bonus {beam.word_bonus:g}) and lexicon")  # fmt: skip
+    again = asr.rescoring
+    if again is None or again.weight == 0:
+        return line
+    name = again.model.bundle.path.name if again.model.bundle.path is not None else "a second model"
+    return f"{line}; its {again.nbest} best texts rescored by {name} (weight {again.weight:g})"
 
 
 def _stream_sample_call(console: Console, path: Path) -> None:

@@ -26,7 +26,7 @@ from gruasr.decoding.hypothesis import Hypothesis
 from gruasr.decoding.lm import NGramLM
 from gruasr.features import Fbank
 from gruasr.integrity import TrustedKey
-from gruasr.transcription import OFFLINE_VAD, Rescoring, Result, Transcriber, leg_name, rescoring_settings
+from gruasr.transcription import OFFLINE_VAD, Rescoring, Result, Transcriber, leg_name
 from gruasr.vad import EndpointConfig
 
 __all__ = [
@@ -87,17 +87,9 @@ class OfflineRecognizer(Transcriber):
         bundle = load_bundle(folder, device, trusted_keys=trusted_keys)
         language_model, words = bundle.language_model(lm, lexicon)
         recognizer = cls(bundle, language_model, words, options or bundle.decoding(), vad)
-        if rescoring is True:
-            settings = rescoring_settings(bundle.meta, bundle.path)
-            if settings is not None:
-                second, weight, nbest = settings
-                other = cls.load(second, device, trusted_keys=trusted_keys, rescoring=False)
-                recognizer.rescoring = Rescoring(other, weight, nbest)
-        elif isinstance(rescoring, Rescoring):
-            recognizer.rescoring = rescoring
-        if recognizer.rescoring is not None:
-            recognizer.rescoring.check(recognizer)
-        return recognizer
+        return recognizer.with_rescoring(
+            rescoring, lambda second: cls.load(second, device, trusted_keys=trusted_keys, rescoring=False)
+        )
 
     @property
     def sample_rate(self) -> int:

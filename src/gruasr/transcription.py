@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 import numpy as np
 
@@ -304,6 +304,21 @@ class Transcriber:
     def decode(self, log_probs: Any) -> Hypothesis:
         """CTC log-probabilities (T', V) -> the best hypothesis (word times in seconds from the first frame)."""
         raise NotImplementedError
+
+    def with_rescoring(self, rescoring: bool | Rescoring, load: Callable[[Path], Transcriber]) -> Self:
+        """Itself, rescored as `rescoring` says (each engine's `load(..., rescoring=...)`): True by the second
+        model its folder names (rescoring_settings; `load` opens that folder with this engine), False by none, or
+        by the Rescoring given; checked (Rescoring.check)."""
+        if rescoring is True:
+            settings = rescoring_settings(self.bundle.meta, self.bundle.path)
+            if settings is not None:
+                second, weight, nbest = settings
+                self.rescoring = Rescoring(load(second), weight, nbest)
+        elif isinstance(rescoring, Rescoring):
+            self.rescoring = rescoring
+        if self.rescoring is not None:
+            self.rescoring.check(self)
+        return self
 
     def decode_final(self, log_probs: Any, votes: np.ndarray | None = None) -> Hypothesis:
         """A stream's final from this model's log-probabilities of its utterance: `decode`, or with the rescoring

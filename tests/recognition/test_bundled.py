@@ -48,4 +48,6 @@ def test_demo_without_evaluation(capsys):
     assert "sample call" in out and "bundled model" in out
     asr = load_model()  # the header says how the bundled model decodes, as its model.json says
     assert f"beam {asr.options.beam.beam_size}) with a word {asr.lm.order}-gram LM" in out.replace("\n", " ")
+    assert asr.rescoring is not None
+    assert f"rescored by telephone-streaming (weight {asr.rescoring.weight:g})" in out.replace("\n", " ")
     assert "streamed live" in out and "unidirectional" in out  # the same call through the streaming model

@@ -21,7 +21,7 @@ from gruasr.decoding.lm import NGramLM
 from gruasr.errors import ShapeError
 from gruasr.integrity import TrustedKey
 from gruasr.runtime.model import OnnxModel
-from gruasr.transcription import OFFLINE_VAD, DecodeOptions, Rescoring, Transcriber, rescoring_settings
+from gruasr.transcription import OFFLINE_VAD, DecodeOptions, Rescoring, Transcriber
 from gruasr.vad import EndpointConfig
 
 
@@ -67,17 +67,9 @@ class OnnxRecognizer(Transcriber):
         model = OnnxModel.load(Path(path), trusted_keys=trusted_keys, threads=threads)
         language_model, words = model.language_model(lm, lexicon)
         recognizer = cls(model, language_model, words, options or model.decoding(), vad)
-        if rescoring is True:
-            settings = rescoring_settings(model.meta, model.path)
-            if settings is not None:
-                second, weight, nbest = settings
-                other = cls.load(second, trusted_keys=trusted_keys, threads=threads, rescoring=False)
-                recognizer.rescoring = Rescoring(other, weight, nbest)
-        elif isinstance(rescoring, Rescoring):
-            recognizer.rescoring = rescoring
-        if recognizer.rescoring is not None:
-            recognizer.rescoring.check(recognizer)
-        return recognizer
+        return recognizer.with_rescoring(
+            rescoring, lambda second: cls.load(second, trusted_keys=trusted_keys, threads=threads, rescoring=False)
+        )
 
     @property
     def sample_rate(self) -> int:
