@@ -68,7 +68,9 @@ bench: $(STAMP)
 # The default model's recipe, end to end (about 2.6 hours on one thread): manifests, a bidirectional Li-GRU trained
 # 40 epochs on the speech, then 12 epochs from it with the non-speech clips, bundling (the LM and lexicon as the
 # recipe's [lm] table says: transcripts, spelled words from the lm extra's word lists, the number grammar;
-# decoding tuned on dev). Both trainings resume where a killed run stopped.
+# decoding tuned on dev), then the weight of the bundled streaming model's vote tuned on dev (gruasr model
+# rescore; run it again after `make model-streaming` changes that model). Both trainings resume where a killed
+# run stopped.
 model: $(STAMP)
 	$(VENV)/bin/gruasr data an4 --src $(GRUASR_DATA)/an4 --out data/an4
 	$(VENV)/bin/gruasr data fsdd --src $(GRUASR_DATA)/fsdd --out data/fsdd --numbers-train 800
@@ -78,6 +80,8 @@ model: $(STAMP)
 		--set train.init=runs/telephone-ligru-base/model
 	$(VENV)/bin/gruasr model bundle runs/telephone-ligru-silence --out src/gruasr/pretrained/telephone \
 		--config configs/telephone-ligru-silence.toml
+	$(VENV)/bin/gruasr model rescore src/gruasr/pretrained/telephone --with src/gruasr/pretrained/telephone-streaming \
+		--out src/gruasr/pretrained/telephone
 
 # The bundled streaming model (unidirectional GRU): same data, 80 epochs (about an hour on 2 CPU cores).
 model-streaming: $(STAMP)
