@@ -201,15 +201,19 @@ class Rescoring:
 
     def pick(self, first: Transcriber, log_probs: Any, theirs: np.ndarray) -> Hypothesis:
         """The winner among `first`'s n-best of `log_probs` by the second model's `votes`, its score the fused one."""
-        bundle = first.bundle
-        candidates = first.options.nbest(
-            log_probs, bundle.tokens, bundle.step_seconds, first.lm, first.lexicon, self.nbest
-        )
-        return rescored(candidates, theirs, self.weight, bundle.tokens)
+        return rescored(self._candidates(first, log_probs), theirs, self.weight, first.bundle.tokens)
 
     def best(self, first: Transcriber, log_probs: Any, samples: np.ndarray, ends_input: bool) -> Hypothesis:
-        """The winner among `first`'s n-best of `log_probs` (its outputs for `samples`), its score the fused one."""
-        return self.pick(first, log_probs, self.votes(samples, ends_input))
+        """The winner among `first`'s n-best of `log_probs` (its outputs for `samples`), its score the fused one;
+        the second model runs only when there is a choice (greedy decoding gives one text)."""
+        candidates = self._candidates(first, log_probs)
+        if len(candidates) < 2 or self.weight == 0:
+            return rescored(candidates, np.zeros((0, 0)), 0.0, first.bundle.tokens)
+        return rescored(candidates, self.votes(samples, ends_input), self.weight, first.bundle.tokens)
+
+    def _candidates(self, first: Transcriber, log_probs: Any) -> list[Hypothesis]:
+        bundle = first.bundle
+        return first.options.nbest(log_probs, bundle.tokens, bundle.step_seconds, first.lm, first.lexicon, self.nbest)
 
 
 def rescored(candidates: Sequence[Hypothesis], theirs: np.ndarray, weight: float, tokens: TokenTable) -> Hypothesis:
