@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from gruasr.audio import RawFormat, load_audio, save_wav
+from gruasr.bundle import bundled
 from gruasr.cli.inputs import parse_raw
 from gruasr.cli.main import main
 from gruasr.decoding.lm import build_arpa
@@ -160,8 +161,9 @@ def test_raw_headerless_audio_gives_the_same_text_as_the_wav(tiny_model, test_ma
 
 @pytest.mark.parametrize(
     ("flags", "expected"),
-    [([], "beam+lm"), (["--no-lm"], "beam"), (["--greedy"], "greedy"), (["--decoding", "beam"], "beam")],
-)
+    [([], "beam+lm"), (["--no-lm"], "beam"), (["--greedy"], "greedy"), (["--decoding", "beam"], "beam"),
+     (["--rescore", str(bundled("telephone-streaming"))], "beam+lm+rescore")],
+)  # fmt: skip
 def test_no_lm_is_beam_search_without_the_lm_and_greedy_has_its_own_flag(
     flags, expected, tiny_model, test_manifest, tmp_path
 ):

@@ -120,7 +120,8 @@ def _add_rescoring(parser: argparse.ArgumentParser) -> None:
 def _decoding_name(recognizer: OfflineRecognizer) -> str:
     if recognizer.options.method == "greedy":
         return "greedy"
-    return "beam+lm" if recognizer.options.use_lm and recognizer.lm is not None else "beam"
+    name = "beam+lm" if recognizer.options.use_lm and recognizer.lm is not None else "beam"
+    return name + "+rescore" if recognizer.rescoring is not None and recognizer.rescoring.weight > 0 else name
 
 
 def _add_decoding(parser: argparse.ArgumentParser) -> None:
