@@ -13,6 +13,7 @@ import numpy as np
 
 from gruasr.decoding.hypothesis import Hypothesis, Word
 from gruasr.errors import ConfigError, ShapeError
+from gruasr.transcription import as_votes
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,8 @@ class PendingFinal:
     #: with a deferred second pass (the recognizer's defer_second_pass): the utterance's audio at the model's
     #: rate, which `scores(second_pass)` turns into the log-probabilities to decode (log_probs is then empty)
     audio: np.ndarray | None = None
-    #: the second pass's rescoring model's log-probabilities of the utterance (Rescoring.votes), once computed
+    #: the second pass's rescoring model's log-probabilities of the utterance: the stream's own when that model is
+    #: the stream's (Transcriber.votes_itself), else Rescoring.votes of `audio` once computed
     vote: np.ndarray | None = None
 
     def scores(self, second_pass: Any = None) -> Any:
@@ -194,7 +196,9 @@ class StreamBase:
         audio, offset = audio[lo:hi], offset + lo / rec.sample_rate
         if audio.shape[0] < size:  # not one frame: nothing to hear
             return PendingFinal(log_probs[:0], offset, seconds, self.channel, self.leg)
-        pending = PendingFinal(log_probs[:0], offset, seconds, self.channel, self.leg, audio)
+        # the vote of a second pass rescored by the stream's own model: the stream's outputs, computed already
+        vote = as_votes(log_probs) if rec.votes_itself else None
+        pending = PendingFinal(log_probs[:0], offset, seconds, self.channel, self.leg, audio, vote)
         if rec.defer_second_pass:
             return pending
         return replace(pending, log_probs=pending.scores(second), vote=pending.votes(second), audio=None)

@@ -197,7 +197,7 @@ class Rescoring:
         utterance ends the input), float64 numpy: what `pick` weighs the first model's texts by."""
         second = self.model
         heard = second.end_padded(samples) if ends_input else samples
-        return np.asarray(_cpu(second.log_probs(heard)), dtype=np.float64)
+        return as_votes(second.log_probs(heard))
 
     def pick(self, first: Transcriber, log_probs: Any, theirs: np.ndarray) -> Hypothesis:
         """The winner among `first`'s n-best of `log_probs` by the second model's `votes`, its score the fused one."""
@@ -233,6 +233,20 @@ def rescored(candidates: Sequence[Hypothesis], theirs: np.ndarray, weight: float
 def _cpu(values: Any) -> Any:
     """A torch tensor on the CPU as numpy (numpy arrays pass through)."""
     return values.detach().cpu().numpy() if hasattr(values, "detach") else values
+
+
+def votes_itself(streaming: Transcriber, second: Transcriber | None) -> bool:
+    """Whether a two-pass stream's own model is its second pass's rescoring model (the same folder): then each
+    final's vote is the stream's outputs for the utterance, already computed, not the model run again."""
+    if second is None or second.rescoring is None:
+        return False
+    own, theirs = streaming.bundle.path, second.rescoring.model.bundle.path
+    return own is not None and theirs is not None and Path(own).resolve() == Path(theirs).resolve()
+
+
+def as_votes(values: Any) -> np.ndarray:
+    """Log-probabilities (T, V), a torch tensor on any device or an array, as the float64 numpy `rescored` reads."""
+    return np.asarray(_cpu(values), dtype=np.float64)
 
 
 def leg_name(channel: int) -> str:

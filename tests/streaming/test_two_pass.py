@@ -22,7 +22,7 @@ from gruasr.models.ctc_model import CTCModel, ModelConfig
 from gruasr.recognizer import DecodeOptions, OfflineRecognizer
 from gruasr.streaming import EndpointConfig, Event, StreamingRecognizer
 from gruasr.streaming.calls import call_transcript
-from gruasr.transcription import zero_edges
+from gruasr.transcription import as_votes, zero_edges
 
 RATE = 8000
 SAMPLE_CALL = Path(__file__).resolve().parents[2] / "src" / "gruasr" / "samples" / "call.wav"
@@ -93,22 +93,23 @@ def test_each_final_is_the_second_pass_on_its_utterance(call_audio: np.ndarray) 
     assert [e.text for e in deferred if e is not None] == [e.text for e in finals]
 
 
-def test_a_rescored_second_pass_picks_each_final_as_offline(call_audio: np.ndarray) -> None:
-    """The bundled default model as the second pass, rescored by the streaming model (its model.json): each final
-    is its n-best of the utterance's audio picked by the rescoring model's outputs of that audio, as offline
-    recognition picks (Rescoring.best); the server's deferred way gives the same."""
+def test_a_rescored_second_pass_is_voted_by_the_streams_own_outputs(call_audio: np.ndarray) -> None:
+    """The bundled default model as the second pass, rescored by the streaming model (its model.json), behind that
+    same streaming model: each final is the second pass's n-best of the utterance's audio picked by the stream's own
+    outputs for the utterance (already computed: the streaming model does not run again); the server's deferred way
+    gives the same. Behind another streaming model the vote is the rescoring model run on the audio."""
     torch.set_num_threads(1)
     second = OfflineRecognizer.load()
     assert second.rescoring is not None
     rec = StreamingRecognizer.load(second_pass=second)
+    assert rec.votes_itself
     events, recorded = _run(rec, call_audio)
     expected = []
     for first, end, log_probs in recorded:
         audio = call_audio[first * 80 : end * 80 + 120]
         lo, hi = zero_edges(audio, 800)
         if log_probs.shape[0] and hi - lo >= 200:
-            heard = audio[lo:hi]
-            hyp = second.rescoring.best(second, second.log_probs(heard).cpu(), heard, ends_input=False)
+            hyp = second.rescoring.pick(second, second.log_probs(audio[lo:hi]).cpu(), as_votes(log_probs))
             expected += [hyp.text] if hyp.text else []
     finals = [e.text for e in events if e.type == "final"]
     assert finals == expected and finals
@@ -117,9 +118,21 @@ def test_a_rescored_second_pass_picks_each_final_as_offline(call_audio: np.ndarr
     stream.feed(call_audio, last=True)
     rec.advance([stream])
     pending = [p for p in stream.take() if not isinstance(p, Event)]
-    assert all(p.vote is None for p in pending)  # computed where the final is decoded
+    assert all(p.vote is not None for p in pending if p.audio is not None)  # the stream's outputs travel along
     deferred = [p.event(p.decoded(second, second)) for p in pending]
     assert [e.text for e in deferred if e is not None] == finals
+    other = StreamingRecognizer(_offline(False, 0), EndpointConfig(trailing_silence=0.5), second)
+    assert not other.votes_itself  # a tiny streaming model: the second pass's own rescoring model votes
+    events, recorded = _run(other, call_audio)
+    expected = []
+    for first, end, log_probs in recorded:
+        audio = call_audio[first * 80 : end * 80 + 120]
+        lo, hi = zero_edges(audio, 800)
+        if log_probs.shape[0] and hi - lo >= 200:
+            heard = audio[lo:hi]
+            hyp = second.rescoring.best(second, second.log_probs(heard).cpu(), heard, ends_input=False)
+            expected += [hyp.text] if hyp.text else []
+    assert [e.text for e in events if e.type == "final"] == expected
 
 
 def test_a_second_pass_must_hear_the_streaming_models_rate() -> None:

@@ -31,7 +31,7 @@ from gruasr.events import Event, PendingFinal, StreamBase
 from gruasr.features.kaldi import INT16_SCALE
 from gruasr.integrity import TrustedKey
 from gruasr.runtime.offline import OnnxRecognizer
-from gruasr.transcription import DecodeOptions, Transcriber, check_second_pass
+from gruasr.transcription import DecodeOptions, Transcriber, check_second_pass, votes_itself
 from gruasr.vad import EndpointConfig, Endpointer
 
 
@@ -216,6 +216,7 @@ class OnnxStreamingRecognizer:
         self.batches = 0
         #: None, or the recognizer that decodes each final from its utterance's audio (StreamingRecognizer's)
         self.second_pass = check_second_pass(offline, second_pass)
+        self.votes_itself = votes_itself(offline, self.second_pass)  # as StreamingRecognizer's
         self.defer_second_pass = False  # as StreamingRecognizer's
 
     @property

@@ -54,7 +54,7 @@ from gruasr.features.streaming import StreamingFbank
 from gruasr.integrity import TrustedKey
 from gruasr.models.ctc_model import SUBSAMPLING
 from gruasr.recognizer import DecodeOptions, OfflineRecognizer
-from gruasr.transcription import Transcriber, check_second_pass
+from gruasr.transcription import Transcriber, check_second_pass, votes_itself
 from gruasr.vad import EndpointConfig, Endpointer
 
 #: frames of left context the two causal stride-2 convolutions need to give exact outputs on a new group
@@ -247,6 +247,8 @@ class StreamingRecognizer:
         #: utterance's audio: the streaming model gives the partials, e.g. the bidirectional default model the
         #: finals (two passes; docs/streaming.md, "Two passes")
         self.second_pass = check_second_pass(offline, second_pass)
+        #: the second pass is rescored by this stream's own model: its outputs are each final's vote
+        self.votes_itself = votes_itself(offline, self.second_pass)
         #: True: a final's PendingFinal carries its utterance's audio and the second pass runs where the final is
         #: decoded (PendingFinal.scores; the server's decoding threads), not in `advance`
         self.defer_second_pass = False
