@@ -236,12 +236,21 @@ def _cpu(values: Any) -> Any:
 
 
 def votes_itself(streaming: Transcriber, second: Transcriber | None) -> bool:
-    """Whether a two-pass stream's own model is its second pass's rescoring model (the same folder): then each
-    final's vote is the stream's outputs for the utterance, already computed, not the model run again."""
+    """Whether a two-pass stream's own model is its second pass's rescoring model: the same folder, or folders of
+    the same trained weights (a model folder and its ONNX exports, float or int8, name the weights' SHA-256). Then
+    each final's vote is the stream's outputs for the utterance, already computed, not the model run again."""
     if second is None or second.rescoring is None:
         return False
-    own, theirs = streaming.bundle.path, second.rescoring.model.bundle.path
-    return own is not None and theirs is not None and Path(own).resolve() == Path(theirs).resolve()
+    own, theirs = streaming.bundle, second.rescoring.model.bundle
+    if own.path is not None and theirs.path is not None and Path(own.path).resolve() == Path(theirs.path).resolve():
+        return True
+    return _weights_id(own.meta) is not None and _weights_id(own.meta) == _weights_id(theirs.meta)
+
+
+def _weights_id(meta: dict[str, Any]) -> str | None:
+    """The SHA-256 of the trained weights a model folder (model.json) or an ONNX export (export.json) holds."""
+    value = meta.get("source_weights_sha256") or meta.get("weights_sha256")
+    return str(value) if value else None
 
 
 def as_votes(values: Any) -> np.ndarray:

@@ -5,6 +5,7 @@ results; a second pass at another rate is refused."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,7 @@ import pytest
 import torch
 
 from gruasr.audio.io import AN4_RAW, load_audio, save_wav
-from gruasr.bundle import ModelBundle
+from gruasr.bundle import ModelBundle, bundled
 from gruasr.cli.main import main
 from gruasr.data.tokens import TokenTable
 from gruasr.errors import ConfigError
@@ -93,7 +94,7 @@ def test_each_final_is_the_second_pass_on_its_utterance(call_audio: np.ndarray) 
     assert [e.text for e in deferred if e is not None] == [e.text for e in finals]
 
 
-def test_a_rescored_second_pass_is_voted_by_the_streams_own_outputs(call_audio: np.ndarray) -> None:
+def test_a_rescored_second_pass_is_voted_by_the_streams_own_outputs(call_audio: np.ndarray, tmp_path: Path) -> None:
     """The bundled default model as the second pass, rescored by the streaming model (its model.json), behind that
     same streaming model: each final is the second pass's n-best of the utterance's audio picked by the stream's own
     outputs for the utterance (already computed: the streaming model does not run again); the server's deferred way
@@ -121,6 +122,8 @@ def test_a_rescored_second_pass_is_voted_by_the_streams_own_outputs(call_audio: 
     assert all(p.vote is not None for p in pending if p.audio is not None)  # the stream's outputs travel along
     deferred = [p.event(p.decoded(second, second)) for p in pending]
     assert [e.text for e in deferred if e is not None] == finals
+    copy = OfflineRecognizer.load(shutil.copytree(bundled("telephone-streaming"), tmp_path / "elsewhere"))
+    assert StreamingRecognizer(copy, second_pass=second).votes_itself  # the same weights in another folder
     other = StreamingRecognizer(_offline(False, 0), EndpointConfig(trailing_silence=0.5), second)
     assert not other.votes_itself  # a tiny streaming model: the second pass's own rescoring model votes
     events, recorded = _run(other, call_audio)
