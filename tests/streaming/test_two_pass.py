@@ -94,6 +94,18 @@ def test_each_final_is_the_second_pass_on_its_utterance(call_audio: np.ndarray) 
     assert [e.text for e in deferred if e is not None] == [e.text for e in finals]
 
 
+def _heard_utterances(recorded: list, audio: np.ndarray) -> list[tuple[torch.Tensor, np.ndarray]]:
+    """(the stream's log-probabilities, the audio a bidirectional second pass hears) of each recorded utterance
+    that has some: frames first..end-1, exact zeros beyond 0.1 s cut from its edges."""
+    out = []
+    for first, end, log_probs in recorded:
+        samples = audio[first * 80 : end * 80 + 120]
+        lo, hi = zero_edges(samples, 800)
+        if log_probs.shape[0] and hi - lo >= 200:
+            out.append((log_probs, samples[lo:hi]))
+    return out
+
+
 def test_a_rescored_second_pass_is_voted_by_the_streams_own_outputs(call_audio: np.ndarray, tmp_path: Path) -> None:
     """The bundled default model as the second pass, rescored by the streaming model (its model.json), behind that
     same streaming model: each final is the second pass's n-best of the utterance's audio picked by the stream's own
@@ -106,12 +118,9 @@ def test_a_rescored_second_pass_is_voted_by_the_streams_own_outputs(call_audio: 
     assert rec.votes_itself
     events, recorded = _run(rec, call_audio)
     expected = []
-    for first, end, log_probs in recorded:
-        audio = call_audio[first * 80 : end * 80 + 120]
-        lo, hi = zero_edges(audio, 800)
-        if log_probs.shape[0] and hi - lo >= 200:
-            hyp = second.rescoring.pick(second, second.log_probs(audio[lo:hi]).cpu(), as_votes(log_probs))
-            expected += [hyp.text] if hyp.text else []
+    for log_probs, heard in _heard_utterances(recorded, call_audio):
+        hyp = second.rescoring.pick(second, second.log_probs(heard).cpu(), as_votes(log_probs))
+        expected += [hyp.text] if hyp.text else []
     finals = [e.text for e in events if e.type == "final"]
     assert finals == expected and finals
     rec.defer_second_pass = True
@@ -128,13 +137,9 @@ def test_a_rescored_second_pass_is_voted_by_the_streams_own_outputs(call_audio: 
     assert not other.votes_itself  # a tiny streaming model: the second pass's own rescoring model votes
     events, recorded = _run(other, call_audio)
     expected = []
-    for first, end, log_probs in recorded:
-        audio = call_audio[first * 80 : end * 80 + 120]
-        lo, hi = zero_edges(audio, 800)
-        if log_probs.shape[0] and hi - lo >= 200:
-            heard = audio[lo:hi]
-            hyp = second.rescoring.best(second, second.log_probs(heard).cpu(), heard, ends_input=False)
-            expected += [hyp.text] if hyp.text else []
+    for _, heard in _heard_utterances(recorded, call_audio):
+        hyp = second.rescoring.best(second, second.log_probs(heard).cpu(), heard, ends_input=False)
+        expected += [hyp.text] if hyp.text else []
     assert [e.text for e in events if e.type == "final"] == expected
 
 
