@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,33 +22,11 @@ def _recognizer(args: argparse.Namespace) -> OfflineRecognizer:
     """The model on --device (or, with --engine onnx, an exported folder on ONNX Runtime) with the decoding the
     arguments ask for; what they leave open comes from the model: --greedy (or --decoding greedy) is the best path,
     --no-lm (or --decoding beam) beam search without the LM and lexicon, --decoding lm beam search with them."""
-    recognizer: Any
-    if args.engine == "onnx":
-        from gruasr.runtime import OnnxRecognizer
-
-        if args.model is None:
-            raise ConfigError(
-                "--engine onnx needs --model DIR, a folder written by `gruasr model export --onnx MODEL --out DIR`"
-            )
-        recognizer = OnnxRecognizer.load(
-            args.model,
-            lm=args.lm,
-            lexicon=args.lexicon,
-            trusted_keys=args.trusted_key,
-            threads=getattr(args, "threads", 1),
-            rescoring=_own_rescoring(args),
-        )
-    else:
-        from gruasr.recognizer import OfflineRecognizer
-
-        recognizer = OfflineRecognizer.load(
-            args.model,
-            args.device,
-            lm=args.lm,
-            lexicon=args.lexicon,
-            trusted_keys=args.trusted_key,
-            rescoring=_own_rescoring(args),
-        )
+    weight = getattr(args, "rescore_weight", None)
+    if weight is not None and weight < 0:  # before any model loads
+        raise ConfigError(f"--rescore-weight must be >= 0, got {weight}")
+    missing = "--engine onnx needs --model DIR, a folder written by `gruasr model export --onnx MODEL --out DIR`"
+    recognizer = _load(args, args.model, missing, _own_rescoring(args), lm=args.lm, lexicon=args.lexicon)
     method, use_lm = None, None
     if args.greedy or args.decoding == "greedy":
         method = "greedy"
@@ -60,6 +39,32 @@ def _recognizer(args: argparse.Namespace) -> OfflineRecognizer:
     )
     _rescoring(args, recognizer)
     return recognizer
+
+
+def _load(
+    args: argparse.Namespace,
+    folder: str | os.PathLike[str] | None,
+    missing: str,
+    rescoring: bool,
+    lm: str | None = None,
+    lexicon: str | None = None,
+) -> Any:
+    """One recognizer on the engine --engine names: torch on --device (folder None: the bundled default model), or
+    ONNX Runtime on an export folder (none: ConfigError `missing`)."""
+    if args.engine == "onnx":
+        from gruasr.runtime import OnnxRecognizer
+
+        if not folder:
+            raise ConfigError(missing)
+        threads = getattr(args, "threads", 1)
+        return OnnxRecognizer.load(
+            folder, lm=lm, lexicon=lexicon, trusted_keys=args.trusted_key, threads=threads, rescoring=rescoring
+        )
+    from gruasr.recognizer import OfflineRecognizer
+
+    return OfflineRecognizer.load(
+        folder, args.device, lm=lm, lexicon=lexicon, trusted_keys=args.trusted_key, rescoring=rescoring
+    )
 
 
 def _own_rescoring(args: argparse.Namespace) -> bool:
@@ -77,8 +82,6 @@ def _rescoring(args: argparse.Namespace, recognizer: Any) -> None:
     from gruasr.transcription import RESCORE_WEIGHT, Rescoring
 
     explicit, weight = getattr(args, "rescore", None), getattr(args, "rescore_weight", None)
-    if weight is not None and weight < 0:
-        raise ConfigError(f"--rescore-weight must be >= 0, got {weight}")
     if weight == 0:
         recognizer.rescoring = None
         return
@@ -88,20 +91,11 @@ def _rescoring(args: argparse.Namespace, recognizer: Any) -> None:
                 raise ConfigError("--rescore-weight: this model names no rescoring model; give one with --rescore DIR")
             recognizer.rescoring = replace(recognizer.rescoring, weight=weight)
         return
-    second: Any
-    if args.engine == "onnx":
-        from gruasr.runtime import OnnxRecognizer
+    from gruasr.bundle import bundled
 
-        if not explicit:
-            raise ConfigError("--engine onnx --rescore needs DIR, a folder written by `gruasr model export --onnx`")
-        threads = getattr(args, "threads", 1)
-        second = OnnxRecognizer.load(explicit, trusted_keys=args.trusted_key, threads=threads, rescoring=False)
-    else:
-        from gruasr.bundle import bundled
-        from gruasr.recognizer import OfflineRecognizer
-
-        folder = explicit or bundled("telephone-streaming")
-        second = OfflineRecognizer.load(folder, args.device, trusted_keys=args.trusted_key, rescoring=False)
+    folder = explicit or (None if args.engine == "onnx" else bundled("telephone-streaming"))
+    missing = "--engine onnx --rescore needs DIR, a folder written by `gruasr model export --onnx`"
+    second = _load(args, folder, missing, rescoring=False)
     recognizer.rescoring = Rescoring(second, RESCORE_WEIGHT if weight is None else weight).check(recognizer)
 
 

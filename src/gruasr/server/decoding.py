@@ -165,11 +165,11 @@ class DecoderThreads:
     ) -> concurrent.futures.Future[list[Hypothesis]]:
         return self._pool.submit(self.decoder.decode, log_probs, request, votes)
 
-    def submit_heard(
-        self, pending: PendingFinal, second_pass: Transcriber, request: DecodeRequest
+    def submit_final(
+        self, pending: PendingFinal, second_pass: Transcriber | None, request: DecodeRequest
     ) -> concurrent.futures.Future[list[Hypothesis]]:
-        """A final of a deferred second pass: that model's log-probabilities of the utterance's audio, then the
-        search, both in a decoding thread."""
+        """A stream's final: with a deferred second pass, that model's log-probabilities of the utterance's audio
+        (and its rescoring model's vote) are computed here, in a decoding thread, then the search."""
         return self._pool.submit(
             lambda: self.decoder.decode(pending.scores(second_pass), request, pending.votes(second_pass))
         )
@@ -245,6 +245,12 @@ class DecoderProcesses:
                 self._pool.shutdown(wait=False, cancel_futures=True)
                 self._pool = self._new_pool()
                 return self._pool.submit(_worker_decode, array, request, votes)
+
+    def submit_final(
+        self, pending: PendingFinal, second_pass: Transcriber | None, request: DecodeRequest
+    ) -> concurrent.futures.Future[list[Hypothesis]]:
+        """A stream's final (its second pass, if any, ran in the ticker: a process holds no model)."""
+        return self.submit(pending.scores(second_pass), request, pending.votes(second_pass))
 
     def shutdown(self) -> None:
         with self._lock:

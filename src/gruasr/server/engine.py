@@ -283,11 +283,7 @@ class Engine:
                         raise RuntimeError("the engine is not started")
                     self.metrics.decode_queue.inc()
                     final: concurrent.futures.Future[Output | None] = concurrent.futures.Future()
-                    second = self.recognizer.second_pass
-                    if item.audio is not None and second is not None and isinstance(self._decoders, DecoderThreads):
-                        decoded = self._decoders.submit_heard(item, second, work.leg.request)
-                    else:
-                        decoded = self._decoders.submit(item.log_probs, work.leg.request, item.vote)
+                    decoded = self._decoders.submit_final(item, self.recognizer.second_pass, work.leg.request)
                     decoded.add_done_callback(functools.partial(self._finish, final, item, work.leg.request,
                                                                 work.offset))  # fmt: skip
                     items.append(final)
