@@ -43,10 +43,10 @@ def with_method(asr: OfflineRecognizer, method: str, rescoring: Rescoring | None
     return asr
 
 
-def methods_of(asr: OfflineRecognizer) -> list[str]:
+def methods_of(asr: OfflineRecognizer, rescoring: Rescoring | None) -> list[str]:
     """The decodings a model is measured with: greedy, beam + LM when it has an LM, and rescored when it names a
-    rescoring model (model.json "rescoring")."""
-    return ["greedy"] + ["beam+lm"] * (asr.lm is not None) + ["beam+lm+rescore"] * (asr.rescoring is not None)
+    rescoring model (model.json "rescoring": `rescoring`, as loaded; with_method changes asr.rescoring)."""
+    return ["greedy"] + ["beam+lm"] * (asr.lm is not None) + ["beam+lm+rescore"] * (rescoring is not None)
 
 
 def main() -> None:
@@ -82,7 +82,7 @@ def main() -> None:
         loaded = {model: OfflineRecognizer.load(model) for model in {m for m, _ in runs}}  # each model once
         rescorings = {model: asr.rescoring for model, asr in loaded.items()}
         for model, test in runs:
-            for method in methods_of(loaded[model]):
+            for method in methods_of(loaded[model], rescorings[model]):
                 asr = with_method(loaded[model], method, rescorings[model])
                 status.print(f"{test.name}: {method}")
                 report = run_test_set(asr, test, status)
@@ -92,11 +92,7 @@ def main() -> None:
                     "utterances": len(report.recogs), "words": counts.words, "wer": counts.wer, "cer": counts.cer,
                     "ser": counts.ser, "sub": counts.sub, "del": counts.dels, "ins": counts.ins, "rtf": report.rtf,
                 })  # fmt: skip
-        methods = (
-            []
-            if args.holdout_only
-            else methods_of(with_method(loaded[args.model], "beam+lm+rescore", rescorings[args.model]))
-        )
+        methods = [] if args.holdout_only else methods_of(loaded[args.model], rescorings[args.model])
         if methods:
             nonspeech = build_nonspeech(work / "nonspeech", "test", NonSpeechConfig(count=300, seed=1))
             line = TelephoneChannel(codec="ulaw")
