@@ -1,4 +1,5 @@
-"""On-the-fly waveform augmentation for training: speed perturbation, gain, the telephone channel and noise.
+"""On-the-fly waveform augmentation for training: speed perturbation, spectral tilt, gain, the telephone channel
+and noise.
 
 Every random choice comes from the numpy Generator passed in. The dataset makes one generator per
 (seed, epoch, utterance index), so an utterance gets the same augmentation whichever worker process loads it
@@ -14,6 +15,11 @@ import numpy as np
 from gruasr.audio.resample import resample
 from gruasr.audio.telephony import TelephoneChannel, add_noise
 from gruasr.errors import ConfigError
+
+#: the steepest spectral tilt accepted, dB per octave
+TILT_MAX_DB = 12.0
+#: below this frequency the tilt's gain stays flat (a tilt would otherwise boost or cut DC without bound)
+TILT_FLOOR_HZ = 100.0
 
 
 @dataclass(frozen=True)
@@ -33,6 +39,9 @@ class AugmentConfig:
     snr_db: tuple[float, float] = (10.0, 40.0)
     #: gain drawn uniformly from this range in dB (0, 0 = off)
     gain_db: tuple[float, float] = (0.0, 0.0)
+    #: spectral tilt drawn uniformly from this range in dB per octave around 1 kHz (0, 0 = off): another
+    #: microphone or handset, brighter (> 0) or duller (< 0); see `tilt`
+    tilt_db: tuple[float, float] = (0.0, 0.0)
     #: the channel's other settings (band edges, filter order)
     channel: TelephoneChannel = field(default_factory=lambda: TelephoneChannel(codec=None, packet_loss=0.0))
 
@@ -43,16 +52,24 @@ class AugmentConfig:
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ConfigError(f"augment: {name} must be in [0, 1], got {value}")
-        for name in ("packet_loss", "snr_db", "gain_db"):
+        for name in ("packet_loss", "snr_db", "gain_db", "tilt_db"):
             low, high = getattr(self, name)
             if low > high:
                 raise ConfigError(f"augment: {name} range is empty: {low} > {high}")
         if not 0.0 <= self.packet_loss[0] <= self.packet_loss[1] < 1.0:
             raise ConfigError(f"augment: packet_loss must lie in [0, 1), got {self.packet_loss}")
+        if max(abs(t) for t in self.tilt_db) > TILT_MAX_DB:
+            raise ConfigError(f"augment: tilt_db must lie in +-{TILT_MAX_DB} dB/octave, got {self.tilt_db}")
 
     @property
     def active(self) -> bool:
-        return self.speeds != (1.0,) or self.telephone_prob > 0 or self.noise_prob > 0 or self.gain_db != (0.0, 0.0)
+        return (
+            self.speeds != (1.0,)
+            or self.telephone_prob > 0
+            or self.noise_prob > 0
+            or self.gain_db != (0.0, 0.0)
+            or self.tilt_db != (0.0, 0.0)
+        )
 
 
 def speed_perturb(samples: np.ndarray, sample_rate: int, factor: float) -> np.ndarray:
@@ -62,11 +79,30 @@ def speed_perturb(samples: np.ndarray, sample_rate: int, factor: float) -> np.nd
     return resample(samples, int(round(sample_rate * factor)), sample_rate)
 
 
+def tilt(samples: np.ndarray, sample_rate: int, db_per_octave: float) -> np.ndarray:
+    """`samples` through a zero-phase filter whose gain is `db_per_octave` x log2(f / 1 kHz) dB (flat below
+    TILT_FLOOR_HZ): what another microphone or handset does to the long-term spectrum. FSDD's speakers differ this
+    way (one speaker's spectral centroid is 900 Hz, the others' 470-690 Hz), and a fixed filter is a fixed
+    offset per mel bin that global CMVN does not remove. Applied by FFT over the whole utterance, the level (RMS)
+    kept, so that the tilt changes the spectrum's shape and `gain_db` its level; 0 returns `samples`."""
+    if db_per_octave == 0.0 or len(samples) == 0:
+        return samples
+    n = len(samples)
+    size = 1 << int(np.ceil(np.log2(2 * n)))  # zero-padded: a linear, not circular, filter for the short response
+    freqs = np.maximum(np.fft.rfftfreq(size, 1.0 / sample_rate), TILT_FLOOR_HZ)
+    gain = 10.0 ** (db_per_octave * np.log2(freqs / 1000.0) / 20.0)
+    out = np.fft.irfft(np.fft.rfft(samples, size) * gain, size)[:n]
+    before, after = float(np.sqrt(np.mean(np.square(samples, dtype=np.float64)))), float(np.sqrt(np.mean(out**2)))
+    return (out * (before / after if after > 0 else 1.0)).astype(np.float32)
+
+
 def augment(samples: np.ndarray, sample_rate: int, config: AugmentConfig, rng: np.random.Generator) -> np.ndarray:
     """Apply the configured augmentations to mono float audio (n,) at sample_rate; returns float32 (m,)."""
     out = np.asarray(samples, dtype=np.float32)
     factor = float(config.speeds[int(rng.integers(len(config.speeds)))])
     out = speed_perturb(out, sample_rate, factor)
+    if config.tilt_db != (0.0, 0.0):
+        out = tilt(out, sample_rate, float(rng.uniform(*config.tilt_db)))
     low, high = config.gain_db
     if high > low or low != 0.0:
         out = out * np.float32(10.0 ** (rng.uniform(low, high) / 20.0))
