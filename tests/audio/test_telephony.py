@@ -15,6 +15,7 @@ from gruasr.audio import (
     g711_roundtrip,
     load_audio,
     packet_loss,
+    spectral_tilt,
 )
 from gruasr.audio.g711 import ulaw_decode, ulaw_encode
 from gruasr.errors import ConfigError, ShapeError
@@ -158,6 +159,31 @@ def test_gain(speech, gain):
     np.testing.assert_allclose(apply_gain(speech, gain), speech * 10 ** (gain / 20), rtol=1e-6)
 
 
+@pytest.mark.parametrize("slope", [-6.0, 4.0])
+def test_tilt_slopes_the_spectrum_by_its_db_per_octave_and_keeps_the_level(slope):
+    rate = 8000
+    noise = np.random.default_rng(1).standard_normal(rate * 4) * 0.1
+    out = spectral_tilt(noise, rate, slope)
+    assert out.dtype == np.float32 and out.shape == noise.shape
+    assert np.sqrt(np.mean(out.astype(np.float64) ** 2)) == pytest.approx(np.sqrt(np.mean(noise**2)), rel=1e-4)
+
+    def band_db(x: np.ndarray, low: float, high: float) -> float:  # mean power in a band, 512-sample frames
+        frames = x[: len(x) // 512 * 512].reshape(-1, 512) * np.hanning(512)
+        power = (np.abs(np.fft.rfft(frames, axis=1)) ** 2).mean(0)
+        freqs = np.fft.rfftfreq(512, 1 / rate)
+        return 10 * np.log10(power[(freqs >= low) & (freqs < high)].mean())
+
+    # 500-700 Hz against 2000-2800 Hz, two octaves apart: the input is white, so the difference is the tilt's
+    high = band_db(out, 2000, 2800) - band_db(noise, 2000, 2800)
+    assert high - (band_db(out, 500, 700) - band_db(noise, 500, 700)) == pytest.approx(2 * slope, abs=0.5)
+    # the channel's handset stage is the same filter, before the line
+    channel = dataclasses.replace(CLEAN, tilt_db=slope)
+    np.testing.assert_allclose(channel.apply(noise, rate, rng()), out, atol=1e-6)
+    np.testing.assert_array_equal(spectral_tilt(noise, rate, 0.0), noise.astype(np.float32))
+    with pytest.raises(ConfigError, match="tilt"):
+        spectral_tilt(noise, rate, 13.0)
+
+
 def test_loud_line_clips_in_the_codec():
     y = TelephoneChannel(low_hz=None, high_hz=None, gain_db=20.0).apply(tone(1000.0, 8000, 0.5), 8000, rng())
     assert np.abs(y).max() <= 1.0
@@ -221,6 +247,8 @@ def test_empty_input():
         {"snr_db": float("nan")},
         {"snr_db": "20"},
         {"gain_db": float("inf")},
+        {"tilt_db": 20.0},
+        {"tilt_db": float("nan")},
         {"frame_ms": 0.0},
         {"conceal_fade_db": -1.0},
         {"max_concealed": -1},

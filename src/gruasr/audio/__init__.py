@@ -5,7 +5,9 @@ from typing import Any
 from gruasr.audio.io import AN4_RAW, Audio, AudioInfo, RawFormat, audio_info, load_audio, save_wav
 from gruasr.audio.resample import resample
 
-_TELEPHONY = ("TelephoneChannel", "add_noise", "apply_gain", "band_limit", "g711_roundtrip", "packet_loss")
+_TELEPHONY = (
+    "TelephoneChannel", "add_noise", "apply_gain", "band_limit", "g711_roundtrip", "packet_loss", "spectral_tilt",
+)  # fmt: skip
 
 __all__ = [
     "AN4_RAW",
@@ -22,6 +24,7 @@ __all__ = [
     "packet_loss",
     "resample",
     "save_wav",
+    "spectral_tilt",
 ]
 
 

@@ -2,7 +2,8 @@
 
 The chain, in order (each step is also a function of its own):
 1. resample to the network rate (8 kHz narrowband) with gruasr.audio.resample;
-2. `apply_gain`: a level change (a quiet talker, a hot line), in dB;
+2. `apply_gain`: a level change (a quiet talker, a hot line), in dB, and `spectral_tilt`: the handset's or
+   microphone's spectral shape, a slope in dB per octave (brighter or duller than the recordings' own);
 3. `add_noise`: additive noise at a signal-to-noise ratio, measured on the speech as it enters (white Gaussian
    noise, or a given noise recording);
 4. `band_limit`: the ITU-T G.712 voice band, 300-3400 Hz, as a causal Butterworth band-pass (a real line
@@ -28,6 +29,10 @@ from gruasr.errors import ConfigError, ShapeError
 
 #: the G.711 laws: "ulaw" (mu-law: North America, Japan) and "alaw" (A-law: elsewhere)
 CODECS = ("ulaw", "alaw")
+#: the steepest spectral tilt accepted, dB per octave
+TILT_MAX_DB = 12.0
+#: below this frequency a tilt's gain stays flat (it would otherwise boost or cut DC without bound)
+TILT_FLOOR_HZ = 100.0
 
 
 def _mono(samples: np.ndarray, what: str) -> np.ndarray:
@@ -125,6 +130,26 @@ def apply_gain(samples: np.ndarray, gain_db: float) -> np.ndarray:
     Nothing is clipped here; the G.711 codec clips at full scale."""
     gain = _number(gain_db, "gain_db")
     return (_mono(samples, "apply_gain") * 10.0 ** (gain / 20.0)).astype(np.float32)
+
+
+def spectral_tilt(samples: np.ndarray, sample_rate: int, db_per_octave: float) -> np.ndarray:
+    """`samples` (n,) through a zero-phase filter whose gain is `db_per_octave` x log2(f / 1 kHz) dB (flat below
+    TILT_FLOOR_HZ), the level (RMS) kept -> float32 (n,): another microphone or handset, brighter (> 0) or duller
+    (< 0), changing the spectrum's shape, not its level (that is `apply_gain`). A fixed filter is a fixed offset
+    per mel bin, which global CMVN does not remove. Applied by FFT over the whole input, zero-padded so that the
+    filter is linear, not circular; 0 returns the samples as float32."""
+    x = _mono(samples, "spectral_tilt")
+    slope = _number(db_per_octave, "db_per_octave")
+    if abs(slope) > TILT_MAX_DB:
+        raise ConfigError(f"a spectral tilt must lie within +-{TILT_MAX_DB} dB/octave, got {slope}")
+    if slope == 0.0 or len(x) == 0:
+        return x.astype(np.float32)
+    size = 1 << int(np.ceil(np.log2(2 * len(x))))
+    freqs = np.maximum(np.fft.rfftfreq(size, 1.0 / _rate(sample_rate, "sample_rate")), TILT_FLOOR_HZ)
+    gain = 10.0 ** (slope * np.log2(freqs / 1000.0) / 20.0)
+    out = np.fft.irfft(np.fft.rfft(x, size) * gain, size)[: len(x)]
+    before, after = math.sqrt(float(np.mean(x**2))), math.sqrt(float(np.mean(out**2)))
+    return (out * (before / after if after > 0 else 1.0)).astype(np.float32)
 
 
 def add_noise(
@@ -231,6 +256,7 @@ class TelephoneChannel:
     snr_db: float | None = None
     noise: np.ndarray | None = field(default=None, compare=False, repr=False)
     gain_db: float = 0.0
+    tilt_db: float = 0.0  # the handset's spectral tilt, dB per octave around 1 kHz (spectral_tilt)
     output_rate: int = 8000
 
     def __post_init__(self) -> None:
@@ -252,6 +278,8 @@ class TelephoneChannel:
                 raise ConfigError("noise must hold some non-zero samples")
             object.__setattr__(self, "noise", noise.astype(np.float32))
         _number(self.gain_db, "gain_db")
+        if abs(_number(self.tilt_db, "tilt_db")) > TILT_MAX_DB:
+            raise ConfigError(f"tilt_db must lie within +-{TILT_MAX_DB} dB/octave, got {self.tilt_db}")
 
     def apply(self, samples: np.ndarray, sample_rate: int, rng: np.random.Generator) -> np.ndarray:
         """Pass speech (n,) at sample_rate Hz through the channel -> float32 (m,) at self.output_rate Hz.
@@ -263,6 +291,8 @@ class TelephoneChannel:
             x = resample(x, rate, self.output_rate).astype(np.float64)
         if self.gain_db:
             x = apply_gain(x, self.gain_db)
+        if self.tilt_db:
+            x = spectral_tilt(x, self.output_rate, self.tilt_db)
         if self.snr_db is not None:
             x = add_noise(x, self.snr_db, rng, self.noise)
         if self.low_hz is not None or self.high_hz is not None:

@@ -13,13 +13,8 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from gruasr.audio.resample import resample
-from gruasr.audio.telephony import TelephoneChannel, add_noise
+from gruasr.audio.telephony import TILT_MAX_DB, TelephoneChannel, add_noise, spectral_tilt
 from gruasr.errors import ConfigError
-
-#: the steepest spectral tilt accepted, dB per octave
-TILT_MAX_DB = 12.0
-#: below this frequency the tilt's gain stays flat (a tilt would otherwise boost or cut DC without bound)
-TILT_FLOOR_HZ = 100.0
 
 
 @dataclass(frozen=True)
@@ -40,7 +35,7 @@ class AugmentConfig:
     #: gain drawn uniformly from this range in dB (0, 0 = off)
     gain_db: tuple[float, float] = (0.0, 0.0)
     #: spectral tilt drawn uniformly from this range in dB per octave around 1 kHz (0, 0 = off): another
-    #: microphone or handset, brighter (> 0) or duller (< 0); see `tilt`
+    #: microphone or handset, brighter (> 0) or duller (< 0); gruasr.audio.telephony.spectral_tilt
     tilt_db: tuple[float, float] = (0.0, 0.0)
     #: the channel's other settings (band edges, filter order)
     channel: TelephoneChannel = field(default_factory=lambda: TelephoneChannel(codec=None, packet_loss=0.0))
@@ -79,30 +74,13 @@ def speed_perturb(samples: np.ndarray, sample_rate: int, factor: float) -> np.nd
     return resample(samples, int(round(sample_rate * factor)), sample_rate)
 
 
-def tilt(samples: np.ndarray, sample_rate: int, db_per_octave: float) -> np.ndarray:
-    """`samples` through a zero-phase filter whose gain is `db_per_octave` x log2(f / 1 kHz) dB (flat below
-    TILT_FLOOR_HZ): what another microphone or handset does to the long-term spectrum. FSDD's speakers differ this
-    way (one speaker's spectral centroid is 900 Hz, the others' 470-690 Hz), and a fixed filter is a fixed
-    offset per mel bin that global CMVN does not remove. Applied by FFT over the whole utterance, the level (RMS)
-    kept, so that the tilt changes the spectrum's shape and `gain_db` its level; 0 returns `samples`."""
-    if db_per_octave == 0.0 or len(samples) == 0:
-        return samples
-    n = len(samples)
-    size = 1 << int(np.ceil(np.log2(2 * n)))  # zero-padded: a linear, not circular, filter for the short response
-    freqs = np.maximum(np.fft.rfftfreq(size, 1.0 / sample_rate), TILT_FLOOR_HZ)
-    gain = 10.0 ** (db_per_octave * np.log2(freqs / 1000.0) / 20.0)
-    out = np.fft.irfft(np.fft.rfft(samples, size) * gain, size)[:n]
-    before, after = float(np.sqrt(np.mean(np.square(samples, dtype=np.float64)))), float(np.sqrt(np.mean(out**2)))
-    return (out * (before / after if after > 0 else 1.0)).astype(np.float32)
-
-
 def augment(samples: np.ndarray, sample_rate: int, config: AugmentConfig, rng: np.random.Generator) -> np.ndarray:
     """Apply the configured augmentations to mono float audio (n,) at sample_rate; returns float32 (m,)."""
     out = np.asarray(samples, dtype=np.float32)
     factor = float(config.speeds[int(rng.integers(len(config.speeds)))])
     out = speed_perturb(out, sample_rate, factor)
     if config.tilt_db != (0.0, 0.0):
-        out = tilt(out, sample_rate, float(rng.uniform(*config.tilt_db)))
+        out = spectral_tilt(out, sample_rate, float(rng.uniform(*config.tilt_db)))
     low, high = config.gain_db
     if high > low or low != 0.0:
         out = out * np.float32(10.0 ** (rng.uniform(low, high) / 20.0))
