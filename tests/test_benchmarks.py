@@ -39,6 +39,18 @@ def test_recurrent_speed_quick_writes_json(tmp_path):
     assert "x nn.GRU" in done.stdout
 
 
+def test_handset_quick_writes_json_and_plot(tmp_path, data_dir):
+    out = tmp_path / "handset.json"
+    done = _bench("handset.py", "--data", str(data_dir), "--out", str(out))
+    rows = json.loads(out.read_text())["rows"]
+    assert [(r["decoding"], r["tilt_db_per_octave"]) for r in rows] == [
+        ("greedy", 0.0), ("greedy", 4.0), ("beam+lm+rescore", 0.0), ("beam+lm+rescore", 4.0),
+    ]  # fmt: skip
+    assert all(r["words"] == rows[0]["words"] > 0 and r["errors"] >= 0 for r in rows)  # the same utterances
+    assert (tmp_path / "handset.png").stat().st_size > 0
+    assert "tilted handset" in done.stdout
+
+
 def test_loader_speed_quick_writes_json(tmp_path, data_dir):
     out = tmp_path / "loader.json"
     _bench("loader_speed.py", "--data", str(data_dir), "--out", str(out))
