@@ -42,7 +42,7 @@ def test_eval_through_a_telephone_line_with_an_lm(tiny_model, test_manifest, tmp
     assert main([*args, "--lm", str(lm), "--channel", "ulaw", "--snr", "20", "--packet-loss", "0.02"]) == 0
     report = json.loads((out / "report.json").read_text())
     assert report["decoding"] == "beam+lm"
-    assert report["channel"] == {"codec": "ulaw", "snr_db": 20.0, "packet_loss": 0.02}
+    assert report["channel"] == {"codec": "ulaw", "snr_db": 20.0, "packet_loss": 0.02, "tilt_db": 0.0}
     words = {
         w
         for line in (out / "recogs.txt").read_text().splitlines()
@@ -50,6 +50,25 @@ def test_eval_through_a_telephone_line_with_an_lm(tiny_model, test_manifest, tmp
         for w in ast.literal_eval(line.split("hyp=")[1])
     }
     assert words <= {"one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "zero"}  # lexicon
+
+
+def test_eval_through_another_handset_is_the_library_channel(test_manifest, tmp_path, capsys):
+    from gruasr.audio.telephony import TelephoneChannel
+    from gruasr.evaluation.evaluate import evaluate
+    from gruasr.recognizer import OfflineRecognizer
+
+    # the bundled model, greedy, so that the texts are real words
+    args = ["eval", "--manifest", str(test_manifest), "--greedy", "--rescore-weight", "0", "--channel", "ulaw"]
+    assert main([*args, "--tilt", "4", "--out", str(tmp_path / "e")]) == 0
+    report = json.loads((tmp_path / "e" / "report.json").read_text())
+    assert report["channel"]["tilt_db"] == 4.0
+    asr = OfflineRecognizer.load(options=DecodeOptions("greedy"), rescoring=False)
+    expected = evaluate(asr, test_manifest, TelephoneChannel(codec="ulaw", tilt_db=4.0))
+    assert any(r.hyp for r in expected.recogs)
+    recogs = (tmp_path / "e" / "recogs.txt").read_text()
+    assert all(f"{r.id}:\thyp={r.hyp.split()}" in recogs for r in expected.recogs)  # the same audio, the same texts
+    assert main([*args, "--tilt", "20", "--out", str(tmp_path / "bad")]) == 1  # beyond +-12: a clear error
+    assert "tilt_db must lie within" in capsys.readouterr().err
 
 
 def test_eval_lists_unreadable_audio_and_scores_the_rest(tiny_model, test_manifest, tmp_path, capsys):

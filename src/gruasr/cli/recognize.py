@@ -150,17 +150,22 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         raise ConfigError(f"{args.manifest}: no such manifest")
     recognizer = _recognizer(args)
     channel = None
-    if args.channel or args.snr is not None or args.packet_loss:
+    if args.channel or args.snr is not None or args.packet_loss or args.tilt:
         codec = None if args.channel in (None, "none") else args.channel
         channel = TelephoneChannel(
-            codec=codec, snr_db=args.snr, packet_loss=args.packet_loss, output_rate=recognizer.sample_rate
-        )
+            codec=codec, snr_db=args.snr, packet_loss=args.packet_loss, tilt_db=args.tilt,
+            output_rate=recognizer.sample_rate,
+        )  # fmt: skip
     report = evaluate(recognizer, args.manifest, channel, seed=args.seed, limit=args.limit)
     report.info = {
         "manifest": str(args.manifest),
         "model": str(recognizer.bundle.path),
         "decoding": _decoding_name(recognizer),
-        "channel": {"codec": args.channel, "snr_db": args.snr, "packet_loss": args.packet_loss} if channel else None,
+        "channel": (
+            {"codec": args.channel, "snr_db": args.snr, "packet_loss": args.packet_loss, "tilt_db": args.tilt}
+            if channel
+            else None
+        ),
     }
     data = write_report(report, Path(args.out))
     for ident, reason in report.failed:
@@ -201,6 +206,11 @@ def add_recognize_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParse
     ev.add_argument("--channel", choices=["ulaw", "alaw", "none"], help="pass the audio through a telephone line")
     ev.add_argument("--snr", type=float, help="add white noise at this SNR (dB) on the line")
     ev.add_argument("--packet-loss", type=float, default=0.0, help="fraction of 20 ms packets lost on the line")
+    ev.add_argument(
+        "--tilt", type=float, default=0.0, metavar="DB",
+        help="another handset: a spectral tilt in dB per octave around 1 kHz before the line (e.g. -4 duller, +4 "
+        "brighter)",
+    )  # fmt: skip
     ev.add_argument("--seed", type=int, default=0, help="seed of the simulated line")
     ev.add_argument("--limit", type=int, default=0, help="only the first N utterances")
     _add_decoding(ev)
