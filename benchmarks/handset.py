@@ -64,7 +64,8 @@ def main() -> None:
         for model in args.model or [None]:
             asr = OfflineRecognizer.load(model)
             own = asr.options
-            for method, options in (("greedy", DecodeOptions("greedy")), ("model", own)):
+            decodings = [("greedy", DecodeOptions("greedy"))] + [("model", own)] * (own.method != "greedy")
+            for method, options in decodings:  # a model that decodes greedily by itself gets one row
                 asr.options = options
                 name = "greedy" if method == "greedy" else own.method + ("+lm" if own.use_lm else "")
                 name += "+rescore" if method == "model" and asr.rescoring is not None else ""
