@@ -16,29 +16,11 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 
-from gruasr.audio.telephony import TelephoneChannel, spectral_tilt
+from gruasr.audio.telephony import TelephoneChannel, long_term_slope, spectral_tilt
 from gruasr.data.manifest import load_utterance, read_manifest
 from gruasr.evaluation.metrics import score
 from gruasr.recognizer import OfflineRecognizer
 from gruasr.transcription import DecodeOptions
-
-FRAME = 256
-
-
-def slope(chunks: Sequence[np.ndarray], rate: int) -> float:
-    """The least-squares slope (dB/octave, 300-3400 Hz) of the summed spectra of frames within 10 dB of each
-    chunk's loudest."""
-    total = np.zeros(FRAME // 2 + 1)
-    for x in chunks:
-        x = np.asarray(x, dtype=np.float64)[: len(x) // FRAME * FRAME]
-        if len(x) == 0:
-            continue
-        spectra = np.abs(np.fft.rfft(x.reshape(-1, FRAME) * np.hanning(FRAME), axis=1)) ** 2
-        energy = spectra.sum(axis=1)
-        total += spectra[energy > 0.1 * energy.max()].sum(axis=0)
-    freqs = np.fft.rfftfreq(FRAME, 1 / rate)
-    band = (freqs >= 300) & (freqs <= 3400)
-    return float(np.polyfit(np.log2(freqs[band] / 1000), 10 * np.log10(total[band] + 1e-20), 1)[0])
 
 
 def main() -> None:
@@ -53,12 +35,14 @@ def main() -> None:
     rate, line, own = asr.sample_rate, TelephoneChannel(codec="ulaw", output_rate=asr.sample_rate), asr.options
     train = [u for path in args.train for u in read_manifest(path)]
     picked = np.random.default_rng(0).choice(len(train), min(400, len(train)), replace=False)
-    reference = slope([load_utterance(train[i], rate) for i in picked], rate)
+    reference = long_term_slope([load_utterance(train[i], rate) for i in picked], rate)
     utts = read_manifest(args.manifest)
     audio = [load_utterance(u, rate) for u in utts]
     refs, speakers = [u.text for u in utts], [u.speaker or u.id for u in utts]
     legs = {s: [i for i, t in enumerate(speakers) if t == s] for s in sorted(set(speakers))}
-    correction = {s: float(np.clip(reference - slope([audio[i] for i in idx], rate), -6, 6)) for s, idx in legs.items()}
+    correction = {
+        s: float(np.clip(reference - long_term_slope([audio[i] for i in idx], rate), -6, 6)) for s, idx in legs.items()
+    }
     print(f"training sample's slope {reference:+.1f} dB/octave; correction per speaker:",
           ", ".join(f"{s} {c:+.1f}" for s, c in correction.items()))  # fmt: skip
 

@@ -18,6 +18,7 @@ from gruasr.audio import (
     spectral_tilt,
 )
 from gruasr.audio.g711 import ulaw_decode, ulaw_encode
+from gruasr.audio.telephony import long_term_slope
 from gruasr.errors import ConfigError, ShapeError
 
 from .helpers import amplitude_at, db, snr_db, tone
@@ -176,6 +177,8 @@ def test_tilt_slopes_the_spectrum_by_its_db_per_octave_and_keeps_the_level(slope
     # 500-700 Hz against 2000-2800 Hz, two octaves apart: the input is white, so the difference is the tilt's
     high = band_db(out, 2000, 2800) - band_db(noise, 2000, 2800)
     assert high - (band_db(out, 500, 700) - band_db(noise, 500, 700)) == pytest.approx(2 * slope, abs=0.5)
+    # and the long-term slope a speaker's recordings are measured by moves by the tilt
+    assert long_term_slope([out], rate) - long_term_slope([noise], rate) == pytest.approx(slope, abs=0.3)
     # the channel's handset stage is the same filter, before the line
     channel = dataclasses.replace(CLEAN, tilt_db=slope)
     np.testing.assert_allclose(channel.apply(noise, rate, rng()), out, atol=1e-6)

@@ -18,6 +18,7 @@ Every random choice comes from the caller's numpy Generator, so one seed gives t
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -150,6 +151,25 @@ def spectral_tilt(samples: np.ndarray, sample_rate: int, db_per_octave: float) -
     out = np.fft.irfft(np.fft.rfft(x, size) * gain, size)[: len(x)]
     before, after = math.sqrt(float(np.mean(x**2))), math.sqrt(float(np.mean(out**2)))
     return (out * (before / after if after > 0 else 1.0)).astype(np.float32)
+
+
+def long_term_slope(chunks: Sequence[np.ndarray], sample_rate: int, frame: int = 256) -> float:
+    """The slope, in dB per octave, of the long-term spectrum of `chunks` (one speaker's or handset's recordings)
+    over 300-3400 Hz: the power spectra of each chunk's Hann frames within 10 dB of its loudest, summed, and a
+    least-squares line through them in dB against log2(frequency). What `spectral_tilt` changes: tilting audio
+    by t dB/octave moves this slope by t."""
+    total = np.zeros(frame // 2 + 1)
+    for chunk in chunks:
+        x = _mono(chunk, "long_term_slope")
+        x = x[: len(x) // frame * frame]
+        if len(x) == 0:
+            continue
+        spectra = np.abs(np.fft.rfft(x.reshape(-1, frame) * np.hanning(frame), axis=1)) ** 2
+        energy = spectra.sum(axis=1)
+        total += spectra[energy > 0.1 * energy.max()].sum(axis=0)
+    freqs = np.fft.rfftfreq(frame, 1 / _rate(sample_rate, "sample_rate"))
+    band = (freqs >= 300) & (freqs <= 3400)
+    return float(np.polyfit(np.log2(freqs[band] / 1000), 10 * np.log10(total[band] + 1e-20), 1)[0])
 
 
 def add_noise(
