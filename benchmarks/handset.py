@@ -34,6 +34,7 @@ from gruasr.environment import environment  # noqa: E402
 from gruasr.evaluation.evaluate import evaluate  # noqa: E402
 from gruasr.evaluation.suite import find_data  # noqa: E402
 from gruasr.recognizer import OfflineRecognizer  # noqa: E402
+from gruasr.transcription import decoding_name  # noqa: E402
 
 
 def main() -> None:
@@ -64,11 +65,10 @@ def main() -> None:
         for model in args.model or [None]:
             asr = OfflineRecognizer.load(model)
             own = asr.options
-            decodings = [("greedy", DecodeOptions("greedy"))] + [("model", own)] * (own.method != "greedy")
-            for method, options in decodings:  # a model that decodes greedily by itself gets one row
+            decodings = [DecodeOptions("greedy")] + [own] * (own.method != "greedy")
+            for options in decodings:  # a model that decodes greedily by itself gets one row
                 asr.options = options
-                name = "greedy" if method == "greedy" else own.method + ("+lm" if own.use_lm else "")
-                name += "+rescore" if method == "model" and asr.rescoring is not None else ""
+                name = decoding_name(asr)
                 for tilt, channel in channels.items():
                     status.print(f"{asr.bundle.path}: {name}, tilt {tilt:+g} dB/octave")
                     counts = evaluate(asr, manifest, channel, limit=10 * args.quick, console=status).counts()

@@ -258,6 +258,16 @@ def as_votes(values: Any) -> np.ndarray:
     return np.asarray(_cpu(values), dtype=np.float64)
 
 
+def decoding_name(transcriber: Transcriber) -> str:
+    """How `transcriber` decodes now, as reports name it: "greedy", "beam", "beam+lm", or either beam with
+    "+rescore" when a second model votes (weight > 0)."""
+    if transcriber.options.method == "greedy":
+        return "greedy"
+    name = "beam+lm" if transcriber.options.use_lm and transcriber.lm is not None else "beam"
+    rescoring = transcriber.rescoring
+    return name + "+rescore" if rescoring is not None and rescoring.weight > 0 else name
+
+
 def leg_name(channel: int) -> str:
     """The label of a call leg: channel 0 is leg "A", 1 is "B", ... (results and events carry both)."""
     return chr(ord("A") + channel) if 0 <= channel < 26 else f"C{channel}"

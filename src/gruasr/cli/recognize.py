@@ -111,13 +111,6 @@ def _add_rescoring(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
 
 
-def _decoding_name(recognizer: OfflineRecognizer) -> str:
-    if recognizer.options.method == "greedy":
-        return "greedy"
-    name = "beam+lm" if recognizer.options.use_lm and recognizer.lm is not None else "beam"
-    return name + "+rescore" if recognizer.rescoring is not None and recognizer.rescoring.weight > 0 else name
-
-
 def _add_decoding(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", help="model folder (default: the bundled telephone model)")
     parser.add_argument("--device", default="cpu", help="where the model runs: cpu, cuda, cuda:1 ... (default cpu)")
@@ -145,6 +138,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from gruasr.audio.telephony import TelephoneChannel
     from gruasr.evaluation.evaluate import evaluate
     from gruasr.evaluation.report import write_report
+    from gruasr.transcription import decoding_name
 
     if not Path(args.manifest).is_file():
         raise ConfigError(f"{args.manifest}: no such manifest")
@@ -160,7 +154,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     report.info = {
         "manifest": str(args.manifest),
         "model": str(recognizer.bundle.path),
-        "decoding": _decoding_name(recognizer),
+        "decoding": decoding_name(recognizer),
         "channel": (
             {"codec": args.channel, "snr_db": args.snr, "packet_loss": args.packet_loss, "tilt_db": args.tilt}
             if channel
