@@ -1,6 +1,7 @@
 """The first model's decoding settings (beam size, LM weight, word bonus: gruasr.tuning's grid) tuned together with
-the rescoring weight (gruasr.tuning.RESCORE_WEIGHTS), on the recipe's dev sets plus any others, which are scored and
-reported but weigh 0 in the selection unless --weights says otherwise (docs/recognizer.md, "Two models vote"):
+the rescoring weight (gruasr.tuning.tune_rescoring on each setting), on the recipe's dev sets plus any others,
+which are scored and reported but weigh 0 in the selection unless --weights says otherwise (docs/recognizer.md,
+"Two models vote"):
 
     python scripts/rescore_joint.py [--first DIR] [--second DIR] [--add-dev data/fsdd/dev.jsonl] [--weights 3,1,0,0]
                                     [--out runs/rescore-joint.json]
@@ -16,15 +17,12 @@ import itertools
 import json
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from gruasr.decoding.beam import BeamConfig
-from gruasr.decoding.forced import ctc_log_likelihoods
-from gruasr.evaluation.metrics import DevResult
 from gruasr.recognizer import OfflineRecognizer
-from gruasr.transcription import RESCORE_NBEST, DecodeOptions
-from gruasr.tuning import BEAM_SIZES, LM_WEIGHTS, RESCORE_WEIGHTS, WORD_BONUSES, dev_log_probs, dev_weights
+from gruasr.transcription import DecodeOptions
+from gruasr.tuning import BEAM_SIZES, LM_WEIGHTS, WORD_BONUSES, dev_log_probs, dev_weights, tune_rescoring
 
 
 def main() -> None:
@@ -45,23 +43,12 @@ def main() -> None:
     if len(weights) != len(config["data"]["dev"]):
         raise SystemExit(f"--weights needs one weight per dev manifest: {config['data']['dev']}")
     ours, theirs = dev_log_probs(first, config), dev_log_probs(second, config)
-    tokens, rows = first.bundle.tokens, []
+    rows = []
     for size, alpha, beta in itertools.product(BEAM_SIZES, LM_WEIGHTS, WORD_BONUSES):
-        options = DecodeOptions("beam", BeamConfig(size, lm_weight=alpha, word_bonus=beta), use_lm=True)
-        table = []
-        for (text, log_probs, group), (_, other, _) in zip(ours, theirs, strict=True):
-            found = options.nbest(log_probs, tokens, first.bundle.step_seconds, first.lm, first.lexicon, RESCORE_NBEST)
-            votes = other.numpy().astype(np.float64)
-            likelihoods = ctc_log_likelihoods(votes, [tokens.encode(h.text) for h in found], tokens.blank)
-            scored = [(h.text, h.score, float(ll)) for h, ll in zip(found, likelihoods, strict=True)]
-            table.append((text, group, scored))
-        for vote in RESCORE_WEIGHTS:
-            result = DevResult.empty(len(config["data"]["dev"]), weights)
-            for text, group, scored in table:
-                result.add(text, max(scored, key=lambda c: c[1] + vote * c[2])[0] if scored else "", group)  # noqa: B023
-            rows.append({"beam_size": size, "lm_weight": alpha, "word_bonus": beta, "vote_weight": vote,
-                         "selection_wer": result.wer, "per_set_wer": [s.wer for s in result.sets],
-                         "invented": result.invented})  # fmt: skip
+        first.options = DecodeOptions("beam", BeamConfig(size, lm_weight=alpha, word_bonus=beta), use_lm=True)
+        _, results = tune_rescoring(first, ours, theirs, weights)  # every vote weight on this setting's n-best
+        rows += [{"beam_size": size, "lm_weight": alpha, "word_bonus": beta, "vote_weight": r["weight"],
+                  **{k: r[k] for k in ("selection_wer", "per_set_wer", "invented")}} for r in results]  # fmt: skip
         print(f"beam {size}, LM weight {alpha}, bonus {beta}: done", flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"dev": config["data"]["dev"], "weights": weights, "rows": rows}, indent=1))

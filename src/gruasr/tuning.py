@@ -66,7 +66,7 @@ LM_SECTION = "## Language model and decoding"
 #: the packages the spelling source reads its word lists from (their versions go into RECIPE.md)
 SPELLING_PACKAGES = ("english-words", "names")
 #: what tune_decoding measures of each setting on dev
-DEV_SCORES = ("dev_wer", "selection_wer", "invented")
+DEV_SCORES = ("dev_wer", "selection_wer", "per_set_wer", "invented")
 
 
 #: one dev utterance as tuning reads it: reference text, log-probabilities (T', V), index of its dev manifest
@@ -166,8 +166,9 @@ def tune_rescoring(
         for text, group, scored in table:
             best = max(scored, key=lambda c: c[1] + weight * c[2])[0] if scored else ""
             result.add(text, best, group)
+        per_set = [counts.wer for counts in result.sets]
         results.append({"weight": weight, "dev_wer": result.pooled.wer, "selection_wer": result.wer,
-                        "invented": result.invented})  # fmt: skip
+                        "per_set_wer": per_set, "invented": result.invented})  # fmt: skip
     return float(choose(results)["weight"]), results
 
 
