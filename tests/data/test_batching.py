@@ -138,6 +138,9 @@ def test_augment_draws_a_spectral_tilt_per_copy():
         AugmentConfig(tilt_db=(0.0, 20.0))
     with pytest.raises(ConfigError, match="tilt_db"):
         AugmentConfig(tilt_db=(3.0, -3.0))
+    for name in ("tilt_db", "gain_db", "snr_db"):  # NaN passes every comparison it is not checked for
+        with pytest.raises(ConfigError, match=f"{name} must be finite"):
+            AugmentConfig(**{name: (float("nan"), 3.0)})
 
 
 def test_loader_gives_the_same_batches_with_and_without_workers(data_dir):

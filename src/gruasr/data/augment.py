@@ -8,6 +8,7 @@ and however many workers there are: a run is reproducible, and a resumed run see
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -49,6 +50,8 @@ class AugmentConfig:
                 raise ConfigError(f"augment: {name} must be in [0, 1], got {value}")
         for name in ("packet_loss", "snr_db", "gain_db", "tilt_db"):
             low, high = getattr(self, name)
+            if not (math.isfinite(low) and math.isfinite(high)):
+                raise ConfigError(f"augment: {name} must be finite numbers, got {(low, high)}")
             if low > high:
                 raise ConfigError(f"augment: {name} range is empty: {low} > {high}")
         if not 0.0 <= self.packet_loss[0] <= self.packet_loss[1] < 1.0:
