@@ -6,11 +6,14 @@ tests/test_model_integrity.py. Tests that break a folder on purpose rewrite its 
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from pathlib import Path
 
 import pytest
 import torch
 
+import gruasr.bundle
 from gruasr.bundle import (
     ModelBundle,
     load_bundle,
@@ -167,3 +170,38 @@ def test_verify_reads_the_lm_and_lexicon_and_the_cli_reports(tmp_path: Path, cap
 def test_frame_and_step_seconds_follow_the_feature_config() -> None:
     assert small_bundle(10.0).frame_seconds == pytest.approx(0.01)
     assert small_bundle(20.0).step_seconds == pytest.approx(0.08)  # 4x subsampling of 20 ms frames
+
+
+def test_a_folder_saved_again_is_never_missing_and_leaves_nothing_behind(tmp_path: Path, monkeypatch) -> None:
+    """Saving over a model folder swaps the new one in: at every rename or removal on the way (where a kill -9 or
+    a reader could come) the folder is there and complete, and no temporary or old folder is left; where the
+    system cannot swap, the folder is still replaced."""
+    final = tmp_path / "model"
+    saved(final, small_bundle(seed=0))
+    seen: list[bool] = []
+
+    def there() -> None:
+        seen.append((final / "model.json").is_file() and (final / "checksums.sha256").is_file())
+
+    def spy(real):
+        def call(*args, **kwargs):
+            there()
+            out = real(*args, **kwargs)
+            there()
+            return out
+
+        return call
+
+    with monkeypatch.context() as patch:
+        patch.setattr(gruasr.bundle.os, "replace", spy(os.replace))
+        patch.setattr(gruasr.bundle.shutil, "rmtree", spy(shutil.rmtree))
+        saved(final, small_bundle(seed=1))
+    assert seen and all(seen)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+    verify(final)
+    last = sha256(final / "model.safetensors")
+    monkeypatch.setattr(gruasr.bundle, "_exchange", lambda a, b: False)
+    saved(final, small_bundle(seed=2))
+    assert sha256(final / "model.safetensors") != last
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+    verify(final)

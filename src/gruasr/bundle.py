@@ -23,17 +23,21 @@ what was checked is what is used. With trusted keys, only a folder whose manifes
 A folder made before manifests gets one with `gruasr model manifest DIR` (for folders you trust); keys with
 `gruasr model keygen`, signatures with `gruasr model sign`. Weights are never unpickled: safetensors only.
 
-Every folder is written under a temporary name, its manifest written last, and renamed into place, so a
-kill -9 leaves either the old folder or the new one. Both recognizers, training, the study and the CLI read and
+Every folder is written under a temporary name, its manifest written last, and renamed into place (swapped with
+the old one in one step on Linux), so a kill -9 leaves either the old folder or the new one and a reader never
+finds it missing. Both recognizers, training, the study and the CLI read and
 write models through here; nothing here imports training code.
 """
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import hashlib
 import json
 import os
 import shutil
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -201,19 +205,42 @@ def atomic_dir(final: Path) -> Path:
 
 
 def commit_dir(tmp: Path, final: Path, manifest: bool = True) -> Path:
-    """Replace `final` by `tmp` (a rename; the old one is removed after the new one is in place), after writing
-    tmp's manifest (of every file in it: a model folder is only ever committed with one)."""
+    """Replace `final` by `tmp`, after writing tmp's manifest (of every file in it: a model folder is only ever
+    committed with one). An existing `final` is swapped with `tmp` in one step where the system can (Linux:
+    renameat2 RENAME_EXCHANGE), so a reader or a kill -9 never finds `final` missing, then removed; elsewhere it
+    is moved aside first, leaving a moment without one."""
     if manifest:
         write_manifest(tmp)
+    if not final.exists():
+        os.replace(tmp, final)
+        return final
+    if _exchange(tmp, final):
+        shutil.rmtree(tmp)  # now the old folder
+        return final
     old = final.with_name(f".{final.name}.old")
     if old.exists():
         shutil.rmtree(old)
-    if final.exists():
-        os.replace(final, old)
+    os.replace(final, old)
     os.replace(tmp, final)
-    if old.exists():
-        shutil.rmtree(old)
+    shutil.rmtree(old)
     return final
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two existing paths atomically (renameat2 with RENAME_EXCHANGE, Linux 3.15+, glibc 2.28+); False where
+    the system or its file system cannot."""
+    if not sys.platform.startswith("linux"):
+        return False
+    renameat2 = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
+    if renameat2 is None:
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
+        return False
+    raise OSError(code, os.strerror(code), str(b))
 
 
 def save_model(
