@@ -15,7 +15,8 @@ from safetensors.torch import load_file
 from gruasr.bundle import load_bundle
 from gruasr.errors import ConfigError
 from gruasr.models.ctc_model import CTCModel, ModelConfig, subsampled_lengths
-from gruasr.training.loop import train
+from gruasr.training.loop import Trainer, train
+from gruasr.transcription import END_SILENCE
 
 from .helpers import fsdd_manifests, tiny_config
 
@@ -72,6 +73,22 @@ def test_fine_tuning_starts_from_train_init_and_refuses_another_architecture(tmp
     with pytest.raises(ConfigError, match=r"its model \(ligru 3x317\).*recipe's \(gru 1x16\)"):
         train(tiny_config(train_m, dev_m, *one, 'train.init="bundled:telephone"'), tmp_path / "d")
     assert not (tmp_path / "d" / "checkpoints").exists()
+
+
+def test_a_unidirectional_model_is_judged_on_dev_with_the_silence_a_stream_ends_with(tmp_path, data_dir):
+    """Dev features of a unidirectional model end with END_SILENCE of zeros after the dev line (what recognizers
+    feed it where a stream ends: 0.3 s, 30 frames at 10 ms); a bidirectional model's dev audio is as recorded."""
+    train_m, dev_m = fsdd_manifests(data_dir, tmp_path / "data", train=4, dev=3)
+    frames = {}
+    for bidirectional in (True, False):
+        config = tiny_config(train_m, dev_m, f"model.bidirectional={str(bidirectional).lower()}")
+        trainer = Trainer(config, tmp_path / f"run-{bidirectional}")
+        trainer.prepare()
+        frames[bidirectional] = [f.shape[0] for f in trainer.dev.corpus.features[0]]
+        if not bidirectional:
+            tail = trainer.dev.corpus.features[0][0][-20:]  # zeros through fbank: one row repeated
+            assert torch.equal(tail, tail[:1].expand_as(tail))
+    assert [b - a for a, b in zip(frames[True], frames[False], strict=True)] == [round(END_SILENCE / 0.01)] * 3
 
 
 def _run(cmd, **kw):

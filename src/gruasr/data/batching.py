@@ -114,6 +114,9 @@ class SpeechDataset(Dataset[dict[str, Any]]):
     augment: AugmentConfig | None = None
     normalize: FeatureFn | None = None
     seed: int = 0
+    #: samples of silence (zeros) after each utterance, after augmentation: what a unidirectional model hears
+    #: where a stream ends (gruasr.transcription.END_SILENCE)
+    end_silence: int = 0
 
     def __len__(self) -> int:
         return len(self.utterances)
@@ -125,6 +128,8 @@ class SpeechDataset(Dataset[dict[str, Any]]):
         if self.augment is not None and self.augment.active:
             rng = np.random.default_rng([self.seed, epoch, index])
             samples = augment(samples, self.sample_rate, self.augment, rng)
+        if self.end_silence:
+            samples = np.concatenate([samples, np.zeros(self.end_silence, dtype=samples.dtype)])
         feats = self.features(torch.from_numpy(np.ascontiguousarray(samples)))
         if self.normalize is not None:
             feats = self.normalize(feats)

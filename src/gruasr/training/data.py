@@ -86,9 +86,13 @@ def compute_features(
     workers: int,
     progress: Progress | None = None,
     description: str = "features",
+    end_silence: int = 0,
 ) -> list[list[Tensor]]:
-    """Features of every utterance for each variant (variant v is augmentation 'epoch' v), with workers."""
-    dataset = SpeechDataset(utts, Fbank(config.features), config.sample_rate, augment, seed=seed)
+    """Features of every utterance for each variant (variant v is augmentation 'epoch' v), with workers;
+    `end_silence` samples of zeros after each utterance's audio (SpeechDataset)."""
+    dataset = SpeechDataset(
+        utts, Fbank(config.features), config.sample_rate, augment, seed=seed, end_silence=end_silence
+    )
     keys = [(v, i) for v in range(variants) for i in range(len(utts))]
     loader: DataLoader[dict[str, object]] = DataLoader(
         dataset,  # keys are (variant, index) tuples, which the dataset accepts
@@ -116,10 +120,11 @@ def build_corpus(
     seed: int,
     progress: Progress | None,
     description: str,
+    end_silence: int = 0,
 ) -> Corpus:
     targets = [torch.tensor(tokens.encode(u.text), dtype=torch.int64) for u in utts]
     workers = config.train.num_workers
-    features = compute_features(utts, config, augment, variants, seed, workers, progress, description)
+    features = compute_features(utts, config, augment, variants, seed, workers, progress, description, end_silence)
     return Corpus(utts, targets, features, frame_seconds(config.features))
 
 

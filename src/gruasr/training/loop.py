@@ -54,6 +54,7 @@ from gruasr.training.data import BatchMaker, Corpus, EpochPlan, build_corpus, es
 from gruasr.training.distributed import Ranks
 from gruasr.training.schedule import learning_rate
 from gruasr.training.streamed import StreamedBatches, estimate_streamed_cmvn
+from gruasr.transcription import END_SILENCE
 
 
 def seed_everything(seed: int, deterministic: bool) -> None:
@@ -150,7 +151,12 @@ class Trainer:
         dev_utts = [u for s in dev_sets for u in s]
         seed = cfg.augment.seed if cfg.augment.seed is not None else cfg.seed
         streamed = bool(data.train_shards)
-        key = json.dumps([cfg.sample_rate, data, cfg.features, cfg.augment, cfg.dev_channel, seed], default=str)
+        # a unidirectional model is judged as it is used: on each dev utterance followed by the silence it hears
+        # where a stream ends (recognizers feed it END_SILENCE more; a bidirectional model hears none)
+        end_silence = 0 if cfg.model.bidirectional else round(END_SILENCE * cfg.sample_rate)
+        key = json.dumps(
+            [cfg.sample_rate, data, cfg.features, cfg.augment, cfg.dev_channel, seed, end_silence], default=str
+        )
         if key not in _PREPARED:
             _PREPARED.clear()  # keep one data set in memory at most
             with _progress(self.console) as progress:
@@ -162,7 +168,9 @@ class Trainer:
                     train = build_corpus(utts, self.tokens, cfg, augment, variants, seed, progress, "training features")
                     train.sizes = [len(s) for s in train_sets]
                 line, line_seed = dev_channel(cfg), cfg.dev_channel.seed
-                dev = build_corpus(dev_utts, self.tokens, cfg, line, 1, line_seed, progress, "dev features")
+                dev = build_corpus(
+                    dev_utts, self.tokens, cfg, line, 1, line_seed, progress, "dev features", end_silence
+                )
             _PREPARED[key] = (train, dev)
         train, dev = _PREPARED[key]
         self.init = self._init_model()
