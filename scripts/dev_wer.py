@@ -1,5 +1,6 @@
 """Score model folders on a training recipe's dev set exactly as `gruasr train` selects epochs: the recipe's dev
-manifests through its dev line (fixed seed), greedy decoding, per-set WERs and the selection WER (data.dev_weights).
+manifests through its dev line (fixed seed; a unidirectional recipe's utterances end with END_SILENCE), greedy
+decoding, per-set WERs and the selection WER (data.dev_weights).
 
     python scripts/dev_wer.py --config configs/telephone-generalize.toml MODEL_DIR [MODEL_DIR ...]
 
@@ -16,8 +17,8 @@ import torch
 from gruasr.bundle import load_bundle
 from gruasr.data.tokens import TokenTable
 from gruasr.training.config import load_config
-from gruasr.training.data import build_corpus, read_utterances
-from gruasr.training.loop import DevSet, dev_channel
+from gruasr.training.data import read_utterances
+from gruasr.training.loop import DevSet, dev_corpus
 
 
 def main() -> None:
@@ -29,8 +30,7 @@ def main() -> None:
     config = load_config(args.config)
     tokens = TokenTable()
     sets = read_utterances(config.data.dev, tokens, None)
-    line = dev_channel(config)
-    dev = build_corpus([u for s in sets for u in s], tokens, config, line, 1, config.dev_channel.seed, None, "dev")
+    dev = dev_corpus(config, tokens, [u for s in sets for u in s], None)
     groups = [k for k, utts in enumerate(sets) for _ in utts]
     for path in args.models:
         bundle = load_bundle(path)

@@ -41,6 +41,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 
 from gruasr.bundle import ModelBundle, bundled, frame_seconds, load_bundle, save_model
 from gruasr.data.augment import AugmentConfig
+from gruasr.data.manifest import Utterance
 from gruasr.data.tokens import TokenTable
 from gruasr.decoding.greedy import greedy_batch
 from gruasr.environment import environment
@@ -72,6 +73,20 @@ def dev_channel(config: TrainConfig) -> AugmentConfig:
     return AugmentConfig(
         speeds=(1.0,), telephone_prob=1.0 if codec else 0.0, codecs=(codec,) if codec else (), packet_loss=(0.0, 0.0)
     )
+
+
+def dev_end_silence(config: TrainConfig) -> int:
+    """Samples of zeros after each dev utterance: a unidirectional model is judged as it is used, on each dev
+    utterance followed by the silence it hears where a stream ends (recognizers feed it END_SILENCE more; a
+    bidirectional model hears none)."""
+    return 0 if config.model.bidirectional else round(END_SILENCE * config.sample_rate)
+
+
+def dev_corpus(config: TrainConfig, tokens: TokenTable, utts: list[Utterance], progress: Progress | None) -> Corpus:
+    """The dev utterances' features as training scores them: through the recipe's dev line (its fixed seed),
+    then dev_end_silence."""
+    line, seed = dev_channel(config), config.dev_channel.seed
+    return build_corpus(utts, tokens, config, line, 1, seed, progress, "dev features", dev_end_silence(config))
 
 
 def _progress(console: Console) -> Progress:
@@ -151,11 +166,9 @@ class Trainer:
         dev_utts = [u for s in dev_sets for u in s]
         seed = cfg.augment.seed if cfg.augment.seed is not None else cfg.seed
         streamed = bool(data.train_shards)
-        # a unidirectional model is judged as it is used: on each dev utterance followed by the silence it hears
-        # where a stream ends (recognizers feed it END_SILENCE more; a bidirectional model hears none)
-        end_silence = 0 if cfg.model.bidirectional else round(END_SILENCE * cfg.sample_rate)
         key = json.dumps(
-            [cfg.sample_rate, data, cfg.features, cfg.augment, cfg.dev_channel, seed, end_silence], default=str
+            [cfg.sample_rate, data, cfg.features, cfg.augment, cfg.dev_channel, seed, dev_end_silence(cfg)],
+            default=str,
         )
         if key not in _PREPARED:
             _PREPARED.clear()  # keep one data set in memory at most
@@ -167,10 +180,7 @@ class Trainer:
                     augment, variants = cfg.augment.to_augment(), cfg.augment.variants
                     train = build_corpus(utts, self.tokens, cfg, augment, variants, seed, progress, "training features")
                     train.sizes = [len(s) for s in train_sets]
-                line, line_seed = dev_channel(cfg), cfg.dev_channel.seed
-                dev = build_corpus(
-                    dev_utts, self.tokens, cfg, line, 1, line_seed, progress, "dev features", end_silence
-                )
+                dev = dev_corpus(cfg, self.tokens, dev_utts, progress)
             _PREPARED[key] = (train, dev)
         train, dev = _PREPARED[key]
         self.init = self._init_model()
