@@ -1,7 +1,8 @@
 """A handset tilt per speaker at test time (docs/recognizer.md, "Another handset"): each speaker's utterances of a
 manifest (one speaker = one call leg) through a fixed spectral tilt before the mu-law line, for each tilt of a grid
 (the best per speaker in hindsight: an oracle's bound), and through the tilt that would bring the speaker's
-long-term slope over 300-3400 Hz to that of a sample of the training data (an estimate from the leg's own audio):
+long-term slope over 300-3400 Hz to that of a sample of the training data (an estimate from the leg's own audio), and through the tilt of the grid the model is surest of on the speaker's
+utterances (its best token's mean log-probability per step: no transcript needed):
 
     python scripts/tilt_per_speaker.py src/gruasr/pretrained/telephone data/an4/dev.jsonl [--tilts -4,-2,0,2,4]
 
@@ -46,11 +47,15 @@ def main() -> None:
     print(f"training sample's slope {reference:+.1f} dB/octave; correction per speaker:",
           ", ".join(f"{s} {c:+.1f}" for s, c in correction.items()))  # fmt: skip
 
-    def decode(tilt_of: Callable[[str], float]) -> dict[str, list[str]]:
+    confidences: dict[float, list[float]] = {}
+
+    def decode(tilt_of: Callable[[str], float], key: float | None = None) -> dict[str, list[str]]:
         outputs = []
         for i, x in enumerate(audio):
             heard = line.apply(spectral_tilt(x, rate, tilt_of(speakers[i])), rate, np.random.default_rng([0, i]))
             outputs.append(asr.log_probs(asr.end_padded(heard)))
+        if key is not None:  # the model's own confidence: its best token's mean log-probability per step
+            confidences[key] = [float(lp.max(dim=-1).values.mean()) for lp in outputs]
         texts = {}
         for mode, options in (("greedy", DecodeOptions("greedy")), ("decoded", own)):
             asr.options = options
@@ -62,18 +67,21 @@ def main() -> None:
         return score([(refs[i], texts[i]) for i in (range(len(refs)) if idx is None else idx)]).wer
 
     tilts = [float(t) for t in args.tilts.split(",")]
-    results = {t: decode(lambda _s, t=t: t) for t in tilts}  # type: ignore[misc]
+    results = {t: decode(lambda _s, t=t: t, t) for t in tilts}  # type: ignore[misc]
     for t, texts in results.items():
         print(f"tilt {t:+g}: greedy {100 * wer(texts['greedy']):.2f}%, decoded {100 * wer(texts['decoded']):.2f}%")
     corrected = decode(lambda s: correction[s])
     print(f"estimated correction: greedy {100 * wer(corrected['greedy']):.2f}%, "
           f"decoded {100 * wer(corrected['decoded']):.2f}%")  # fmt: skip
     for mode in ("greedy", "decoded"):
-        best = []
+        best, confident = [], []
         for idx in legs.values():
             pick = min(tilts, key=lambda t: (wer(results[t][mode], idx), abs(t)))  # noqa: B023
             best += [(refs[i], results[pick][mode][i]) for i in idx]
-        print(f"{mode}: the best tilt per speaker in hindsight {100 * score(best).wer:.2f}%")
+            sure = max(tilts, key=lambda t: (np.mean([confidences[t][i] for i in idx]), -abs(t)))  # noqa: B023
+            confident += [(refs[i], results[sure][mode][i]) for i in idx]
+        print(f"{mode}: the best tilt per speaker in hindsight {100 * score(best).wer:.2f}%, "
+              f"the tilt the model is surest of per speaker {100 * score(confident).wer:.2f}%")  # fmt: skip
 
 
 if __name__ == "__main__":
