@@ -1,8 +1,9 @@
 """A handset tilt per speaker at test time (docs/recognizer.md, "Another handset"): each speaker's utterances of a
 manifest (one speaker = one call leg) through a fixed spectral tilt before the mu-law line, for each tilt of a grid
-(the best per speaker in hindsight: an oracle's bound), and through the tilt that would bring the speaker's
-long-term slope over 300-3400 Hz to that of a sample of the training data (an estimate from the leg's own audio), and through the tilt of the grid the model is surest of on the speaker's
-utterances (its best token's mean log-probability per step: no transcript needed):
+(the best per speaker in hindsight: an oracle's bound), through the tilt that would bring the speaker's long-term
+slope over 300-3400 Hz to that of a sample of the training data (an estimate from the leg's own audio), and
+through the tilt of the grid the model is surest of on the speaker's utterances (its best token's mean
+log-probability per step: no transcript needed):
 
     python scripts/tilt_per_speaker.py src/gruasr/pretrained/telephone data/an4/dev.jsonl [--tilts -4,-2,0,2,4]
 
