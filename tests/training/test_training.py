@@ -13,8 +13,9 @@ import torch
 from safetensors.torch import load_file
 
 from gruasr.bundle import load_bundle
-from gruasr.errors import ConfigError
+from gruasr.errors import CheckpointError, ConfigError
 from gruasr.models.ctc_model import CTCModel, ModelConfig, subsampled_lengths
+from gruasr.training.average import interpolate
 from gruasr.training.loop import Trainer, train
 from gruasr.transcription import END_SILENCE
 
@@ -89,6 +90,44 @@ def test_a_unidirectional_model_is_judged_on_dev_with_the_silence_a_stream_ends_
             tail = trainer.dev.corpus.features[0][0][-20:]  # zeros through fbank: one row repeated
             assert torch.equal(tail, tail[:1].expand_as(tail))
     assert [b - a for a, b in zip(frames[True], frames[False], strict=True)] == [round(END_SILENCE / 0.01)] * 3
+
+
+def test_interpolate_averages_a_fine_tune_and_its_start():
+    start = {"w": torch.tensor([0.0, 2.0]), "n": torch.tensor([1])}
+    end = {"w": torch.tensor([4.0, 6.0]), "n": torch.tensor([3])}
+    assert torch.equal(interpolate(start, end, 0.0)["w"], start["w"])
+    assert torch.equal(interpolate(start, end, 1.0)["w"], end["w"])
+    half = interpolate(start, end, 0.25)
+    assert torch.equal(half["w"], torch.tensor([1.0, 3.0])) and torch.equal(half["n"], end["n"])
+    with pytest.raises(CheckpointError, match="do not match"):
+        interpolate(start, {"w": torch.zeros(3), "n": end["n"]}, 0.5)
+
+
+def test_a_fine_tune_selects_among_its_epochs_and_its_start_moved_towards_them(tmp_path, data_dir):
+    """train.interpolate adds init + a * (best epoch - init) to the dev selection's candidates (WiSE-FT); the
+    model written is the candidate chosen, with these exact weights; it needs train.init and weights in (0, 1)."""
+    train_m, dev_m = fsdd_manifests(data_dir, tmp_path / "data", train=8, dev=4)
+    one = ["train.epochs=1", "train.average_last=1"]
+    with pytest.raises(ConfigError, match="needs train.init"):
+        tiny_config(train_m, dev_m, *one, "train.interpolate=[0.5]")
+    with pytest.raises(ConfigError, match="must lie in"):
+        tiny_config(train_m, dev_m, *one, 'train.init="x"', "train.interpolate=[1.0]")
+    train(tiny_config(train_m, dev_m, *one), tmp_path / "first")
+    start = tmp_path / "first" / "model"
+    config = tiny_config(train_m, dev_m, *one, f'train.init="{start}"', "train.interpolate=[0.3, 0.7]")
+    summary = train(config, tmp_path / "tuned")
+    candidates = summary["selection"]["candidates"]
+    assert sorted(candidates) == sorted(
+        ["best epoch 1", "init + 0.3 x (best epoch 1 - init)", "init + 0.7 x (best epoch 1 - init)"]
+    )
+    best = load_file(str(tmp_path / "tuned" / "checkpoints" / "epoch-000" / "model.safetensors"))
+    init = load_bundle(start).model.state_dict()
+    chosen = summary["selection"]["chosen"]
+    expected = best if chosen == "best epoch 1" else interpolate(init, best, float(chosen.split()[2]))
+    written = load_bundle(tmp_path / "tuned" / "model").model.state_dict()
+    for name, value in expected.items():
+        torch.testing.assert_close(written[name], value)
+    assert any(not torch.equal(interpolate(init, best, 0.3)[k], best[k]) for k in best)  # the candidates differ
 
 
 def _run(cmd, **kw):

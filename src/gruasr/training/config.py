@@ -124,8 +124,16 @@ class OptimConfig:
     #: "" trains from a random start. A path relative to the working directory, or "bundled:NAME" for a
     #: model shipped with gruasr (e.g. "bundled:telephone")
     init: str = ""
+    #: fine-tuning only: the selection's candidates also include the start's weights moved towards the best
+    #: epoch's, init + a * (best - init) for each a here (WiSE-FT, Wortsman et al. 2022: a fine-tune that keeps
+    #: some of its start's robustness); dev chooses among all candidates. () adds none
+    interpolate: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
+        if any(not 0 < a < 1 for a in self.interpolate):
+            raise ConfigError(f"train.interpolate: each weight must lie in (0, 1), got {self.interpolate}")
+        if self.interpolate and not self.init:
+            raise ConfigError("train.interpolate needs train.init: it interpolates between the start and the fine-tune")
         if self.epochs < 1 or self.max_batch < 1 or self.max_seconds <= 0 or self.lr <= 0:
             raise ConfigError("train: epochs, max_batch, max_seconds and lr must be positive")
         if not 0 < self.final_lr_ratio <= 1:

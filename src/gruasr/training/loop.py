@@ -464,8 +464,9 @@ class Trainer:
             self._prune(state["history"], state["best"]["epoch"])
 
     def finish(self, state: dict[str, Any]) -> dict[str, Any]:
-        """Select best-on-dev between the best epoch and the average of the last N; write RUN/model."""
-        from gruasr.training.average import average_checkpoints
+        """Select best-on-dev between the best epoch, the average of the last N and (fine-tuning with
+        train.interpolate) the start moved towards the best epoch; write RUN/model."""
+        from gruasr.training.average import average_checkpoints, interpolate
 
         history, best = state["history"], state["best"]
         candidates: dict[str, dict[str, torch.Tensor]] = {}
@@ -476,6 +477,10 @@ class Trainer:
         last = [f for f in last if f.is_dir()]
         if len(last) > 1:
             candidates[f"average of last {len(last)}"] = average_checkpoints(last)
+        if self.init is not None:
+            start, tuned = self.init.model.state_dict(), candidates[f"best epoch {best['epoch'] + 1}"]
+            for a in self.config.train.interpolate:
+                candidates[f"init + {a:g} x (best epoch {best['epoch'] + 1} - init)"] = interpolate(start, tuned, a)
         results = {}
         for name, weights in candidates.items():
             self.model.load_state_dict(weights)
