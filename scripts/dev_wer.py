@@ -37,7 +37,7 @@ def main() -> None:
         result = DevSet(dev, bundle.cmvn, groups, config.data.dev_weights).evaluate(
             bundle.model.float(), tokens, torch.device("cpu")
         )
-        per_set = "  ".join(f"{name}: {100 * c.wer:.2f}%" for name, c in zip(config.data.dev, result.sets, strict=True))
+        per_set = "  ".join(f"{name}: {text}" for name, text in zip(config.data.dev, result.per_set(), strict=True))
         print(f"{path}: selection WER {100 * result.wer:.2f}%  ({per_set})")
 
 

@@ -106,6 +106,8 @@ def test_dev_weights_make_selection_a_weighted_mean_of_the_sets_wer():
     silent.add("", "uh oh")  # a speech-free clip: 2 words invented, whatever the weights
     assert DevResult([small, large, silent], (3.0, 1.0, 0.0)).invented == 2
     assert DevResult([small, large]).invented == 0  # errors on sets with words are not inventions
+    # printed per set: a WER where there are words, the words invented where there are none (not "100.00%")
+    assert DevResult([small, large, silent]).per_set() == ["25.00%", "0.00%", "2 words invented"]
 
 
 def test_size_presets_grow_and_m_is_the_default_model():

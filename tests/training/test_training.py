@@ -42,6 +42,7 @@ def test_tiny_training_writes_a_loadable_model(tmp_path, data_dir):
     run = tmp_path / "run"
     assert len(summary["history"]) == 2
     assert summary["history"][1]["loss"] < summary["history"][0]["loss"]  # it learns something
+    assert [h["dev_invented"] for h in summary["history"]] == [0, 0]  # no speech-free dev set: no words invented
     assert (run / "config.json").is_file() and (run / "summary.json").is_file()
     assert any((run / "tb").iterdir())
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["epoch-000", "epoch-001"]

@@ -96,6 +96,13 @@ class DevResult:
         """Words output on the speech-free sets (those with no reference words)."""
         return sum(c.ins for c in self.sets if not c.words)
 
+    def per_set(self) -> list[str]:
+        """Each manifest's score as printed: its WER, or for a speech-free one the words invented on it (a WER has
+        no meaning without reference words: ErrorCounts.wer reads 100% for one word or a hundred)."""
+        return [
+            f"{100 * c.wer:.2f}%" if c.words else f"{c.ins} word{'' if c.ins == 1 else 's'} invented" for c in self.sets
+        ]
+
 
 @dataclass
 class Scored:

@@ -436,6 +436,7 @@ class Trainer:
                 "dev_wer": dev.wer,
                 "dev_cer": dev.cer,
                 "dev_sets_wer": [c.wer for c in dev.sets],
+                "dev_invented": dev.invented,  # words output on the speech-free dev sets
                 "lr": self.optimizer.param_groups[0]["lr"],
                 "seconds": time.perf_counter() - started,
                 "train_seconds": trained,  # the steps alone (no dev evaluation, no checkpoint)
@@ -455,7 +456,7 @@ class Trainer:
             writer.add_scalar("dev/cer", dev.cer, epoch)
             self.console.print(
                 f"epoch {epoch + 1}: loss {record['loss']:.3f}  dev WER {100 * dev.wer:.2f}%  CER {100 * dev.cer:.2f}%"
-                + (f"  per set {' / '.join(f'{100 * c.wer:.2f}%' for c in dev.sets)}" if len(dev.sets) > 1 else "")
+                + (f"  per set {' / '.join(dev.per_set())}" if len(dev.sets) > 1 else "")
                 + f"  ({record['seconds']:.0f} s)"
             )
             state["epoch"], state["batch"] = epoch + 1, 0
