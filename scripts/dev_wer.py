@@ -1,6 +1,6 @@
 """Score model folders on a training recipe's dev set exactly as `gruasr train` selects epochs: the recipe's dev
 manifests through its dev line (fixed seed; a unidirectional recipe's utterances end with END_SILENCE), greedy
-decoding, per-set WERs and the selection WER (data.dev_weights).
+decoding, per-set WERs (the words invented, for a speech-free set) and the selection WER (data.dev_weights).
 
     python scripts/dev_wer.py --config configs/telephone-generalize.toml MODEL_DIR [MODEL_DIR ...]
 
